@@ -1,0 +1,108 @@
+// Package template loads Packer templates, legacy JSON and HCL2, into one
+// model. Plugins (the amazon-ebs builder, provisioners, post-processors)
+// decode their own settings from a Block with gohcl-style struct tags, so a
+// new option is declared once, in the plugin's Config struct, and is
+// checked the same way in both formats.
+package template
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Format is the syntax a template was written in.
+type Format int
+
+const (
+	FormatHCL2 Format = iota
+	FormatJSON        // legacy Packer JSON with {{ }} template functions
+)
+
+func (f Format) String() string {
+	if f == FormatJSON {
+		return "json"
+	}
+	return "hcl2"
+}
+
+// Template is a loaded, variable-resolved template.
+type Template struct {
+	// Path is the file or directory given by the user.
+	Path   string
+	Format Format
+	// Files are the sources that were read, for printing diagnostics.
+	Files map[string]*hcl.File
+
+	Description string
+	Variables   []*Variable
+	Builds      []*Build
+}
+
+// Variable is an input variable (HCL2 `variable`, JSON `variables`).
+type Variable struct {
+	Name        string
+	Description string
+	Type        cty.Type
+	Default     cty.Value // cty.NilVal when required
+	Value       cty.Value // the resolved value
+	Sensitive   bool
+	DeclRange   hcl.Range
+}
+
+// Build is one builder source inside one build: what `amibake build` runs
+// and what -only/-except match. Its Name is Packer's: the JSON builder's
+// `name` (or type), or "<build name>.<source type>.<source name>" in HCL2
+// ("amazon-ebs.<source name>" when the build has no name).
+type Build struct {
+	Name string
+	// BuildName and Description come from the HCL2 build block.
+	BuildName   string
+	Description string
+	// Source is the builder's configuration (type "amazon-ebs" or another).
+	Source *Block
+
+	Provisioners            []*Provisioner
+	ErrorCleanupProvisioner *Provisioner
+	// PostProcessors is a list of chains; each chain runs in order and its
+	// input is the previous post-processor's artifact.
+	PostProcessors [][]*PostProcessor
+}
+
+// Block is one plugin's configuration as written.
+type Block struct {
+	// Type is the plugin type: "amazon-ebs", "shell", "manifest", ...
+	Type string
+	// Name is the source name (HCL2) or the optional `name` (JSON).
+	Name string
+	// Body holds the plugin's own attributes and blocks; the keys the
+	// template layer handles (type, name, only, except, ...) are removed.
+	Body hcl.Body
+	// Ctx evaluates Body. For legacy JSON it carries no variables (the {{ }}
+	// engine is already applied by Body); it is never nil.
+	Ctx *hcl.EvalContext
+	// DefRange points at the block's header, for diagnostics.
+	DefRange hcl.Range
+	// Sensitive lists values in this block that come from sensitive
+	// variables, so that callers can mask them.
+	Sensitive []string
+}
+
+// Provisioner is a provisioner block with the fields Packer handles itself.
+type Provisioner struct {
+	Block
+	Only, Except []string
+	// Override holds per-build replacement bodies keyed by build name.
+	Override    map[string]hcl.Body
+	PauseBefore time.Duration
+	MaxRetries  int
+	Timeout     time.Duration
+}
+
+// PostProcessor is a post-processor block with Packer's own fields.
+type PostProcessor struct {
+	Block
+	Only, Except      []string
+	KeepInputArtifact *bool
+}

@@ -1,0 +1,29 @@
+//go:build tools
+
+package main
+import (
+ _ "github.com/aws/aws-sdk-go-v2/aws"
+ _ "github.com/aws/aws-sdk-go-v2/config"
+ _ "github.com/aws/aws-sdk-go-v2/credentials"
+ _ "github.com/aws/aws-sdk-go-v2/service/ec2"
+ _ "github.com/aws/aws-sdk-go-v2/service/sts"
+ _ "github.com/aws/aws-sdk-go-v2/aws/retry"
+ _ "github.com/aws/smithy-go"
+ _ "github.com/spf13/cobra"
+ _ "golang.org/x/crypto/ssh"
+ _ "golang.org/x/crypto/ssh/agent"
+ _ "github.com/hashicorp/hcl/v2"
+ _ "github.com/hashicorp/hcl/v2/gohcl"
+ _ "github.com/hashicorp/hcl/v2/hclwrite"
+ _ "github.com/hashicorp/hcl/v2/hclsyntax"
+ _ "github.com/hashicorp/hcl/v2/json"
+ _ "github.com/zclconf/go-cty/cty"
+ _ "github.com/zclconf/go-cty/cty/function/stdlib"
+ _ "github.com/hashicorp/go-cty-funcs/filesystem"
+ _ "github.com/hashicorp/go-cty-funcs/uuid"
+ _ "github.com/hashicorp/go-cty-funcs/crypto"
+ _ "github.com/hashicorp/go-cty-funcs/encoding"
+ _ "github.com/pkg/sftp"
+ _ "github.com/google/uuid"
+)
+func main(){}
