@@ -1,0 +1,33 @@
+// Package provisioner defines what a provisioner is and runs the fields
+// Packer handles for every provisioner: pause_before, max_retries, timeout.
+// The provisioners live in sub-packages: shell, file, shelllocal, breakpoint.
+package provisioner
+
+import (
+	"context"
+
+	"github.com/amibake/amibake/internal/communicator"
+	"github.com/amibake/amibake/internal/ui"
+)
+
+// Build is what a provisioner may know about the build it runs in: Packer's
+// "generated data" (`build.*` in HCL2, `{{ build `Host` }}` in JSON).
+type Build struct {
+	Name       string // the build's full name
+	Type       string // "amazon-ebs"
+	RunUUID    string // PACKER_RUN_UUID
+	InstanceID string
+	Host       string
+	Port       int
+	User       string
+	// SSHPrivateKey is secret: never print it.
+	SSHPrivateKey string
+	SourceAMI     string
+	SourceAMIName string
+	Region        string
+}
+
+// Provisioner changes a machine being built.
+type Provisioner interface {
+	Provision(ctx context.Context, u ui.UI, comm communicator.Communicator, b *Build) error
+}
