@@ -1,0 +1,41 @@
+// Package ledger records every temporary resource a run creates, before it
+// exists and again once it has an id, in a journal on disk, so that a run
+// killed at any moment can be cleaned up later (`amibake cleanup`).
+package ledger
+
+// Kind is a kind of AWS resource.
+type Kind string
+
+const (
+	KindInstance      Kind = "instance"
+	KindKeyPair       Kind = "key-pair"
+	KindSecurityGroup Kind = "security-group"
+	KindVolume        Kind = "volume"
+	KindSnapshot      Kind = "snapshot"
+	KindImage         Kind = "image"
+	KindLocalFile     Kind = "local-file" // a private key file on disk
+)
+
+// Tag keys every resource amibake creates carries from its create call.
+const (
+	TagRunID     = "amibake:run-id"
+	TagBuild     = "amibake:build"
+	TagCreatedAt = "amibake:created-at"
+)
+
+// Recorder is what build steps use. Intend is called before a create call
+// (with the ClientToken or name that makes the call idempotent), Created
+// after it returns the id, Deleted after the resource is gone. Each call is
+// durable (synced to disk) when it returns.
+type Recorder interface {
+	Intend(kind Kind, region, token string) (entry string, err error)
+	Created(entry, id string) error
+	Deleted(kind Kind, region, id string) error
+}
+
+// Nop records nothing; for tests of single steps.
+type Nop struct{}
+
+func (Nop) Intend(Kind, string, string) (string, error) { return "", nil }
+func (Nop) Created(string, string) error                { return nil }
+func (Nop) Deleted(Kind, string, string) error          { return nil }
