@@ -1,0 +1,61 @@
+# amibake: see README.md. Every target runs against the bundled EC2
+# simulator on loopback; nothing here reaches AWS.
+GO        ?= go
+PKGS      ?= ./...
+N         ?= 30
+SEED      ?= 1
+BENCHTIME ?= 1x
+
+# Tests that bake start sshd and bind loopback addresses: run them in a
+# network namespace that has only loopback when we can (root + unshare),
+# so a mistake cannot reach anything else.
+NETNS := $(shell if [ "$$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then echo "unshare --net"; fi)
+ifeq ($(NETNS),)
+  ISOLATE = sh -c
+else
+  ISOLATE = unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"' sh -c
+endif
+
+.PHONY: all build test bench soak lint fuzz demo deps clean
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build:
+	$(GO) build -o bin/amibake ./cmd/amibake
+	$(GO) build -o bin/ec2sim ./cmd/ec2sim
+
+# The README's test command. GOPROXY=off: inside the namespace nothing can
+# be downloaded anyway, so fail fast if a module is missing.
+test: deps
+	$(GO) vet ./...
+	$(ISOLATE) 'GOPROXY=off GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 12m $(PKGS)'
+
+bench: deps build
+	$(ISOLATE) 'GOPROXY=off $(GO) test -run "^$$" -bench . -benchtime $(BENCHTIME) -benchmem -timeout 20m $(PKGS)'
+
+soak: deps build
+	$(ISOLATE) 'GOPROXY=off $(GO) run ./cmd/soak -n $(N) -seed $(SEED)'
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Short fuzz runs of every parser; the corpora they grow are kept in testdata/fuzz.
+FUZZTIME ?= 20s
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
+	  done; \
+	done
+
+# The main job on the embedded default: start the simulator and bake the
+# tutorial template against it.
+demo: build
+	$(ISOLATE) './bin/amibake demo examples/tutorial/hello_ami.json'
+
+clean:
+	rm -rf bin

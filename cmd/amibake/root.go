@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amibake/amibake/internal/ui"
+)
+
+// version is set by the linker: -ldflags "-X main.version=v1.2.3".
+var version = "0.1.0-dev"
+
+// factory carries what every command needs, so that tests can swap it.
+type factory struct {
+	IO      *ui.IOStreams
+	Secrets *ui.Secrets
+	Getenv  func(string) string
+	Log     *slog.Logger
+}
+
+func newFactory(ios *ui.IOStreams) *factory {
+	secrets := &ui.Secrets{}
+	return &factory{IO: ios, Secrets: secrets, Getenv: os.Getenv, Log: newLogger(ios, secrets)}
+}
+
+// commands are the subcommand constructors; each command's file appends
+// its own in init, so commands can be written and tested independently.
+var commands []func(*factory) *cobra.Command
+
+func newRootCmd(f *factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "amibake",
+		Short: "Bake Amazon Machine Images from Packer templates",
+		Long: `amibake builds AMIs from Packer templates (legacy JSON and HCL2) the way
+Packer's amazon-ebs builder does: it launches an instance from a source AMI,
+provisions it over SSH, creates the AMI and removes everything temporary.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	root.SetIn(f.IO.In)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+	})
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(f))
+	}
+	return root
+}
+
+// exitError carries a specific exit code (1 build failed, 130 interrupted...).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// Exit codes: 0 success, 1 failure, 2 usage, 130 SIGINT, 143 SIGTERM.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "Error:", ee.err)
+		}
+		return ee.code
+	}
+	var ue *usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return 2
+	}
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	return 1
+}
+
+// newLogger returns the debug logger: silent unless AMIBAKE_LOG=debug (or
+// info/warn), written to stderr with secrets masked.
+func newLogger(ios *ui.IOStreams, secrets *ui.Secrets) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(os.Getenv("AMIBAKE_LOG")) {
+	case "debug", "trace":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	default:
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(&ui.MaskingWriter{W: ios.ErrOut, Secrets: secrets}, &slog.HandlerOptions{Level: level}))
+}
