@@ -16,12 +16,22 @@ else
   ISOLATE = unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"' sh -c
 endif
 
-.PHONY: all build test bench soak lint fuzz demo deps clean
+.PHONY: all setup build test bench soak lint fuzz demo deps clean
 
 all: build
 
 deps:
 	$(GO) mod download
+
+# What the simulator's instances need: OpenSSH's sshd and a static busybox
+# for their root filesystems (Debian packages; needs root).
+SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux
+setup:
+	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "setup: run as root to install:$$missing"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 build:
 	$(GO) build -o bin/amibake ./cmd/amibake
@@ -29,9 +39,9 @@ build:
 
 # The README's test command. GOPROXY=off: inside the namespace nothing can
 # be downloaded anyway, so fail fast if a module is missing.
-test: deps
+test: setup deps
 	$(GO) vet ./...
-	$(ISOLATE) 'GOPROXY=off GOFLAGS=-mod=mod $(GO) test -count=1 -timeout 12m $(PKGS)'
+	$(ISOLATE) 'GOPROXY=off $(GO) test -count=1 -timeout 12m $(PKGS)'
 
 bench: deps build
 	$(ISOLATE) 'GOPROXY=off $(GO) test -run "^$$" -bench . -benchtime $(BENCHTIME) -benchmem -timeout 20m $(PKGS)'
