@@ -1,0 +1,274 @@
+// Package digest computes a build's input digest: a SHA-256 over everything
+// that determines the image (resolved builder settings, the source AMI id,
+// every provisioner's settings in order, the content of every file they
+// upload or run). Two builds with the same digest produce the same image,
+// so an AMI tagged with it can be reused instead of baked again.
+package digest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Version is mixed into every digest; bump it whenever what goes in, or
+// how, changes, so old tags stop matching.
+const Version = "amibake-digest-v1"
+
+// Hasher accumulates named parts. Each part is framed with its name and
+// length so that no two different sequences of parts hash alike.
+type Hasher struct {
+	h     io.Writer
+	sum   func() []byte
+	parts []Part
+}
+
+// Part is one input, kept so that `plan` can show what went in.
+type Part struct {
+	Name string `json:"name"`
+	// Digest is the SHA-256 of this part alone.
+	Digest string `json:"digest"`
+	// Size is the content size for files and directories.
+	Size int64 `json:"size,omitempty"`
+}
+
+// New returns a Hasher seeded with Version.
+func New() *Hasher {
+	h := sha256.New()
+	d := &Hasher{h: h, sum: func() []byte { return h.Sum(nil) }}
+	d.addBytes("version", []byte(Version))
+	d.parts = nil
+	return d
+}
+
+func (d *Hasher) addBytes(name string, b []byte) string {
+	fmt.Fprintf(d.h, "%d:%s\n%d\n", len(name), name, len(b))
+	_, _ = d.h.Write(b)
+	one := sha256.Sum256(b)
+	s := hex.EncodeToString(one[:])
+	d.parts = append(d.parts, Part{Name: name, Digest: s, Size: int64(len(b))})
+	return s
+}
+
+// AddValue adds v in canonical JSON (encoding/json sorts map keys; struct
+// fields keep declaration order, which is stable for one version).
+func (d *Hasher) AddValue(name string, v any) error {
+	b, err := Canonical(v)
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", name, err)
+	}
+	d.addBytes(name, b)
+	return nil
+}
+
+// AddSecret adds a sensitive value: only its hash enters, so neither the
+// digest parts nor plan output can reveal it.
+func (d *Hasher) AddSecret(name, value string) {
+	sum := sha256.Sum256([]byte(value))
+	d.addBytes(name, sum[:])
+}
+
+// AddFile adds a local file's content.
+func (d *Hasher) AddFile(name, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("digest %s: read %s: %w", name, path, err)
+	}
+	d.addBytes(name, b)
+	return nil
+}
+
+// AddPath adds a file, or a directory walked in lexical order with every
+// entry's relative path, mode bits and content, so renames, permission
+// changes and edits all change the digest.
+func (d *Hasher) AddPath(name, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", name, err)
+	}
+	if !fi.IsDir() {
+		return d.AddFile(name, path)
+	}
+	inner := sha256.New()
+	var size int64
+	err = filepath.WalkDir(path, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(path, p)
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(inner, "%s\x00%o\x00", filepath.ToSlash(rel), info.Mode())
+		switch {
+		case info.Mode().IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(inner, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			size += n
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			inner.Write([]byte(target))
+		}
+		inner.Write([]byte{0})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("digest %s: walk %s: %w", name, path, err)
+	}
+	sum := inner.Sum(nil)
+	d.addBytes(name, sum)
+	d.parts[len(d.parts)-1].Size = size
+	return nil
+}
+
+// Sum returns the hex digest of everything added.
+func (d *Hasher) Sum() string { return hex.EncodeToString(d.sum()) }
+
+// Parts lists what was added, in order.
+func (d *Hasher) Parts() []Part { return append([]Part(nil), d.parts...) }
+
+// Canonical encodes v as JSON with map keys sorted and no HTML escaping.
+func Canonical(v any) ([]byte, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSuffix(b.String(), "\n")), nil
+}
+
+// Volatile compares two renderings of the same settings, made from two
+// loads of the template that differ only in the clock and random seeds,
+// and returns the JSON paths whose values differ: values such as
+// timestamp() in ami_name that change every run and must stay out of the
+// digest.
+func Volatile(a, b any) ([]string, error) {
+	var ma, mb any
+	for _, p := range []struct {
+		in  any
+		out *any
+	}{{a, &ma}, {b, &mb}} {
+		raw, err := json.Marshal(p.in)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(raw, p.out); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	diff("", ma, mb, &out)
+	sort.Strings(out)
+	return out, nil
+}
+
+func diff(path string, a, b any, out *[]string) {
+	switch av := a.(type) {
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			*out = append(*out, path)
+			return
+		}
+		keys := map[string]bool{}
+		for k := range av {
+			keys[k] = true
+		}
+		for k := range bv {
+			keys[k] = true
+		}
+		for k := range keys {
+			diff(join(path, k), av[k], bv[k], out)
+		}
+	case []any:
+		bv, ok := b.([]any)
+		if !ok || len(av) != len(bv) {
+			*out = append(*out, path)
+			return
+		}
+		for i := range av {
+			diff(fmt.Sprintf("%s[%d]", path, i), av[i], bv[i], out)
+		}
+	default:
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			*out = append(*out, path)
+		}
+	}
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+// Strip returns v (as generic JSON) with the given paths removed, so that
+// volatile values and fields that cannot change the image stay out.
+func Strip(v any, paths []string) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		m = remove(m, p)
+	}
+	return m, nil
+}
+
+func remove(v any, path string) any {
+	head, rest, more := strings.Cut(path, ".")
+	idx := -1
+	if i := strings.IndexByte(head, '['); i >= 0 {
+		fmt.Sscanf(head[i:], "[%d]", &idx)
+		head = head[:i]
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	if idx < 0 && !more {
+		delete(m, head)
+		return m
+	}
+	child := m[head]
+	if idx >= 0 {
+		arr, ok := child.([]any)
+		if !ok || idx >= len(arr) {
+			return m
+		}
+		if !more {
+			arr[idx] = nil
+			return m
+		}
+		arr[idx] = remove(arr[idx], rest)
+		return m
+	}
+	m[head] = remove(child, rest)
+	return m
+}

@@ -1,0 +1,167 @@
+package digest
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func sumOf(t *testing.T, build func(h *Hasher) error) string {
+	t.Helper()
+	h := New()
+	if err := build(h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum()
+}
+
+func TestDigestChangesWithEveryInput(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "setup.sh")
+	if err := os.WriteFile(script, []byte("echo hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := func(h *Hasher) error {
+		if err := h.AddValue("builder", map[string]any{"instance_type": "t3.micro", "tags": map[string]string{"b": "2", "a": "1"}}); err != nil {
+			return err
+		}
+		if err := h.AddValue("source_ami", "ami-1"); err != nil {
+			return err
+		}
+		return h.AddPath("script", script)
+	}
+	want := sumOf(t, base)
+	if again := sumOf(t, base); again != want {
+		t.Fatalf("digest not stable: %s vs %s", want, again)
+	}
+	// Map key order must not matter.
+	reordered := sumOf(t, func(h *Hasher) error {
+		if err := h.AddValue("builder", map[string]any{"tags": map[string]string{"a": "1", "b": "2"}, "instance_type": "t3.micro"}); err != nil {
+			return err
+		}
+		if err := h.AddValue("source_ami", "ami-1"); err != nil {
+			return err
+		}
+		return h.AddPath("script", script)
+	})
+	if reordered != want {
+		t.Fatalf("map order changed the digest")
+	}
+	cases := map[string]func(h *Hasher) error{
+		"option": func(h *Hasher) error {
+			h.AddValue("builder", map[string]any{"instance_type": "t3.small", "tags": map[string]string{"b": "2", "a": "1"}})
+			h.AddValue("source_ami", "ami-1")
+			return h.AddPath("script", script)
+		},
+		"source ami": func(h *Hasher) error {
+			h.AddValue("builder", map[string]any{"instance_type": "t3.micro", "tags": map[string]string{"b": "2", "a": "1"}})
+			h.AddValue("source_ami", "ami-2")
+			return h.AddPath("script", script)
+		},
+		"parts framed": func(h *Hasher) error {
+			h.AddValue("builder", map[string]any{"instance_type": "t3.micro", "tags": map[string]string{"b": "2", "a": "1"}})
+			h.AddValue("source_ami", "ami-")
+			h.AddValue("1", nil)
+			return h.AddPath("script", script)
+		},
+	}
+	for name, build := range cases {
+		if got := sumOf(t, build); got == want {
+			t.Errorf("%s: digest did not change", name)
+		}
+	}
+	if err := os.WriteFile(script, []byte("echo hI\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := sumOf(t, base); got == want {
+		t.Errorf("one byte of the script changed and the digest did not")
+	}
+}
+
+func TestAddPathDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string, mode os.FileMode) {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+	}
+	write("a/one", "1", 0o644)
+	write("b/two", "22", 0o644)
+	digestDir := func() (string, Part) {
+		h := New()
+		if err := h.AddPath("files", dir); err != nil {
+			t.Fatal(err)
+		}
+		return h.Sum(), h.Parts()[0]
+	}
+	first, part := digestDir()
+	if part.Size != 3 {
+		t.Errorf("size = %d, want 3", part.Size)
+	}
+	steps := []struct {
+		name   string
+		change func()
+	}{
+		{"mode", func() { os.Chmod(filepath.Join(dir, "a/one"), 0o755) }},
+		{"rename", func() { os.Rename(filepath.Join(dir, "b/two"), filepath.Join(dir, "b/three")) }},
+		{"new file", func() { write("c", "", 0o644) }},
+	}
+	prev := first
+	for _, s := range steps {
+		s.change()
+		got, _ := digestDir()
+		if got == prev {
+			t.Errorf("%s: directory digest did not change", s.name)
+		}
+		prev = got
+	}
+}
+
+func TestSecretNeverStored(t *testing.T) {
+	h := New()
+	h.AddSecret("var.password", "hunter2-very-secret")
+	for _, p := range h.Parts() {
+		if strings.Contains(p.Name+p.Digest, "hunter2") {
+			t.Fatalf("secret leaked into parts: %+v", p)
+		}
+	}
+	other := New()
+	other.AddSecret("var.password", "another")
+	if h.Sum() == other.Sum() {
+		t.Fatal("a changed secret must change the digest")
+	}
+}
+
+func TestVolatileAndStrip(t *testing.T) {
+	type cfg struct {
+		AMIName string            `json:"ami_name"`
+		Type    string            `json:"instance_type"`
+		Tags    map[string]string `json:"tags"`
+		BDM     []map[string]any  `json:"bdm"`
+	}
+	a := cfg{"app 1700000000", "t3.micro", map[string]string{"Built": "1700000000", "Team": "x"}, []map[string]any{{"size": 8}}}
+	b := cfg{"app 1731536000", "t3.micro", map[string]string{"Built": "1731536000", "Team": "x"}, []map[string]any{{"size": 8}}}
+	got, err := Volatile(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ami_name", "tags.Built"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Volatile = %v, want %v", got, want)
+	}
+	sa, _ := Strip(a, got)
+	sb, _ := Strip(b, got)
+	ca, _ := Canonical(sa)
+	cb, _ := Canonical(sb)
+	if string(ca) != string(cb) {
+		t.Fatalf("stripped values differ:\n%s\n%s", ca, cb)
+	}
+	if strings.Contains(string(ca), "ami_name") || !strings.Contains(string(ca), "Team") {
+		t.Fatalf("strip removed the wrong things: %s", ca)
+	}
+}
