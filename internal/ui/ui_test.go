@@ -1,0 +1,99 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if string(want) != got {
+		t.Errorf("output differs from %s:\n--- got ---\n%s--- want ---\n%s", path, got, want)
+	}
+}
+
+func script(u UI, root *Root) {
+	u.Say("Prevalidating AMI Name: hello_ami 1529395142")
+	u.Message("Found Image ID: ami-06128816a1c781a57")
+	u.Say("Creating temporary keypair: amibake_0123")
+	u.Message("two\nlines, with a comma")
+	u.Error("Error launching source instance: secret-key-value leaked?")
+	u.Machine("artifact", "0", "id", "ap-northeast-1:ami-1")
+	root.Say("Build 'amazon-ebs' finished.")
+}
+
+func TestHumanOutput(t *testing.T) {
+	ios, _, out, errOut := Test()
+	s := &Secrets{}
+	s.Add("secret-key-value")
+	root := New(ios, Options{Secrets: s})
+	script(root.ForBuild("amazon-ebs"), root)
+	golden(t, "human", "stdout:\n"+out.String()+"stderr:\n"+errOut.String())
+}
+
+func TestColorAndTimestamps(t *testing.T) {
+	ios, _, out, _ := Test()
+	ios.SetColorEnabled(true)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	root := New(ios, Options{Timestamps: true, Now: func() time.Time { return now }})
+	root.ForBuild("first").Say("one")
+	root.ForBuild("second").Message("two")
+	golden(t, "color", out.String())
+}
+
+func TestMachineReadable(t *testing.T) {
+	ios, _, out, errOut := Test()
+	s := &Secrets{}
+	s.Add("secret-key-value")
+	root := New(ios, Options{MachineReadable: true, Secrets: s, Now: func() time.Time { return time.Unix(1529395142, 0) }})
+	script(root.ForBuild("amazon-ebs"), root)
+	if errOut.Len() != 0 {
+		t.Errorf("machine-readable mode wrote to stderr: %q", errOut)
+	}
+	golden(t, "machine", out.String())
+}
+
+func TestSecretsMasking(t *testing.T) {
+	s := &Secrets{}
+	s.Add("", "x", "abc", "abcdef", "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\n-----END KEY-----")
+	tests := map[string]string{
+		"abcdef":                 Redacted,
+		"xx abc":                 "xx " + Redacted,
+		"line AAAABBBBCCCCDDDD!": "line " + Redacted + "!",
+		"plain x":                "plain x",
+	}
+	for in, want := range tests {
+		if got := s.Mask(in); got != want {
+			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var nilSecrets *Secrets
+	if nilSecrets.Mask("a") != "a" {
+		t.Error("nil Secrets must pass text through")
+	}
+}
+
+func TestAskWithoutTerminal(t *testing.T) {
+	ios, _, _, _ := Test()
+	root := New(ios, Options{})
+	if _, err := root.ForBuild("b").Ask(context.Background(), "continue? "); !errors.Is(err, ErrNoPrompt) {
+		t.Fatalf("Ask without a terminal = %v, want ErrNoPrompt", err)
+	}
+}
