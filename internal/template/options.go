@@ -1,6 +1,11 @@
 package template
 
-import "time"
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
 
 // LoadOptions are the inputs of Load besides the template itself. Both
 // loaders (HCL2 and legacy JSON) take the same options.
@@ -21,6 +26,10 @@ type LoadOptions struct {
 	// EvaluateDataSources evaluates data blocks; otherwise their values are
 	// unknown, which is enough to validate a template offline.
 	EvaluateDataSources bool
+	// DataSource evaluates one data block (its Type, e.g. "amazon-ami",
+	// and Body) when EvaluateDataSources is set; the builder package
+	// provides it, so that loading stays free of AWS code.
+	DataSource func(b *Block) (cty.Value, hcl.Diagnostics)
 	// Now is timestamp()'s value; the zero value means time.Now().
 	Now time.Time
 	// Cwd is path.cwd and the base of relative paths; "" means os.Getwd.

@@ -38,6 +38,36 @@ type Template struct {
 	Description string
 	Variables   []*Variable
 	Builds      []*Build
+
+	// RequiredVersion is packer { required_version } or min_packer_version.
+	RequiredVersion string
+	// DataSources are the HCL2 data blocks, in evaluation order. Value is
+	// unknown unless LoadOptions.EvaluateDataSources was set.
+	DataSources []*DataSource
+	// Locals are the evaluated HCL2 locals, for inspect.
+	Locals []*Local
+	// Sensitive holds every value that must be masked in output: the
+	// values of sensitive variables and locals, as strings.
+	Sensitive []string
+	// Warnings are non-fatal diagnostics from loading (also returned by
+	// Load), kept so that callers that only keep the Template see them.
+	Warnings hcl.Diagnostics
+}
+
+// DataSource is an HCL2 `data "type" "name"` block.
+type DataSource struct {
+	Block
+	// Value is the data source's result object, cty.DynamicVal when it was
+	// not evaluated.
+	Value cty.Value
+}
+
+// Local is an HCL2 local value.
+type Local struct {
+	Name      string
+	Value     cty.Value
+	Sensitive bool
+	DeclRange hcl.Range
 }
 
 // Variable is an input variable (HCL2 `variable`, JSON `variables`).
@@ -49,6 +79,8 @@ type Variable struct {
 	Value       cty.Value // the resolved value
 	Sensitive   bool
 	DeclRange   hcl.Range
+
+	validations []*validation
 }
 
 // Build is one builder source inside one build: what `amibake build` runs
@@ -87,6 +119,14 @@ type Block struct {
 	// Sensitive lists values in this block that come from sensitive
 	// variables, so that callers can mask them.
 	Sensitive []string
+	// Unknowns is set when Body may evaluate to unknown values because
+	// data sources were not evaluated (validate). Decode then substitutes
+	// placeholders (zero values, "unknown" strings) so that settings can
+	// still be type-checked offline.
+	Unknowns bool
+	// buildRefs marks a provisioner-like block whose ctx has build.* as
+	// unknown until Decode's extra supplies "build".
+	buildRefs bool
 }
 
 // Provisioner is a provisioner block with the fields Packer handles itself.
