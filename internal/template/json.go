@@ -1,13 +1,830 @@
 package template
 
-import "github.com/hashicorp/hcl/v2"
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
-// loadJSON is a placeholder until H-tmpl-json's legacy JSON loader lands;
-// that work replaces this whole file.
+	"github.com/hashicorp/hcl/v2"
+	hcljson "github.com/hashicorp/hcl/v2/json"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Keys the template layer handles itself; they never reach a plugin.
+var (
+	jsonBuilderKeys     = []string{"type", "name"}
+	jsonProvisionerKeys = []string{"type", "name", "only", "except", "override", "pause_before", "max_retries", "timeout"}
+	jsonPostKeys        = []string{"type", "name", "only", "except", "keep_input_artifact"}
+	jsonRootKeys        = []string{"description", "min_packer_version", "variables", "sensitive-variables", "builders", "provisioners", "post-processors"}
+)
+
+// jsonLoader holds the state of loading one legacy JSON template.
+type jsonLoader struct {
+	path  string
+	src   []byte
+	opts  LoadOptions
+	now   time.Time
+	tmpl  *Template
+	diags hcl.Diagnostics
+
+	vars      map[string]string
+	varDecl   map[string]*Variable
+	builders  []*jsonBuilder
+	provs     []jsonItemsAt
+	posts     [][]jsonItemsAt
+	buildName map[string]bool
+}
+
+type jsonBuilder struct {
+	typ, name string
+	expr      hcl.Expression
+	items     []jsonItem
+}
+
+// jsonItemsAt is a provisioner or post-processor object (or a bare string
+// post-processor type, with items nil).
+type jsonItemsAt struct {
+	expr  hcl.Expression
+	items []jsonItem
+	typ   string
+}
+
+// loadJSON loads a legacy Packer JSON template. Every diagnostic carries
+// the file:line:col of the JSON value it is about.
 func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnostics) {
-	return nil, hcl.Diagnostics{{
+	l := &jsonLoader{
+		path:      path,
+		src:       src,
+		opts:      opts,
+		now:       opts.now(),
+		tmpl:      &Template{Path: path, Format: FormatJSON, Files: map[string]*hcl.File{}},
+		vars:      map[string]string{},
+		varDecl:   map[string]*Variable{},
+		buildName: map[string]bool{},
+	}
+	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+	root, diags := hcljson.ParseExpression(src, path)
+	if diags.HasErrors() {
+		return l.tmpl, diags
+	}
+	items, ok := jsonItems(root)
+	if !ok {
+		return l.tmpl, hcl.Diagnostics{l.typeDiag(root, "The template must be a JSON object", "object")}
+	}
+	if opts.SyntaxOnly {
+		return l.tmpl, nil
+	}
+	l.root(items)
+	if !l.diags.HasErrors() {
+		l.resolveVariables()
+	}
+	if !l.diags.HasErrors() {
+		l.builds()
+	}
+	l.tmpl.Sensitive = dedupeStrings(l.tmpl.Sensitive)
+	for _, b := range l.tmpl.Builds {
+		setSensitive(b, l.tmpl.Sensitive)
+	}
+	l.diags = uniqueDiags(l.diags)
+	for _, d := range l.diags {
+		if d.Severity == hcl.DiagWarning {
+			l.tmpl.Warnings = append(l.tmpl.Warnings, d)
+		}
+	}
+	return l.tmpl, l.diags
+}
+
+func (l *jsonLoader) errorf(subject hcl.Range, summary, format string, args ...any) {
+	l.diags = append(l.diags, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
-		Summary:  "Legacy JSON templates are not supported yet",
-		Detail:   "Loading " + path + " needs the legacy JSON loader, which is unfinished.",
-	}}
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  subject.Ptr(),
+	})
+}
+
+func (l *jsonLoader) typeDiag(expr hcl.Expression, what, want string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Incorrect JSON value type",
+		Detail:   fmt.Sprintf("%s; found a %s, expected a %s.", what, jsonKind(expr), want),
+		Subject:  expr.StartRange().Ptr(),
+	}
+}
+
+// root reads the top-level keys; keys starting with "_" are comments, as
+// in Packer.
+func (l *jsonLoader) root(items []jsonItem) {
+	seen := map[string]hcl.Range{}
+	var sensitive jsonItem
+	for _, it := range items {
+		if strings.HasPrefix(it.Name, "_") {
+			continue
+		}
+		if prev, dup := seen[it.Name]; dup {
+			l.diags = append(l.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate key",
+				Detail:   fmt.Sprintf("The key %q was already set at %s.", it.Name, prev),
+				Subject:  it.NameRange.Ptr(),
+			})
+			continue
+		}
+		seen[it.Name] = it.NameRange
+		switch it.Name {
+		case "description":
+			if s, ok := l.str(it, "description"); ok {
+				l.tmpl.Description = s
+			}
+		case "min_packer_version":
+			if s, ok := l.str(it, "min_packer_version"); ok {
+				l.tmpl.RequiredVersion = s
+			}
+		case "variables":
+			l.declareVariables(it)
+		case "sensitive-variables":
+			sensitive = it
+		case "builders":
+			l.readBuilders(it)
+		case "provisioners":
+			l.readProvisioners(it)
+		case "post-processors":
+			l.readPostProcessors(it)
+		default:
+			detail := fmt.Sprintf("%q is not a top-level key of a Packer JSON template.", it.Name)
+			if s := legacySuggest(it.Name, jsonRootKeys); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			} else {
+				detail += " Keys starting with \"_\" are comments."
+			}
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unsupported key", Detail: detail, Subject: it.NameRange.Ptr()})
+		}
+	}
+	if sensitive.Expr != nil {
+		l.markSensitive(sensitive)
+	}
+	if _, ok := seen["builders"]; !ok {
+		l.errorf(hcl.Range{Filename: l.path, Start: hcl.InitialPos, End: hcl.InitialPos}, "Missing builders",
+			"A template needs at least one builder in \"builders\".")
+	}
+}
+
+// str reads a string value.
+func (l *jsonLoader) str(it jsonItem, what string) (string, bool) {
+	v, _ := it.Expr.Value(nil)
+	if v.IsNull() || v.Type() != cty.String {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, fmt.Sprintf("Invalid value for %q", what), "string"))
+		return "", false
+	}
+	return v.AsString(), true
+}
+
+func (l *jsonLoader) strList(it jsonItem) []string {
+	elems, ok := jsonList(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, fmt.Sprintf("Invalid value for %q", it.Name), "array of strings"))
+		return nil
+	}
+	out := make([]string, 0, len(elems))
+	for _, e := range elems {
+		v, _ := e.Value(nil)
+		if v.IsNull() || v.Type() != cty.String {
+			l.diags = append(l.diags, l.typeDiag(e, fmt.Sprintf("Invalid element in %q", it.Name), "string"))
+			continue
+		}
+		out = append(out, v.AsString())
+	}
+	return out
+}
+
+// declareVariables reads "variables": each default is a string, or null for
+// a required variable; numbers and booleans are weakly converted as
+// Packer's decoder does.
+func (l *jsonLoader) declareVariables(it jsonItem) {
+	items, ok := jsonItems(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"variables\"", "object of name to default value"))
+		return
+	}
+	seen := map[string]hcl.Range{}
+	for _, v := range items {
+		if prev, dup := seen[v.Name]; dup {
+			l.errorf(v.NameRange, "Duplicate variable", "The variable %q was already declared at %s.", v.Name, prev)
+			continue
+		}
+		seen[v.Name] = v.NameRange
+		decl := &Variable{Name: v.Name, Type: cty.String, DeclRange: v.rng()}
+		val, _ := v.Expr.Value(nil)
+		switch {
+		case val.IsNull():
+			decl.Default = cty.NilVal
+		case val.Type() == cty.String:
+			decl.Default = val
+		case val.Type() == cty.Number:
+			decl.Default = cty.StringVal(val.AsBigFloat().Text('f', -1))
+		case val.Type() == cty.Bool:
+			s := "0"
+			if val.True() {
+				s = "1"
+			}
+			decl.Default = cty.StringVal(s)
+		default:
+			l.diags = append(l.diags, l.typeDiag(v.Expr, fmt.Sprintf("Invalid default for variable %q: legacy JSON variables are strings (null makes the variable required)", v.Name), "string"))
+			continue
+		}
+		l.varDecl[v.Name] = decl
+		l.tmpl.Variables = append(l.tmpl.Variables, decl)
+	}
+}
+
+func (l *jsonLoader) markSensitive(it jsonItem) {
+	elems, ok := jsonList(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"sensitive-variables\"", "array of variable names"))
+		return
+	}
+	for _, e := range elems {
+		v, _ := e.Value(nil)
+		if v.IsNull() || v.Type() != cty.String {
+			l.diags = append(l.diags, l.typeDiag(e, "Invalid element in \"sensitive-variables\"", "string"))
+			continue
+		}
+		decl := l.varDecl[v.AsString()]
+		if decl == nil {
+			detail := fmt.Sprintf("%q is listed in \"sensitive-variables\" but not declared in \"variables\".", v.AsString())
+			if s := legacySuggest(v.AsString(), l.varNames()); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undefined sensitive variable", Detail: detail, Subject: e.Range().Ptr()})
+			continue
+		}
+		decl.Sensitive = true
+	}
+}
+
+func (l *jsonLoader) varNames() []string {
+	names := make([]string, 0, len(l.varDecl))
+	for n := range l.varDecl {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// resolveVariables applies, lowest first: defaults, -var-file files in
+// order, -var. Packer reads no PKR_VAR_ environment for JSON templates.
+// Then {{ }} in values are rendered, a value may use {{user}} of another.
+func (l *jsonLoader) resolveVariables() {
+	raw := map[string]string{}
+	origin := map[string]hcl.Range{}
+	for _, v := range l.tmpl.Variables {
+		if v.Default != cty.NilVal {
+			raw[v.Name] = v.Default.AsString()
+		}
+		origin[v.Name] = v.DeclRange
+	}
+	for _, f := range l.opts.VarFiles {
+		l.readVarFile(f, raw, origin)
+	}
+	for _, k := range sortedKeys(l.opts.Vars) {
+		if l.varDecl[k] == nil {
+			detail := fmt.Sprintf("-var %s=... sets a variable that the template does not declare in \"variables\".", k)
+			if s := legacySuggest(k, l.varNames()); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undefined -var variable", Detail: detail})
+			continue
+		}
+		raw[k] = l.opts.Vars[k]
+	}
+	for _, v := range l.tmpl.Variables {
+		if _, ok := raw[v.Name]; !ok {
+			l.diags = append(l.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unset required variable",
+				Detail:   fmt.Sprintf("The variable %q has no default (null) and was given no value; set it with -var '%s=...' or in a -var-file.", v.Name, v.Name),
+				Subject:  v.DeclRange.Ptr(),
+			})
+		}
+	}
+	if l.diags.HasErrors() {
+		return
+	}
+
+	pending := map[string]bool{}
+	for k, v := range raw {
+		if strings.Contains(v, "{{") {
+			pending[k] = true
+		} else {
+			l.vars[k] = v
+		}
+	}
+	env := &legacyEnv{vars: l.vars, env: l.opts.env, enableEnv: true, tmplDir: absDir(l.path), now: l.now,
+		file: l.path, src: l.src, pending: pending, cwd: l.opts.Cwd}
+	for len(pending) > 0 {
+		progress := false
+		for _, k := range sortedKeys(pending) {
+			out, err := env.render(raw[k])
+			if te, ok := err.(*templateError); ok && te.pending {
+				continue
+			}
+			delete(pending, k)
+			progress = true
+			if err != nil {
+				l.diags = append(l.diags, env.templateDiag(err, raw[k], l.valueRange(k, origin)))
+				continue
+			}
+			l.vars[k] = out
+		}
+		if !progress {
+			for _, k := range sortedKeys(pending) {
+				l.errorf(origin[k], "Variable cycle", "The value of %q uses {{user}} of a variable that, directly or not, uses %q.", k, k)
+			}
+			break
+		}
+	}
+	for _, v := range l.tmpl.Variables {
+		if s, ok := l.vars[v.Name]; ok {
+			v.Value = cty.StringVal(s)
+			if v.Sensitive && s != "" {
+				l.tmpl.Sensitive = append(l.tmpl.Sensitive, s)
+			}
+		}
+	}
+}
+
+// valueRange points at a variable's value when it is in the template.
+func (l *jsonLoader) valueRange(name string, origin map[string]hcl.Range) hcl.Range {
+	return origin[name]
+}
+
+// readVarFile reads a legacy -var-file: a JSON object of strings.
+func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[string]hcl.Range) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))})
+		return
+	}
+	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+	expr, diags := hcljson.ParseExpression(src, path)
+	if diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
+		return
+	}
+	items, ok := jsonItems(expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(expr, "A variable file must be a JSON object", "object"))
+		return
+	}
+	for _, it := range items {
+		if l.varDecl[it.Name] == nil {
+			detail := fmt.Sprintf("The template declares no variable %q; this value is ignored.", it.Name)
+			if s := legacySuggest(it.Name, l.varNames()); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Undefined variable", Detail: detail, Subject: it.NameRange.Ptr()})
+			continue
+		}
+		v, _ := it.Expr.Value(nil)
+		switch {
+		case !v.IsNull() && v.Type() == cty.String:
+			raw[it.Name] = v.AsString()
+		case !v.IsNull() && v.Type() == cty.Number:
+			raw[it.Name] = v.AsBigFloat().Text('f', -1)
+		case !v.IsNull() && v.Type() == cty.Bool:
+			raw[it.Name] = strconv.FormatBool(v.True())
+		default:
+			l.diags = append(l.diags, l.typeDiag(it.Expr, fmt.Sprintf("Invalid value for variable %q", it.Name), "string"))
+			continue
+		}
+		origin[it.Name] = it.rng()
+	}
+}
+
+func (l *jsonLoader) objectItems(expr hcl.Expression, what string) ([]jsonItem, bool) {
+	items, ok := jsonItems(expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(expr, "Invalid "+what, "object"))
+	}
+	return items, ok
+}
+
+// typeOf reads the required "type" key of a plugin object.
+func (l *jsonLoader) typeOf(expr hcl.Expression, items []jsonItem, what string) string {
+	for _, it := range items {
+		if it.Name == "type" {
+			s, _ := l.str(it, "type")
+			if s == "" {
+				l.errorf(it.Expr.Range(), "Missing "+what+" type", "The \"type\" of a %s must be a non-empty string.", what)
+			}
+			return s
+		}
+	}
+	l.errorf(expr.StartRange(), "Missing "+what+" type", "Every %s needs a \"type\", such as \"amazon-ebs\".", what)
+	return ""
+}
+
+func (l *jsonLoader) readBuilders(it jsonItem) {
+	elems, ok := jsonList(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"builders\"", "array of builder objects"))
+		return
+	}
+	if len(elems) == 0 {
+		l.errorf(it.Expr.Range(), "Missing builders", "A template needs at least one builder in \"builders\".")
+	}
+	seen := map[string]hcl.Range{}
+	for _, e := range elems {
+		items, ok := l.objectItems(e, "builder")
+		if !ok {
+			continue
+		}
+		b := &jsonBuilder{expr: e, items: items, typ: l.typeOf(e, items, "builder")}
+		b.name = b.typ
+		nameRange := e.StartRange()
+		for _, kv := range items {
+			if kv.Name == "name" {
+				if s, ok := l.str(kv, "name"); ok && s != "" {
+					b.name, nameRange = s, kv.Expr.Range()
+				}
+			}
+		}
+		if b.name == "" {
+			continue
+		}
+		if prev, dup := seen[b.name]; dup {
+			l.errorf(nameRange, "Duplicate builder name", "A builder named %q is already defined at %s; give each builder a unique \"name\".", b.name, prev)
+			continue
+		}
+		seen[b.name] = nameRange
+		l.buildName[b.name] = true
+		l.builders = append(l.builders, b)
+	}
+}
+
+func (l *jsonLoader) readProvisioners(it jsonItem) {
+	elems, ok := jsonList(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"provisioners\"", "array of provisioner objects"))
+		return
+	}
+	for _, e := range elems {
+		if items, ok := l.objectItems(e, "provisioner"); ok {
+			l.provs = append(l.provs, jsonItemsAt{expr: e, items: items, typ: l.typeOf(e, items, "provisioner")})
+		}
+	}
+}
+
+// readPostProcessors reads "post-processors": each element is a type name,
+// an object, or an array of those forming a chain.
+func (l *jsonLoader) readPostProcessors(it jsonItem) {
+	elems, ok := jsonList(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"post-processors\"", "array"))
+		return
+	}
+	one := func(e hcl.Expression) (jsonItemsAt, bool) {
+		if items, ok := jsonItems(e); ok {
+			return jsonItemsAt{expr: e, items: items, typ: l.typeOf(e, items, "post-processor")}, true
+		}
+		v, _ := e.Value(nil)
+		if !v.IsNull() && v.Type() == cty.String {
+			return jsonItemsAt{expr: e, typ: v.AsString()}, true
+		}
+		l.diags = append(l.diags, l.typeDiag(e, "Invalid post-processor", "type name string or an object"))
+		return jsonItemsAt{}, false
+	}
+	for _, e := range elems {
+		if chainElems, ok := jsonList(e); ok {
+			var chain []jsonItemsAt
+			for _, ce := range chainElems {
+				if _, nested := jsonList(ce); nested {
+					l.diags = append(l.diags, l.typeDiag(ce, "Invalid post-processor in a chain (chains cannot nest)", "type name string or an object"))
+					continue
+				}
+				if p, ok := one(ce); ok {
+					chain = append(chain, p)
+				}
+			}
+			if len(chain) > 0 {
+				l.posts = append(l.posts, chain)
+			}
+			continue
+		}
+		if p, ok := one(e); ok {
+			l.posts = append(l.posts, []jsonItemsAt{p})
+		}
+	}
+}
+
+// pluginItems drops the keys Packer handles itself.
+func pluginItems(items []jsonItem, hidden []string) []jsonItem {
+	out := make([]jsonItem, 0, len(items))
+	for _, it := range items {
+		skip := false
+		for _, h := range hidden {
+			if it.Name == h {
+				skip = true
+				break
+			}
+		}
+		if !skip {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// buildFilter holds a provisioner's or post-processor's only/except.
+type buildFilter struct {
+	only, except []string
+}
+
+func (f buildFilter) match(name string) bool {
+	if len(f.only) > 0 {
+		for _, o := range f.only {
+			if o == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, x := range f.except {
+		if x == name {
+			return false
+		}
+	}
+	return true
+}
+
+// filterOf reads only/except and checks that they name builders.
+func (l *jsonLoader) filterOf(items []jsonItem) buildFilter {
+	var f buildFilter
+	var onlyItem, exceptItem *jsonItem
+	for i, it := range items {
+		switch it.Name {
+		case "only":
+			f.only, onlyItem = l.strList(it), &items[i]
+		case "except":
+			f.except, exceptItem = l.strList(it), &items[i]
+		default:
+			continue
+		}
+		for j, name := range l.strListQuiet(it) {
+			if !l.buildName[name] {
+				elems, _ := jsonList(it.Expr)
+				detail := fmt.Sprintf("%q in %q is not the name of a builder.", name, it.Name)
+				if s := legacySuggest(name, sortedKeys(l.buildName)); s != "" {
+					detail += fmt.Sprintf(" Did you mean %q?", s)
+				}
+				l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown build name", Detail: detail, Subject: elems[j].Range().Ptr()})
+			}
+		}
+	}
+	if onlyItem != nil && exceptItem != nil {
+		l.errorf(exceptItem.NameRange, "Conflicting only and except", "Only one of \"only\" and \"except\" may be set (only is at %s).", onlyItem.NameRange)
+	}
+	return f
+}
+
+// strListQuiet is strList without diagnostics (already reported).
+func (l *jsonLoader) strListQuiet(it jsonItem) []string {
+	elems, _ := jsonList(it.Expr)
+	out := make([]string, len(elems))
+	for i, e := range elems {
+		if v, _ := e.Value(nil); !v.IsNull() && v.Type() == cty.String {
+			out[i] = v.AsString()
+		}
+	}
+	return out
+}
+
+func (l *jsonLoader) duration(it jsonItem) time.Duration {
+	s, ok := l.str(it, it.Name)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		l.errorf(it.Expr.Range(), "Invalid duration", "%q is not a duration for %q; use a number with a unit, such as \"30s\", \"5m\" or \"1h30m\".", s, it.Name)
+	}
+	return d
+}
+
+func (l *jsonLoader) intValue(it jsonItem) int {
+	v, _ := it.Expr.Value(nil)
+	var s string
+	switch {
+	case !v.IsNull() && v.Type() == cty.Number:
+		s = v.AsBigFloat().Text('f', -1)
+	case !v.IsNull() && v.Type() == cty.String:
+		s = v.AsString()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		l.errorf(it.Expr.Range(), "Invalid number", "%q must be a whole number of at least 0.", it.Name)
+	}
+	return n
+}
+
+func (l *jsonLoader) env(b *jsonBuilder) *legacyEnv {
+	return &legacyEnv{vars: l.vars, env: l.opts.env, buildName: b.name, buildType: b.typ, tmplDir: absDir(l.path),
+		now: l.now, file: l.path, src: l.src, cwd: l.opts.Cwd}
+}
+
+func (l *jsonLoader) block(typ, name string, expr hcl.Expression, items []jsonItem, env *legacyEnv) Block {
+	return Block{
+		Type:     typ,
+		Name:     name,
+		Body:     newLegacyBody(expr, items, env),
+		Ctx:      &hcl.EvalContext{},
+		DefRange: expr.StartRange(),
+	}
+}
+
+// builds makes one Build per builder, with the provisioners and
+// post-processors that apply to it, each rendered for that build.
+func (l *jsonLoader) builds() {
+	type provMeta struct {
+		filter      buildFilter
+		override    map[string][]jsonItem
+		pause, tout time.Duration
+		retries     int
+		name        string
+	}
+	metas := make([]provMeta, len(l.provs))
+	for i, p := range l.provs {
+		m := provMeta{filter: l.filterOf(p.items)}
+		for _, it := range p.items {
+			switch it.Name {
+			case "name":
+				m.name, _ = l.str(it, "name")
+			case "pause_before":
+				m.pause = l.duration(it)
+			case "timeout":
+				m.tout = l.duration(it)
+			case "max_retries":
+				m.retries = l.intValue(it)
+			case "override":
+				m.override = l.overrides(it)
+			}
+		}
+		metas[i] = m
+	}
+	postFilters := make([][]buildFilter, len(l.posts))
+	for i, chain := range l.posts {
+		for _, p := range chain {
+			postFilters[i] = append(postFilters[i], l.filterOf(p.items))
+		}
+	}
+	for _, b := range l.builders {
+		env := l.env(b)
+		build := &Build{Name: b.name}
+		src := l.block(b.typ, b.name, b.expr, pluginItems(b.items, jsonBuilderKeys), env)
+		build.Source = &src
+		l.check(src.Body)
+		for i, p := range l.provs {
+			m := metas[i]
+			if !m.filter.match(b.name) {
+				continue
+			}
+			items := pluginItems(p.items, jsonProvisionerKeys)
+			prov := &Provisioner{Only: m.filter.only, Except: m.filter.except, PauseBefore: m.pause, MaxRetries: m.retries, Timeout: m.tout}
+			if ov, ok := m.override[b.name]; ok {
+				items = overlay(items, ov)
+			}
+			prov.Block = l.block(p.typ, m.name, p.expr, items, env)
+			if _, ok := m.override[b.name]; ok {
+				prov.Override = map[string]hcl.Body{b.name: prov.Body}
+			}
+			l.check(prov.Body)
+			build.Provisioners = append(build.Provisioners, prov)
+		}
+		for i, chain := range l.posts {
+			var out []*PostProcessor
+			for j, p := range chain {
+				f := postFilters[i][j]
+				if !f.match(b.name) {
+					continue
+				}
+				pp := &PostProcessor{Only: f.only, Except: f.except}
+				var name string
+				for _, it := range p.items {
+					switch it.Name {
+					case "name":
+						name, _ = l.str(it, "name")
+					case "keep_input_artifact":
+						if v, _ := it.Expr.Value(nil); !v.IsNull() && v.Type() == cty.Bool {
+							keep := v.True()
+							pp.KeepInputArtifact = &keep
+						} else {
+							l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"keep_input_artifact\"", "bool"))
+						}
+					}
+				}
+				pp.Block = l.block(p.typ, name, p.expr, pluginItems(p.items, jsonPostKeys), env)
+				l.check(pp.Body)
+				out = append(out, pp)
+			}
+			if len(out) > 0 {
+				build.PostProcessors = append(build.PostProcessors, out)
+			}
+		}
+		l.tmpl.Builds = append(l.tmpl.Builds, build)
+	}
+}
+
+// check renders every string of a body now, so that validate reports bad
+// {{ }} without the plugin decoding its settings.
+func (l *jsonLoader) check(body hcl.Body) {
+	lb := body.(*legacyBody)
+	for _, it := range lb.items {
+		_, d := lb.env.value(it.Expr)
+		l.diags = append(l.diags, d...)
+	}
+}
+
+// overrides reads a provisioner's "override": build name to settings.
+func (l *jsonLoader) overrides(it jsonItem) map[string][]jsonItem {
+	items, ok := jsonItems(it.Expr)
+	if !ok {
+		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"override\"", "object of build name to settings"))
+		return nil
+	}
+	out := map[string][]jsonItem{}
+	for _, o := range items {
+		if !l.buildName[o.Name] {
+			detail := fmt.Sprintf("%q in \"override\" is not the name of a builder.", o.Name)
+			if s := legacySuggest(o.Name, sortedKeys(l.buildName)); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown build name", Detail: detail, Subject: o.NameRange.Ptr()})
+			continue
+		}
+		settings, ok := jsonItems(o.Expr)
+		if !ok {
+			l.diags = append(l.diags, l.typeDiag(o.Expr, fmt.Sprintf("Invalid override for %q", o.Name), "object"))
+			continue
+		}
+		out[o.Name] = pluginItems(settings, jsonProvisionerKeys)
+	}
+	return out
+}
+
+// overlay replaces base's keys with override's, as Packer merges a
+// provisioner's override into its settings.
+func overlay(base, override []jsonItem) []jsonItem {
+	set := map[string]bool{}
+	for _, it := range override {
+		set[it.Name] = true
+	}
+	out := make([]jsonItem, 0, len(base)+len(override))
+	for _, it := range base {
+		if !set[it.Name] {
+			out = append(out, it)
+		}
+	}
+	return append(out, override...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func dedupeStrings(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// uniqueDiags drops repeats: a provisioner is rendered once per build.
+func uniqueDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		key := d.Summary + "\x00" + d.Detail
+		if d.Subject != nil {
+			key += "\x00" + d.Subject.String()
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, d)
+	}
+	return out
 }
