@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// normalizeFlags rewrites Packer-style single-dash long flags ("-var",
+// "-only=x", "-var-file f") to the double-dash form pflag expects, which
+// would otherwise parse "-var" as the shorthand cluster -v -a -r. Only the
+// names in long are rewritten, and nothing after "--".
+func normalizeFlags(args []string, long []string) []string {
+	known := make(map[string]bool, len(long))
+	for _, l := range long {
+		known[l] = true
+	}
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if known[name] {
+			out[i] = "-" + a
+		}
+	}
+	return out
+}
+
+// parsePackerFlags parses the flags of a command that sets
+// DisableFlagParsing, after normalizeFlags, and returns the positional
+// arguments. errHelpShown means --help was given and help was printed.
+func parsePackerFlags(cmd *cobra.Command, args []string) ([]string, error) {
+	fs := cmd.Flags()
+	var long []string
+	fs.VisitAll(func(f *pflag.Flag) { long = append(long, f.Name) })
+	if err := fs.Parse(normalizeFlags(args, long)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, errHelpShown
+		}
+		return nil, &usageError{fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath())}
+	}
+	if help, _ := fs.GetBool("help"); help {
+		return nil, errHelpShown
+	}
+	return fs.Args(), nil
+}
+
+var errHelpShown = errors.New("help shown")
+
+// runPacker wraps a RunE whose command parses Packer-style flags.
+func runPacker(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cmd.InitDefaultHelpFlag()
+		pos, err := parsePackerFlags(cmd, args)
+		if errors.Is(err, errHelpShown) {
+			return cmd.Help()
+		}
+		if err != nil {
+			return err
+		}
+		return run(cmd, pos)
+	}
+}

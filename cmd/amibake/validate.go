@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+	"github.com/amibake/amibake/internal/validate"
+)
+
+func init() { commands = append(commands, newValidateCmd) }
+
+// validateBuild checks a build's plugin settings. The plugin registry sets
+// it (validateBuild = plugins.ValidateBuild); nil means structural checks.
+var validateBuild func(b *template.Build) hcl.Diagnostics
+
+// evaluateDataSource evaluates one data block for --evaluate-datasources;
+// the builder package sets it. nil makes that flag report an error.
+var evaluateDataSource func(b *template.Block) (cty.Value, hcl.Diagnostics)
+
+// templateFlags are the flags validate, build and inspect share.
+type templateFlags struct {
+	vars     []string
+	varFiles []string
+	only     []string
+	except   []string
+}
+
+func (t *templateFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringArrayVar(&t.vars, "var", nil, "set a template variable: -var name=value (repeatable)")
+	fs.StringArrayVar(&t.varFiles, "var-file", nil, "read variables from a .pkrvars.hcl or JSON file (repeatable)")
+	fs.StringSliceVar(&t.only, "only", nil, "only these builds (globs on build names, comma-separated)")
+	fs.StringSliceVar(&t.except, "except", nil, "all builds except these (globs on build names)")
+}
+
+// loadOptions turns the flags into template.LoadOptions.
+func (t *templateFlags) loadOptions(f *factory) (template.LoadOptions, error) {
+	opts := template.LoadOptions{Env: f.Getenv, VarFiles: t.varFiles, Only: t.only, Except: t.except}
+	if len(t.vars) > 0 {
+		opts.Vars = map[string]string{}
+	}
+	for _, kv := range t.vars {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return opts, &usageError{fmt.Errorf("invalid -var %q: expected name=value", kv)}
+		}
+		opts.Vars[k] = v
+	}
+	return opts, nil
+}
+
+func newValidateCmd(f *factory) *cobra.Command {
+	var (
+		tf          templateFlags
+		syntaxOnly  bool
+		asJSON      bool
+		evalData    bool
+		noColorFlag bool
+	)
+	cmd := &cobra.Command{
+		Use:   "validate [flags] TEMPLATE...",
+		Short: "Check that templates are valid, offline",
+		Long: `Check templates (legacy JSON files, HCL2 files or directories of HCL2 files)
+without network or credentials: syntax, variables, references, functions and the
+settings of every builder, provisioner and post-processor. Several templates can
+be given at once, as pre-commit passes them. Exit status 0 when valid, 1 when not.
+
+Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.`,
+		Args:               cobra.ArbitraryArgs,
+		DisableFlagParsing: true,
+	}
+	tf.register(cmd)
+	cmd.Flags().BoolVar(&syntaxOnly, "syntax-only", false, "only check syntax; do not evaluate")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON document with every diagnostic")
+	cmd.Flags().BoolVar(&evalData, "evaluate-datasources", false, "evaluate data sources (contacts AWS)")
+	cmd.Flags().BoolVar(&noColorFlag, "no-color", false, "disable colors")
+	cmd.RunE = runPacker(func(cmd *cobra.Command, paths []string) error {
+		if len(paths) == 0 {
+			return &usageError{fmt.Errorf("validate needs at least one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		lo, err := tf.loadOptions(f)
+		if err != nil {
+			return err
+		}
+		lo.SyntaxOnly = syntaxOnly
+		lo.EvaluateDataSources = evalData
+		lo.DataSource = evaluateDataSource
+		res := validate.Paths(paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
+		f.Secrets.Add(res.Sensitive...)
+		out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
+		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+		if asJSON {
+			if err := template.WriteDiagnosticsJSON(out, res.Files, res.Diags); err != nil {
+				return err
+			}
+		} else {
+			color := f.IO.ColorEnabled() && !noColorFlag
+			if err := template.WriteDiagnostics(errOut, res.Files, res.Diags, color); err != nil {
+				return err
+			}
+			if res.Valid() {
+				fmt.Fprintln(out, "The configuration is valid.")
+			}
+		}
+		if !res.Valid() {
+			return &exitError{code: 1}
+		}
+		return nil
+	})
+	return cmd
+}
