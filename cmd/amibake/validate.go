@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 	"github.com/amibake/amibake/internal/validate"
@@ -15,9 +16,9 @@ import (
 
 func init() { commands = append(commands, newValidateCmd) }
 
-// validateBuild checks a build's plugin settings. The plugin registry sets
-// it (validateBuild = plugins.ValidateBuild); nil means structural checks.
-var validateBuild func(b *template.Build) hcl.Diagnostics
+// validateBuild checks a build's plugin settings through the plugin
+// registry; a variable so that tests can swap it.
+var validateBuild = plugins.ValidateBuild
 
 // evaluateDataSource evaluates one data block for --evaluate-datasources;
 // the builder package sets it. nil makes that flag report an error.

@@ -267,26 +267,19 @@ func (l *hcl2Loader) decodeProvisioner(pb *hcl.Block, ctx *hcl.EvalContext, b *B
 	if a, ok := c.Attributes["max_retries"]; ok {
 		diags = append(diags, l.evalInt(a, &p.MaxRetries)...)
 	}
-	body := rest
 	if a, ok := c.Attributes["override"]; ok {
 		ov, d := l.decodeOverride(a)
 		diags = append(diags, d...)
 		p.Override = map[string]hcl.Body{}
 		for k, vals := range ov {
-			p.Override[k] = &overrideBody{base: rest, vals: vals, rng: a.Expr.Range()}
-		}
-		for _, key := range []string{b.Name, u.typ + "." + u.effectiveName(), u.effectiveName()} {
-			if ob, ok := p.Override[key]; ok {
-				body = ob
-				break
-			}
+			p.Override[k] = staticBody{vals: vals, rng: a.Expr.Range()}
 		}
 	}
 	if !selected(p.Only, p.Except, b.Name, u.typ+"."+u.effectiveName()) {
 		return nil, diags
 	}
 	diags = append(diags, checkExprs(rest, ctx)...)
-	p.Block = l.block(pb, pb.Labels[0], "", ctx, body)
+	p.Block = l.block(pb, pb.Labels[0], "", ctx, rest)
 	p.buildRefs = true
 	return p, diags
 }
@@ -467,75 +460,68 @@ func typeDiag(a *hcl.Attribute, want string) hcl.Diagnostics {
 	}}
 }
 
-// overrideBody is a provisioner body with some attributes replaced by a
-// build-specific override.
-type overrideBody struct {
-	base hcl.Body
+// staticBody is a body of known attribute values: one build's settings
+// in a provisioner's `override`. The plugins registry lays it over the
+// provisioner's Body for that build.
+type staticBody struct {
 	vals map[string]cty.Value
 	rng  hcl.Range
 }
 
-func (b *overrideBody) PartialContent(s *hcl.BodySchema) (*hcl.BodyContent, hcl.Body, hcl.Diagnostics) {
-	c, rest, diags := b.base.PartialContent(s)
-	known := map[string]bool{}
-	for _, as := range s.Attributes {
-		known[as.Name] = true
-	}
-	for k, v := range b.vals {
-		if !known[k] {
-			continue
-		}
-		if c.Attributes == nil {
-			c.Attributes = hcl.Attributes{}
-		}
-		c.Attributes[k] = &hcl.Attribute{Name: k, Expr: hcl.StaticExpr(v, b.rng), Range: b.rng, NameRange: b.rng}
-	}
-	// Drop "required argument" errors that the override satisfies.
-	var kept hcl.Diagnostics
-	for _, d := range diags {
-		if d.Summary == "Missing required argument" && overrideSatisfies(d.Detail, b.vals) {
-			continue
-		}
-		kept = append(kept, d)
-	}
-	return c, rest, kept
+func (b staticBody) attr(k string) *hcl.Attribute {
+	return &hcl.Attribute{Name: k, Expr: hcl.StaticExpr(b.vals[k], b.rng), Range: b.rng, NameRange: b.rng}
 }
 
-func (b *overrideBody) Content(s *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
-	c, rest, diags := b.PartialContent(s)
-	_, d := rest.Content(&hcl.BodySchema{})
-	diags = append(diags, d...)
-	for k := range b.vals {
-		if _, ok := c.Attributes[k]; !ok {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("An argument named %q in override is not expected here.", k),
-				Subject:  b.rng.Ptr(),
-			})
+func (b staticBody) PartialContent(s *hcl.BodySchema) (*hcl.BodyContent, hcl.Body, hcl.Diagnostics) {
+	c := &hcl.BodyContent{Attributes: hcl.Attributes{}, MissingItemRange: b.rng}
+	rest := staticBody{vals: map[string]cty.Value{}, rng: b.rng}
+	inSchema := map[string]bool{}
+	for _, as := range s.Attributes {
+		inSchema[as.Name] = true
+	}
+	for k, v := range b.vals {
+		if inSchema[k] {
+			c.Attributes[k] = b.attr(k)
+		} else {
+			rest.vals[k] = v
 		}
+	}
+	return c, rest, nil
+}
+
+func (b staticBody) Content(s *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
+	c, rest, _ := b.PartialContent(s)
+	var diags hcl.Diagnostics
+	var names []string
+	for _, as := range s.Attributes {
+		names = append(names, as.Name)
+	}
+	for _, k := range sortedNames(rest.(staticBody).vals) {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unsupported argument",
+			Detail:   fmt.Sprintf("An argument named %q is not expected here.", k) + suggestion(k, names),
+			Subject:  b.rng.Ptr(),
+		})
 	}
 	return c, diags
 }
 
-func (b *overrideBody) JustAttributes() (hcl.Attributes, hcl.Diagnostics) {
-	attrs, diags := b.base.JustAttributes()
-	if attrs == nil {
-		attrs = hcl.Attributes{}
+func (b staticBody) JustAttributes() (hcl.Attributes, hcl.Diagnostics) {
+	attrs := hcl.Attributes{}
+	for k := range b.vals {
+		attrs[k] = b.attr(k)
 	}
-	for k, v := range b.vals {
-		attrs[k] = &hcl.Attribute{Name: k, Expr: hcl.StaticExpr(v, b.rng), Range: b.rng, NameRange: b.rng}
-	}
-	return attrs, diags
+	return attrs, nil
 }
 
-func (b *overrideBody) MissingItemRange() hcl.Range { return b.base.MissingItemRange() }
+func (b staticBody) MissingItemRange() hcl.Range { return b.rng }
 
-func overrideSatisfies(detail string, vals map[string]cty.Value) bool {
-	for k := range vals {
-		if strings.Contains(detail, fmt.Sprintf("%q", k)) {
-			return true
-		}
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	return false
+	sort.Strings(out)
+	return out
 }

@@ -57,13 +57,17 @@ func Paths(paths []string, opts Options) *Result {
 	return r
 }
 
-// Builds checks each build of a loaded template: a builder type other
-// than amazon-ebs is a warning (build refuses it), the rest goes to
-// validateBuild.
+// Builds checks each build of a loaded template with validateBuild. With
+// no validateBuild, a builder type other than amazon-ebs is still
+// reported as a warning (build refuses it).
 func Builds(t *template.Template, validateBuild func(*template.Build) hcl.Diagnostics) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, b := range t.Builds {
 		if b.Source == nil {
+			continue
+		}
+		if validateBuild != nil {
+			diags = append(diags, validateBuild(b)...)
 			continue
 		}
 		if !SupportedBuilders[b.Source.Type] {
@@ -74,10 +78,6 @@ func Builds(t *template.Template, validateBuild func(*template.Build) hcl.Diagno
 					b.Source.Type, b.Name),
 				Subject: b.Source.DefRange.Ptr(),
 			})
-			continue
-		}
-		if validateBuild != nil {
-			diags = append(diags, validateBuild(b)...)
 		}
 	}
 	return diags
