@@ -59,14 +59,14 @@ func (u sourceUse) effectiveName() string {
 
 func (l *hcl2Loader) decodeBuilds() hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, blk := range l.blocks.OfType("build") {
-		diags = append(diags, l.decodeBuild(blk)...)
+	for i, blk := range l.blocks.OfType("build") {
+		diags = append(diags, l.decodeBuild(blk, i+1)...)
 	}
 	l.tmpl.Builds = filterBuilds(l.tmpl.Builds, l.opts.Only, l.opts.Except)
 	return diags
 }
 
-func (l *hcl2Loader) decodeBuild(blk *hcl.Block) hcl.Diagnostics {
+func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 	c, diags := blk.Body.Content(buildSchema)
 	buildName, description := "", ""
 	if a, ok := c.Attributes["name"]; ok {
@@ -168,7 +168,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block) hcl.Diagnostics {
 			name = buildName + "." + name
 		}
 		src := l.block(top, u.typ, srcName, sctx, body)
-		b := &Build{Name: name, BuildName: buildName, Description: description, Source: &src}
+		b := &Build{Name: name, BuildName: buildName, Description: description, Source: &src, block: index}
 
 		pctx := sctx.NewChild()
 		pctx.Variables = map[string]cty.Value{"build": cty.DynamicVal}

@@ -100,6 +100,10 @@ type Build struct {
 	// PostProcessors is a list of chains; each chain runs in order and its
 	// input is the previous post-processor's artifact.
 	PostProcessors [][]*PostProcessor
+
+	// block numbers HCL2 build blocks from 1, so that inspect can group
+	// the builds of one block; 0 for JSON.
+	block int
 }
 
 // Block is one plugin's configuration as written.

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+)
+
+func init() { commands = append(commands, newInspectCmd) }
+
+func newInspectCmd(f *factory) *cobra.Command {
+	var tf templateFlags
+	cmd := &cobra.Command{
+		Use:   "inspect [flags] TEMPLATE",
+		Short: "Show a template's variables, sources, builds, provisioners and post-processors",
+		Long: `Show what a template declares: input variables with their values (sensitive ones
+masked), locals, data sources, and each build's sources, provisioners and
+post-processors. Nothing is built and nothing is contacted.`,
+		DisableFlagParsing: true,
+	}
+	tf.register(cmd)
+	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return &usageError{fmt.Errorf("inspect takes exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		lo, err := tf.loadOptions(f)
+		if err != nil {
+			return err
+		}
+		t, diags := template.Load(args[0], lo)
+		if t != nil {
+			f.Secrets.Add(t.Sensitive...)
+		}
+		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+		var files = map[string]*hcl.File{}
+		if t != nil {
+			files = t.Files
+		}
+		if diags.HasErrors() {
+			_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
+			return &exitError{code: 1}
+		}
+		if len(diags) > 0 {
+			_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
+		}
+		return template.WriteInspect(&ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}, t)
+	})
+	return cmd
+}
