@@ -65,7 +65,9 @@ func TestBreakpointRealUINonInteractive(t *testing.T) {
 	root := ui.New(ios, ui.Options{})
 	p, _ := New(provisionertest.JSON(t, "breakpoint", `{"note": "n"}`), nil)
 	done := make(chan error, 1)
-	go func() { done <- p.Provision(context.Background(), root.ForBuild("amazon-ebs"), nil, &provisioner.Build{}) }()
+	go func() {
+		done <- p.Provision(context.Background(), root.ForBuild("amazon-ebs"), nil, &provisioner.Build{})
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
