@@ -1,6 +1,8 @@
 package template
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -68,7 +70,7 @@ func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnos
 	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
 	root, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
-		return l.tmpl, diags
+		return l.tmpl, fixSyntaxDiags(path, src, diags)
 	}
 	items, ok := jsonItems(root)
 	if !ok {
@@ -77,11 +79,12 @@ func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnos
 	if opts.SyntaxOnly {
 		return l.tmpl, nil
 	}
+	// Keep going after errors where the next phase does not depend on what
+	// failed, so that one validate run reports as much as it can.
 	l.root(items)
-	if !l.diags.HasErrors() {
-		l.resolveVariables()
-	}
-	if !l.diags.HasErrors() {
+	before := len(l.diags.Errs())
+	l.resolveVariables()
+	if len(l.diags.Errs()) == before {
 		l.builds()
 	}
 	l.tmpl.Sensitive = dedupeStrings(l.tmpl.Sensitive)
@@ -110,7 +113,7 @@ func (l *jsonLoader) typeDiag(expr hcl.Expression, what, want string) *hcl.Diagn
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Incorrect JSON value type",
-		Detail:   fmt.Sprintf("%s; found a %s, expected a %s.", what, jsonKind(expr), want),
+		Detail:   fmt.Sprintf("%s; found %s, expected %s.", what, article(jsonKind(expr)), article(want)),
 		Subject:  expr.StartRange().Ptr(),
 	}
 }
@@ -300,6 +303,7 @@ func (l *jsonLoader) resolveVariables() {
 		}
 		raw[k] = l.opts.Vars[k]
 	}
+	before := len(l.diags.Errs())
 	for _, v := range l.tmpl.Variables {
 		if _, ok := raw[v.Name]; !ok {
 			l.diags = append(l.diags, &hcl.Diagnostic{
@@ -310,7 +314,7 @@ func (l *jsonLoader) resolveVariables() {
 			})
 		}
 	}
-	if l.diags.HasErrors() {
+	if len(l.diags.Errs()) > before {
 		return
 	}
 
@@ -650,7 +654,7 @@ func (l *jsonLoader) block(typ, name string, expr hcl.Expression, items []jsonIt
 func (l *jsonLoader) builds() {
 	type provMeta struct {
 		filter      buildFilter
-		override    map[string][]jsonItem
+		override    map[string]jsonOverride
 		pause, tout time.Duration
 		retries     int
 		name        string
@@ -693,14 +697,20 @@ func (l *jsonLoader) builds() {
 			}
 			items := pluginItems(p.items, jsonProvisionerKeys)
 			prov := &Provisioner{Only: m.filter.only, Except: m.filter.except, PauseBefore: m.pause, MaxRetries: m.retries, Timeout: m.tout}
-			if ov, ok := m.override[b.name]; ok {
-				items = overlay(items, ov)
-			}
 			prov.Block = l.block(p.typ, m.name, p.expr, items, env)
-			if _, ok := m.override[b.name]; ok {
-				prov.Override = map[string]hcl.Body{b.name: prov.Body}
-			}
 			l.check(prov.Body)
+			// Packer merges the override's keys over the provisioner's for
+			// that build; the plugin registry applies Override that way.
+			for name, ov := range m.override {
+				if prov.Override == nil {
+					prov.Override = map[string]hcl.Body{}
+				}
+				body := &legacyBody{items: ov.items, rng: ov.rng, env: env}
+				prov.Override[name] = body
+				if name == b.name {
+					l.check(body)
+				}
+			}
 			build.Provisioners = append(build.Provisioners, prov)
 		}
 		for i, chain := range l.posts {
@@ -748,13 +758,18 @@ func (l *jsonLoader) check(body hcl.Body) {
 }
 
 // overrides reads a provisioner's "override": build name to settings.
-func (l *jsonLoader) overrides(it jsonItem) map[string][]jsonItem {
+type jsonOverride struct {
+	items []jsonItem
+	rng   hcl.Range
+}
+
+func (l *jsonLoader) overrides(it jsonItem) map[string]jsonOverride {
 	items, ok := jsonItems(it.Expr)
 	if !ok {
 		l.diags = append(l.diags, l.typeDiag(it.Expr, "Invalid \"override\"", "object of build name to settings"))
 		return nil
 	}
-	out := map[string][]jsonItem{}
+	out := map[string]jsonOverride{}
 	for _, o := range items {
 		if !l.buildName[o.Name] {
 			detail := fmt.Sprintf("%q in \"override\" is not the name of a builder.", o.Name)
@@ -769,25 +784,17 @@ func (l *jsonLoader) overrides(it jsonItem) map[string][]jsonItem {
 			l.diags = append(l.diags, l.typeDiag(o.Expr, fmt.Sprintf("Invalid override for %q", o.Name), "object"))
 			continue
 		}
-		out[o.Name] = pluginItems(settings, jsonProvisionerKeys)
+		out[o.Name] = jsonOverride{items: pluginItems(settings, jsonProvisionerKeys), rng: o.Expr.Range()}
 	}
 	return out
 }
 
-// overlay replaces base's keys with override's, as Packer merges a
-// provisioner's override into its settings.
-func overlay(base, override []jsonItem) []jsonItem {
-	set := map[string]bool{}
-	for _, it := range override {
-		set[it.Name] = true
+// article prefixes a noun with "a" or "an".
+func article(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
 	}
-	out := make([]jsonItem, 0, len(base)+len(override))
-	for _, it := range base {
-		if !set[it.Name] {
-			out = append(out, it)
-		}
-	}
-	return append(out, override...)
+	return "a " + noun
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -827,4 +834,50 @@ func uniqueDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 		out = append(out, d)
 	}
 	return out
+}
+
+// fixSyntaxDiags replaces the JSON parser's syntax errors by one from
+// encoding/json, whose offset is exactly where the input goes wrong (HCL's
+// parser points past its error recovery, possibly lines further down).
+func fixSyntaxDiags(path string, src []byte, diags hcl.Diagnostics) hcl.Diagnostics {
+	var v any
+	var se *json.SyntaxError
+	if err := json.Unmarshal(src, &v); !errors.As(err, &se) {
+		return diags
+	}
+	off := int(se.Offset) - 1
+	summary, detail := "Invalid JSON", "The template is not valid JSON: "+se.Error()+"."
+	msg := se.Error()
+	switch {
+	case strings.Contains(msg, "after object key:value pair"), strings.Contains(msg, "after array element"):
+		summary, detail = "Missing comma", "A comma must separate the items of a JSON object or array; one is missing before this."
+	case strings.Contains(msg, "looking for beginning of object key string"):
+		summary, detail = "Invalid object key", "A JSON object key must be a double-quoted string here (JSON allows no trailing comma and no comments)."
+	case strings.Contains(msg, "looking for beginning of value"):
+		summary, detail = "Invalid JSON value", "A JSON value (string in double quotes, number, true, false, null, object or array) was expected here (JSON allows no trailing comma)."
+	case strings.Contains(msg, "unexpected end of JSON input"):
+		summary, detail = "Unexpected end of file", "The template ends before every object and array is closed."
+		off = len(src) - 1
+	}
+	off = max(0, min(off, len(src)))
+	pos := hcl.Pos{Byte: off, Line: 1, Column: 1}
+	for _, c := range string(src[:off]) {
+		if c == '\n' {
+			pos.Line++
+			pos.Column = 1
+		} else {
+			pos.Column++
+		}
+	}
+	end := pos
+	if off < len(src) {
+		end.Byte++
+		end.Column++
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   detail,
+		Subject:  &hcl.Range{Filename: path, Start: pos, End: end},
+	}}
 }
