@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -76,6 +77,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 		diags = append(diags, l.evalString(a, &description)...)
 	}
 	var uses []sourceUse
+	refCount := 0
 	seen := map[string]hcl.Range{}
 	addUse := func(u sourceUse) {
 		key := u.typ + "." + u.effectiveName()
@@ -92,7 +94,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 		uses = append(uses, u)
 	}
 	if a, ok := c.Attributes["sources"]; ok {
-		v, d := a.Expr.Value(l.ctx)
+		v, d := evalExpr(a.Expr, l.ctx)
 		diags = append(diags, d...)
 		var refs []string
 		if !d.HasErrors() {
@@ -111,6 +113,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 			}
 		}
 		for _, ref := range refs {
+			refCount++
 			typ, name, d := l.resolveSource(ref, a.Expr.Range())
 			diags = append(diags, d...)
 			if !d.HasErrors() {
@@ -119,6 +122,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 		}
 	}
 	for _, sb := range c.Blocks.OfType("source") {
+		refCount++
 		typ, name, d := l.resolveSource(sb.Labels[0], sb.LabelRanges[0])
 		diags = append(diags, d...)
 		if d.HasErrors() {
@@ -126,13 +130,14 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 		}
 		sc, rest, d := sb.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}}})
 		diags = append(diags, d...)
+		diags = append(diags, duplicateArgs(l.sources[typ+"."+name].Body, rest)...)
 		u := sourceUse{typ: typ, name: name, extra: rest, rng: sb.DefRange}
 		if a, ok := sc.Attributes["name"]; ok {
 			diags = append(diags, l.evalString(a, &u.rename)...)
 		}
 		addUse(u)
 	}
-	if len(uses) == 0 {
+	if refCount == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Build without sources",
@@ -315,7 +320,7 @@ func (l *hcl2Loader) decodePostProcessor(pb *hcl.Block, ctx *hcl.EvalContext, b 
 }
 
 func (l *hcl2Loader) decodeOverride(a *hcl.Attribute) (map[string]map[string]cty.Value, hcl.Diagnostics) {
-	v, diags := a.Expr.Value(l.ctx)
+	v, diags := evalExpr(a.Expr, l.ctx)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -376,7 +381,7 @@ func filterBuilds(builds []*Build, only, except []string) []*Build {
 }
 
 func (l *hcl2Loader) evalString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
-	v, diags := a.Expr.Value(l.ctx)
+	v, diags := evalExpr(a.Expr, l.ctx)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -391,7 +396,7 @@ func (l *hcl2Loader) evalString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 }
 
 func (l *hcl2Loader) evalStrings(a *hcl.Attribute, dst *[]string) hcl.Diagnostics {
-	v, diags := a.Expr.Value(l.ctx)
+	v, diags := evalExpr(a.Expr, l.ctx)
 	if diags.HasErrors() {
 		return diags
 	}
@@ -524,4 +529,26 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// duplicateArgs reports in-build source settings that the top-level
+// source already sets: in-build blocks may only fill unset fields.
+func duplicateArgs(top, extra hcl.Body) hcl.Diagnostics {
+	tb, ok1 := top.(*hclsyntax.Body)
+	eb, ok2 := extra.(*hclsyntax.Body)
+	if !ok1 || !ok2 {
+		return nil // MergeBodies reports it when the body is decoded
+	}
+	var diags hcl.Diagnostics
+	for _, a := range sortedSyntaxAttrs(eb.Attributes) {
+		if prev, ok := tb.Attributes[a.Name]; ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate argument",
+				Detail:   fmt.Sprintf("The argument %q is already set at %s by the source block. A source block inside a build can only set fields the top-level source leaves unset.", a.Name, prev.NameRange),
+				Subject:  a.NameRange.Ptr(),
+			})
+		}
+	}
+	return diags
 }

@@ -268,7 +268,7 @@ func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {
 			remaining--
 			progress = true
 			if n.kind == "local" {
-				v, d := n.expr.Value(l.ctx)
+				v, d := evalExpr(n.expr, l.ctx)
 				diags = append(diags, d...)
 				if d.HasErrors() {
 					v = cty.DynamicVal
@@ -422,7 +422,7 @@ func checkExprs(body hcl.Body, ctx *hcl.EvalContext) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	for _, a := range sortedSyntaxAttrs(sb.Attributes) {
-		_, d := a.Expr.Value(ctx)
+		_, d := evalExpr(a.Expr, ctx)
 		diags = append(diags, d...)
 	}
 	for _, b := range sb.Blocks {

@@ -81,6 +81,7 @@ type Variable struct {
 	DeclRange   hcl.Range
 
 	validations []*validation
+	broken      bool // its declaration had errors: do not also report it unset
 }
 
 // Build is one builder source inside one build: what `amibake build` runs

@@ -81,6 +81,9 @@ func (l *hcl2Loader) decodeVariables() hcl.Diagnostics {
 		case "variable":
 			v, d := decodeVariable(blk, defCtx)
 			diags = append(diags, d...)
+			if v != nil && d.HasErrors() {
+				v.broken = true
+			}
 			if v != nil {
 				declare(v, blk.DefRange)
 			}
@@ -185,7 +188,7 @@ func (l *hcl2Loader) collectValues(autoVarFiles []string) hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Undefined -var variable",
-				Detail:   fmt.Sprintf("A %q variable was passed in the command line but was not found in known variables. To declare variable %q, place this block in one of your .pkr.hcl files:\n\nvariable %q {\n  type = string\n}", n, n, n) + suggestion(n, names),
+				Detail:   fmt.Sprintf("A %q variable was passed in the command line but was not found in known variables.", n) + suggestion(n, names) + fmt.Sprintf(" To declare variable %q, place this block in one of your .pkr.hcl files:\n\nvariable %q {\n  type = string\n}", n, n),
 			})
 			continue
 		}
@@ -197,6 +200,9 @@ func (l *hcl2Loader) collectValues(autoVarFiles []string) hcl.Diagnostics {
 	}
 	for _, n := range names {
 		v := l.vars[n]
+		if v.Value == cty.NilVal && v.broken {
+			continue
+		}
 		if v.Value == cty.NilVal {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -275,6 +281,17 @@ func (l *hcl2Loader) applyVarFile(path string) hcl.Diagnostics {
 func parseRawValue(raw string, ty cty.Type, what string) (cty.Value, hcl.Diagnostics) {
 	if ty == cty.String || ty == cty.DynamicPseudoType {
 		return cty.StringVal(raw), nil
+	}
+	if ty.IsPrimitiveType() {
+		v, err := convert.Convert(cty.StringVal(raw), ty)
+		if err != nil {
+			return cty.NilVal, hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid value for variable",
+				Detail:   fmt.Sprintf("The value of %s, %q, is not a valid %s.", what, raw, typeexpr.TypeString(ty)),
+			}}
+		}
+		return v, nil
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), what, hcl.Pos{Line: 1, Column: 1})
 	if diags.HasErrors() {

@@ -1,0 +1,9 @@
+source "amazon-ebs" "x" {
+  region = "us-east-1"
+}
+
+build {
+  source "amazon-ebs.x" {
+    region = "eu-west-1"
+  }
+}

@@ -1,0 +1,7 @@
+source "amazon-ebs" "x" {
+  ami_name = env("USER")
+}
+
+build {
+  sources = ["source.amazon-ebs.x"]
+}

@@ -1,0 +1,3 @@
+locals {
+  size = parseint("ten", 10)
+}

@@ -1,0 +1,3 @@
+variable "1region" {
+  default = "x"
+}

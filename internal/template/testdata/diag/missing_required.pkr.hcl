@@ -1,0 +1,8 @@
+variable "size" {
+  type = number
+  default = 3
+
+  validation {
+    condition = var.size > 1
+  }
+}

@@ -1,0 +1,3 @@
+locals {
+	greeting = "héllo ${var.nope}"
+}

@@ -1,0 +1,11 @@
+locals {
+  name = "demo"
+}
+
+source "amazon-ebs" "x" {
+  ami_name = local.nmae
+}
+
+build {
+  sources = ["source.amazon-ebs.x"]
+}

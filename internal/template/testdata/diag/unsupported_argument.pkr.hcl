@@ -1,0 +1,4 @@
+variable "region" {
+  type    = string
+  defualt = "us-east-1"
+}

@@ -1,0 +1,3 @@
+varable "region" {
+  default = "us-east-1"
+}

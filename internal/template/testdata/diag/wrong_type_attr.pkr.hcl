@@ -1,0 +1,12 @@
+source "amazon-ebs" "x" {
+  region = "us-east-1"
+}
+
+build {
+  sources = ["source.amazon-ebs.x"]
+
+  provisioner "shell" {
+    only   = "amazon-ebs.x"
+    inline = ["echo hi"]
+  }
+}
