@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,11 @@ func TestJSONDiagnostics(t *testing.T) {
 					t.Errorf("diagnostic without position: %s: %s", d.Summary, d.Detail)
 				}
 			}
+			// gohcl decodes attributes in map order: sort for stable output.
+			sort.SliceStable(diags, func(i, j int) bool {
+				a, b := diags[i].Subject, diags[j].Subject
+				return a != nil && b != nil && a.Start.Byte < b.Start.Byte
+			})
 			var buf bytes.Buffer
 			if err := WriteDiagnostics(&buf, tp.Files, diags, false); err != nil {
 				t.Fatal(err)
