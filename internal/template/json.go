@@ -639,13 +639,24 @@ func (l *jsonLoader) env(b *jsonBuilder) *legacyEnv {
 		now: l.now, file: l.path, src: l.src, cwd: l.opts.Cwd}
 }
 
-func (l *jsonLoader) block(typ, name string, expr hcl.Expression, items []jsonItem, env *legacyEnv) Block {
+// block makes a plugin block; its DefRange is the "type" property, the
+// nearest thing JSON has to a block header.
+func (l *jsonLoader) block(typ, name string, expr hcl.Expression, all, items []jsonItem, env *legacyEnv) Block {
+	def := expr.Range()
+	if all != nil {
+		def = expr.StartRange()
+	}
+	for _, it := range all {
+		if it.Name == "type" {
+			def = it.rng()
+		}
+	}
 	return Block{
 		Type:     typ,
 		Name:     name,
 		Body:     newLegacyBody(expr, items, env),
 		Ctx:      &hcl.EvalContext{},
-		DefRange: expr.StartRange(),
+		DefRange: def,
 	}
 }
 
@@ -687,7 +698,7 @@ func (l *jsonLoader) builds() {
 	for _, b := range l.builders {
 		env := l.env(b)
 		build := &Build{Name: b.name}
-		src := l.block(b.typ, b.name, b.expr, pluginItems(b.items, jsonBuilderKeys), env)
+		src := l.block(b.typ, b.name, b.expr, b.items, pluginItems(b.items, jsonBuilderKeys), env)
 		build.Source = &src
 		l.check(src.Body)
 		for i, p := range l.provs {
@@ -697,7 +708,7 @@ func (l *jsonLoader) builds() {
 			}
 			items := pluginItems(p.items, jsonProvisionerKeys)
 			prov := &Provisioner{Only: m.filter.only, Except: m.filter.except, PauseBefore: m.pause, MaxRetries: m.retries, Timeout: m.tout}
-			prov.Block = l.block(p.typ, m.name, p.expr, items, env)
+			prov.Block = l.block(p.typ, m.name, p.expr, p.items, items, env)
 			l.check(prov.Body)
 			// Packer merges the override's keys over the provisioner's for
 			// that build; the plugin registry applies Override that way.
@@ -735,7 +746,7 @@ func (l *jsonLoader) builds() {
 						}
 					}
 				}
-				pp.Block = l.block(p.typ, name, p.expr, pluginItems(p.items, jsonPostKeys), env)
+				pp.Block = l.block(p.typ, name, p.expr, p.items, pluginItems(p.items, jsonPostKeys), env)
 				l.check(pp.Body)
 				out = append(out, pp)
 			}
