@@ -1,0 +1,374 @@
+// Package vm turns simulated EC2 instances into real SSH hosts: each running
+// machine is Debian's OpenSSH sshd, chrooted into a per-instance root
+// filesystem built from busybox-static, in its own mount, PID and UTS
+// namespaces. Commands run for real but can never touch the host: sessions run
+// under a per-instance non-zero uid and only see the instance's files.
+//
+// Layout under Options.Dir (default /var/lib/amibake-ec2sim):
+//
+//	run-XXXX/              one per Manager, removed by Close
+//	  snapshots/<id>/      immutable root filesystem trees
+//	  instances/<id>/ctl/  sshd_config, host keys, authorized_keys, passwd
+//	  instances/<id>/root/ the chroot (root-owned, 0755, contents owned by the instance uid)
+package vm
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Binaries the machines are made of. Variables so that a test could point
+// them elsewhere; they must be root-owned like everything else sshd trusts.
+var (
+	sshdPath    = "/usr/sbin/sshd"
+	busyboxPath = "/bin/busybox"
+)
+
+// DefaultDir is where machines live when Options.Dir is empty. It cannot be
+// under /tmp: sshd refuses a ChrootDirectory with a world-writable component.
+const DefaultDir = "/var/lib/amibake-ec2sim"
+
+// Options configures a Manager.
+type Options struct {
+	// Dir holds the per-Manager state directory. Every component of its
+	// path must be root-owned and not group- or world-writable.
+	Dir string
+	Log *slog.Logger
+	// DropProbability is the chance that an exec session is dropped
+	// mid-command (the SSH connection is killed before the exit status).
+	DropProbability float64
+	// Seed makes drop decisions reproducible (per machine, in session order).
+	Seed int64
+	// SSHStartDelay delays sshd's start after Boot (a slow SSH start).
+	SSHStartDelay time.Duration
+	// RSAHostKeyBits is the size of each machine's RSA host key (default
+	// 2048; real Ubuntu uses 3072, which costs ~0.4 s of CPU per machine).
+	RSAHostKeyBits int
+}
+
+// Manager owns the snapshot store and every machine it created.
+type Manager struct {
+	opts    Options
+	log     *slog.Logger
+	base    string // the Manager's own directory: run-XXXX
+	madeDir bool   // Options.Dir was created by us, remove it when empty
+	applets []string
+
+	mu        sync.Mutex
+	closed    bool
+	snapshots map[string]*snapshot
+	machines  map[string]*Machine
+	nextUID   uint32
+}
+
+// snapshot is either virtual (a seeded flavor, built on demand: seeding the
+// public catalogue stays free) or a directory tree in the store.
+type snapshot struct {
+	flavor *Flavor
+	dir    string
+}
+
+// NewManager checks the host can run machines and creates the state directory.
+func NewManager(opts Options) (*Manager, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("ec2sim machines need root: sshd must chroot and switch users (run as root, e.g. in a container or `sudo`)")
+	}
+	for _, p := range []string{sshdPath, busyboxPath, "/usr/bin/mount", "/usr/sbin/chroot"} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("ec2sim machines need %s (Debian: apt-get install openssh-server busybox-static mount coreutils): %w", p, err)
+		}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RSAHostKeyBits == 0 {
+		opts.RSAHostKeyBits = 2048
+	}
+	if opts.DropProbability < 0 || opts.DropProbability > 1 {
+		return nil, fmt.Errorf("drop probability %v is not between 0 and 1", opts.DropProbability)
+	}
+	dir := opts.Dir
+	if dir == "" {
+		dir = DefaultDir
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	m := &Manager{
+		opts:      opts,
+		log:       opts.Log,
+		snapshots: map[string]*snapshot{},
+		machines:  map[string]*Machine{},
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		m.madeDir = true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", dir, err)
+	}
+	if err := checkChrootable(dir); err != nil {
+		return nil, err
+	}
+	m.base, err = os.MkdirTemp(dir, "run-")
+	if err != nil {
+		return nil, fmt.Errorf("create state directory in %s: %w", dir, err)
+	}
+	for _, d := range []string{m.base, filepath.Join(m.base, "snapshots"), filepath.Join(m.base, "instances")} {
+		if err := os.MkdirAll(d, 0o755); err == nil {
+			err = os.Chmod(d, 0o755)
+		}
+		if err != nil {
+			m.removeDirs()
+			return nil, fmt.Errorf("create state directory %s: %w", d, err)
+		}
+	}
+	m.applets, err = listApplets()
+	if err == nil {
+		// One copy per Manager, hard-linked into every root filesystem.
+		err = copyFile(busyboxPath, filepath.Join(m.base, "busybox"), 0o755, 0, 0)
+	}
+	if err != nil {
+		m.removeDirs()
+		return nil, err
+	}
+	// A random uid range per Manager: simulators running side by side
+	// (parallel test packages) never share a uid.
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	m.nextUID = 2_000_000 + (binary.LittleEndian.Uint32(b[:])%100_000)*1000
+	if opts.RSAHostKeyBits == 2048 {
+		rsaPoolOnce.Do(func() { go fillRSAPool() })
+	}
+	return m, nil
+}
+
+// checkChrootable reports the first path component sshd would refuse.
+func checkChrootable(dir string) error {
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("check state directory %s: %w", dir, err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("state directory %s: %s must be owned by root and not group- or world-writable (mode %v, uid %d) for sshd's ChrootDirectory; choose another Dir (not under /tmp)", dir, p, fi.Mode().Perm(), st.Uid)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+func listApplets() ([]string, error) {
+	out, err := exec.Command(busyboxPath, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list busybox applets: %w", err)
+	}
+	var applets []string
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.Contains(l, "..") {
+			continue
+		}
+		applets = append(applets, l)
+	}
+	return applets, nil
+}
+
+// RSA host keys take ~0.1-0.5 s of CPU each, too slow for the path from
+// RunInstances to SSH: a process-wide pool keeps a few 2048-bit keys ready
+// (an idle goroutine once full; it holds no process or file).
+var (
+	rsaPoolOnce sync.Once
+	rsaPool     = make(chan *rsa.PrivateKey, 4)
+)
+
+func fillRSAPool() {
+	for {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return
+		}
+		rsaPool <- k
+	}
+}
+
+func (m *Manager) rsaKey() (*rsa.PrivateKey, error) {
+	if m.opts.RSAHostKeyBits != 2048 {
+		return rsa.GenerateKey(rand.Reader, m.opts.RSAHostKeyBits)
+	}
+	return <-rsaPool, nil
+}
+
+func (m *Manager) allocUID() uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextUID++
+	return m.nextUID
+}
+
+// Close stops every machine and removes every file the Manager created.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	machines := make([]*Machine, 0, len(m.machines))
+	for _, mc := range m.machines {
+		machines = append(machines, mc)
+	}
+	m.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, mc := range machines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := mc.Destroy(); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := m.removeDirs(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) removeDirs() error {
+	if err := os.RemoveAll(m.base); err != nil {
+		return fmt.Errorf("remove state directory %s: %w", m.base, err)
+	}
+	if m.madeDir {
+		// Only if empty: another simulator may be using it.
+		_ = os.Remove(filepath.Dir(m.base))
+	}
+	return nil
+}
+
+func (m *Manager) snapshotDir(id string) string {
+	return filepath.Join(m.base, "snapshots", id)
+}
+
+func validID(kind, id string) error {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/\\\x00") || id == "." || id == ".." {
+		return fmt.Errorf("invalid %s id %q", kind, id)
+	}
+	return nil
+}
+
+// Flavor describes a seeded operating system image.
+type Flavor struct {
+	Name      string // e.g. "ubuntu-24.04"
+	User      string // default login user: ubuntu, ec2-user, admin, or root
+	OSRelease string // contents of /etc/os-release
+}
+
+// SeedSnapshot registers a pristine image of the flavor. It costs nothing
+// until an instance is created from it.
+func (m *Manager) SeedSnapshot(snapshotID string, f Flavor) error {
+	if err := validID("snapshot", snapshotID); err != nil {
+		return err
+	}
+	if !validUser(f.User) {
+		return fmt.Errorf("seed snapshot %s: invalid user name %q", snapshotID, f.User)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("seed snapshot: manager closed")
+	}
+	if _, ok := m.snapshots[snapshotID]; ok {
+		return fmt.Errorf("seed snapshot %s: already exists", snapshotID)
+	}
+	m.snapshots[snapshotID] = &snapshot{flavor: &f}
+	return nil
+}
+
+// CopySnapshot copies a snapshot under a new id. Store trees are immutable,
+// so regular files are hard-linked.
+func (m *Manager) CopySnapshot(srcID, dstID string) error {
+	if err := validID("snapshot", dstID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	src, ok := m.snapshots[srcID]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("copy snapshot %s: not found", srcID)
+	}
+	if _, ok := m.snapshots[dstID]; ok {
+		m.mu.Unlock()
+		return fmt.Errorf("copy snapshot %s to %s: destination exists", srcID, dstID)
+	}
+	dst := &snapshot{flavor: src.flavor}
+	if src.dir != "" {
+		dst.dir = m.snapshotDir(dstID)
+	}
+	// Reserve the id so that a concurrent copy cannot take it.
+	m.snapshots[dstID] = &snapshot{}
+	m.mu.Unlock()
+	if dst.dir != "" {
+		if err := copyTree(src.dir, dst.dir, copyOpts{linkAll: true}); err != nil {
+			_ = os.RemoveAll(dst.dir)
+			m.mu.Lock()
+			delete(m.snapshots, dstID)
+			m.mu.Unlock()
+			return fmt.Errorf("copy snapshot %s to %s: %w", srcID, dstID, err)
+		}
+	}
+	m.mu.Lock()
+	m.snapshots[dstID] = dst
+	m.mu.Unlock()
+	return nil
+}
+
+// DeleteSnapshot removes a snapshot; machines created from it keep their files.
+func (m *Manager) DeleteSnapshot(id string) error {
+	m.mu.Lock()
+	s, ok := m.snapshots[id]
+	delete(m.snapshots, id)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("delete snapshot %s: not found", id)
+	}
+	if s.dir != "" {
+		if err := os.RemoveAll(s.dir); err != nil {
+			return fmt.Errorf("delete snapshot %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func validUser(u string) bool {
+	if u == "" || len(u) > 32 {
+		return false
+	}
+	for i, r := range u {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case i > 0 && (r >= '0' && r <= '9' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}

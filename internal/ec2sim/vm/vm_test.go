@@ -1,0 +1,639 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+const ubuntuRelease = `PRETTY_NAME="Ubuntu 24.04.1 LTS"
+NAME="Ubuntu"
+VERSION_ID="24.04"
+ID=ubuntu
+`
+
+var ubuntu = Flavor{Name: "ubuntu-24.04", User: "ubuntu", OSRelease: ubuntuRelease}
+
+var (
+	keysOnce   sync.Once
+	rsaSigner  ssh.Signer
+	edSigner   ssh.Signer
+	ipCounter  atomic.Uint32
+	instanceNo atomic.Uint32
+)
+
+func clientKeys(t testing.TB) (rsaKey, edKey ssh.Signer) {
+	keysOnce.Do(func() {
+		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		rsaSigner, _ = ssh.NewSignerFromKey(rk)
+		_, ek, _ := ed25519.GenerateKey(rand.Reader)
+		edSigner, _ = ssh.NewSignerFromKey(ek)
+	})
+	return rsaSigner, edSigner
+}
+
+// nextIP hands each machine its own loopback address, as the simulator does.
+func nextIP() string {
+	n := ipCounter.Add(1)
+	return fmt.Sprintf("127.%d.%d.%d", 80+os.Getpid()%100, n/250, n%250+2)
+}
+
+func newManager(t testing.TB, opts Options) *Manager {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("machines need root (sshd chroot); run `make test` as root")
+	}
+	if opts.Log == nil && os.Getenv("VM_DEBUG") != "" {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	m, err := NewManager(opts)
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+type testMachine struct {
+	*Machine
+	addr string
+}
+
+func launch(t testing.TB, m *Manager, snap string, mutate func(*LaunchSpec)) testMachine {
+	t.Helper()
+	rk, ek := clientKeys(t)
+	_ = ek
+	spec := LaunchSpec{
+		InstanceID:    fmt.Sprintf("i-%017x", instanceNo.Add(1)),
+		SnapshotID:    snap,
+		IPs:           []string{nextIP()},
+		User:          "ubuntu",
+		AuthorizedKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(rk.PublicKey()))) + " test-rsa",
+	}
+	if mutate != nil {
+		mutate(&spec)
+	}
+	mc, err := m.Create(spec)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := mc.Boot(context.Background()); err != nil {
+		t.Fatalf("Boot: %v", err)
+	}
+	return testMachine{mc, net.JoinHostPort(spec.IPs[0], "22")}
+}
+
+func dial(t testing.TB, addr, user string, signer ssh.Signer, hostKey *ssh.PublicKey) *ssh.Client {
+	t.Helper()
+	c, err := dialErr(addr, user, signer, hostKey)
+	if err != nil {
+		t.Fatalf("ssh %s@%s: %v", user, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func dialErr(addr, user string, signer ssh.Signer, hostKey *ssh.PublicKey) (*ssh.Client, error) {
+	cfg := &ssh.ClientConfig{
+		User: user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			if hostKey != nil {
+				*hostKey = k
+			}
+			return nil
+		},
+		Timeout: 5 * time.Second,
+	}
+	return ssh.Dial("tcp", addr, cfg)
+}
+
+// run executes cmd and returns combined output and the exit status.
+func run(t testing.TB, c *ssh.Client, cmd string) (string, int) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatalf("new session: %v", err)
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitStatus()
+	default:
+		t.Fatalf("run %q: %v (output %q)", cmd, err, out)
+		return "", -1
+	}
+}
+
+func TestLoginExecAndIsolation(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-ubuntu", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, ek := clientKeys(t)
+	mc := launch(t, m, "snap-ubuntu", func(s *LaunchSpec) {
+		s.AuthorizedKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ek.PublicKey())))
+	})
+	_ = rk
+
+	var hostKey ssh.PublicKey
+	c := dial(t, mc.addr, "ubuntu", ek, &hostKey)
+
+	tests := []struct {
+		cmd        string
+		wantStatus int
+		wantOut    string
+	}{
+		{"whoami", 0, "ubuntu\n"},
+		{"exit 3", 3, ""},
+		{"false", 1, ""},
+		{"cat /etc/os-release | grep ^ID=", 0, "ID=ubuntu\n"},
+		{"echo hello > /etc/motd && cat /etc/motd", 0, "hello\n"},
+		{"mkdir -p /opt/app /usr/local/share/x && echo ok", 0, "ok\n"},
+		{"hostname", 0, "ip-" + strings.ReplaceAll(mc.IPs()[0], ".", "-") + "\n"},
+		{"cat /etc/hostname", 0, "ip-" + strings.ReplaceAll(mc.IPs()[0], ".", "-") + "\n"},
+		{"test $(id -u) -ne 0 && echo unprivileged", 0, "unprivileged\n"},
+		{"sudo -E -S -n -H -u root -- sh -c 'echo $0 ran'", 0, "sh ran\n"},
+		{"sudo FOO=bar sh -c 'echo $FOO'", 0, "bar\n"},
+		{"echo $HOME; cd && pwd", 0, "/home/ubuntu\n/home/ubuntu\n"},
+		{"ls /home/ubuntu/../../etc/passwd", 0, "/home/ubuntu/../../etc/passwd\n"},
+		{"echo data | bash -c 'cat'", 0, "data\n"},
+	}
+	for _, tt := range tests {
+		out, st := run(t, c, tt.cmd)
+		if st != tt.wantStatus || (tt.wantOut != "" && out != tt.wantOut) {
+			t.Errorf("%q: status %d output %q, want %d %q", tt.cmd, st, out, tt.wantStatus, tt.wantOut)
+		}
+	}
+
+	// The provisioning command of the issue fails inside the instance.
+	out, st := run(t, c, "sudo apt-get install -y redis-server")
+	if st == 0 || !strings.Contains(out, "apt-get: not found") {
+		t.Errorf("sudo apt-get: status %d output %q, want failure with \"apt-get: not found\"", st, out)
+	}
+	// Writes to /etc landed in the instance, not on the host.
+	if b, err := os.ReadFile(filepath.Join(mc.RootDir(), "etc/motd")); err != nil || string(b) != "hello\n" {
+		t.Errorf("rootfs /etc/motd = %q, %v", b, err)
+	}
+	if b, _ := os.ReadFile("/etc/motd"); string(b) == "hello\n" {
+		t.Errorf("the host's /etc/motd was written")
+	}
+	// The instance's processes see only the instance.
+	out, _ = run(t, c, "ls /proc | grep -c '^[0-9]'")
+	if strings.TrimSpace(out) == "" || len(strings.TrimSpace(out)) > 2 {
+		t.Errorf("instance sees %q processes, want its own few", out)
+	}
+
+	// RSA key (on a machine launched with it): rsa-sha2 signatures work;
+	// the SHA-1 "ssh-rsa" algorithm alone is refused as by OpenSSH >= 8.8.
+	mrsa := launch(t, m, "snap-ubuntu", nil)
+	crsa := dial(t, mrsa.addr, "ubuntu", rk, nil)
+	if out, st := run(t, crsa, "echo rsa"); st != 0 || out != "rsa\n" {
+		t.Errorf("rsa login: %q %d", out, st)
+	}
+	sha1Only, err := ssh.NewSignerWithAlgorithms(rk.(ssh.AlgorithmSigner), []string{ssh.KeyAlgoRSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dialErr(mrsa.addr, "ubuntu", sha1Only, nil); err == nil {
+		c.Close()
+		t.Errorf("login with ssh-rsa (SHA-1) signatures succeeded; sshd must require rsa-sha2")
+	}
+	for _, u := range []string{"root", "admin"} {
+		if c, err := dialErr(mc.addr, u, ek, nil); err == nil {
+			c.Close()
+			t.Errorf("login as %s succeeded", u)
+		}
+	}
+
+	// The console's fingerprint block names the host key the client saw.
+	fps := waitConsoleFingerprints(t, mc.Machine)
+	types := map[string]bool{}
+	found := false
+	for _, fp := range fps {
+		types[fp.Type] = true
+		if fp.Fingerprint == ssh.FingerprintSHA256(hostKey) {
+			found = true
+		}
+		if fp.Comment != "root@"+mc.hostname || fp.Bits < 256 {
+			t.Errorf("fingerprint line %+v", fp)
+		}
+	}
+	if !found || len(types) != 3 {
+		t.Errorf("console fingerprints %+v do not include the host key %s or miss a type", fps, ssh.FingerprintSHA256(hostKey))
+	}
+}
+
+func waitConsoleFingerprints(t testing.TB, mc *Machine) []HostKeyFingerprint {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if fps := ParseHostKeyFingerprints(mc.ConsoleOutput()); len(fps) > 0 {
+			return fps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fingerprints in console output:\n%s", mc.ConsoleOutput())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSFTPSnapshotAndCopy(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-base", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-base", nil)
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatalf("sftp: %v", err)
+	}
+	defer sc.Close()
+	payload := bytes.Repeat([]byte("amibake "), 64<<10)
+	f, err := sc.Create("/home/ubuntu/upload.bin")
+	if err != nil {
+		t.Fatalf("sftp create: %v", err)
+	}
+	if _, err := f.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Chmod("/home/ubuntu/upload.bin", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(mc.RootDir(), "home/ubuntu/upload.bin"))
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("uploaded file inside the rootfs: %d bytes, %v", len(got), err)
+	}
+	if out, st := run(t, c, "sudo mv /home/ubuntu/upload.bin /etc/baked && ls -l /etc/baked"); st != 0 || !strings.Contains(out, "-rw-r----- ") || !strings.Contains(out, " ubuntu ") {
+		t.Fatalf("move upload: %d %q", st, out)
+	}
+	if _, err := sc.Stat("/etc/passwd"); err != nil {
+		t.Errorf("sftp stat /etc/passwd: %v", err)
+	}
+
+	if err := mc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
+		t.Fatalf("sshd still answers after Shutdown")
+	}
+	if err := mc.Snapshot("snap-baked"); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if err := m.CopySnapshot("snap-baked", "snap-copied"); err != nil {
+		t.Fatalf("CopySnapshot: %v", err)
+	}
+	if err := mc.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mc.RootDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rootfs after Destroy: %v", err)
+	}
+	if err := m.DeleteSnapshot("snap-baked"); err != nil {
+		t.Fatal(err)
+	}
+	next := launch(t, m, "snap-copied", nil)
+	c2 := dial(t, next.addr, "ubuntu", rk, nil)
+	out, st := run(t, c2, "md5sum < /etc/baked; echo new > /etc/baked && echo writable")
+	if st != 0 || !strings.Contains(out, "writable") {
+		t.Errorf("file from the snapshot: %d %q", st, out)
+	}
+	if _, err := m.Create(LaunchSpec{}); err == nil {
+		t.Errorf("Create with an empty spec succeeded")
+	}
+}
+
+func TestRebootAndPowerOffFromInside(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-r", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-r", nil)
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	run(t, c, "echo survives > /home/ubuntu/state")
+
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run("sudo reboot") }()
+	select {
+	case <-mc.RebootRequested():
+	case <-time.After(10 * time.Second):
+		t.Fatal("RebootRequested did not fire")
+	}
+	select {
+	case err := <-done:
+		var ee *ssh.ExitError
+		if err == nil || errors.As(err, &ee) {
+			t.Errorf("reboot session ended with %v, want the connection to drop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("session survived the reboot")
+	}
+	// The machine comes back by itself; a client reconnects.
+	var c2 *ssh.Client
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c2, err = dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reconnect after reboot: %v", err)
+		}
+	}
+	defer c2.Close()
+	if out, _ := run(t, c2, "cat state"); out != "survives\n" {
+		t.Errorf("after reboot: %q", out)
+	}
+	s2, err := c2.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s2.Run("sudo shutdown -h now")
+	select {
+	case <-mc.PowerOffRequested():
+	case <-time.After(10 * time.Second):
+		t.Fatal("PowerOffRequested did not fire")
+	}
+	if c, err := dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
+		c.Close()
+		t.Errorf("sshd answers after poweroff")
+	}
+	// Start again, as StartInstances does.
+	if err := mc.Boot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c3 := dial(t, mc.addr, "ubuntu", rk, nil)
+	if out, _ := run(t, c3, "cat state"); out != "survives\n" {
+		t.Errorf("after stop/start: %q", out)
+	}
+}
+
+func TestUserDataRunsOnceIntoConsole(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-ud", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	mc := launch(t, m, "snap-ud", func(s *LaunchSpec) {
+		s.UserData = []byte("#!/bin/bash\necho \"user data as $(whoami)\"\necho run >> /var/tmp/ud-runs\n")
+	})
+	waitConsoleFingerprints(t, mc.Machine)
+	cons := mc.ConsoleOutput()
+	if !strings.Contains(cons, "user data as ubuntu\n") {
+		t.Fatalf("console lacks the user data output:\n%s", cons)
+	}
+	if i, j := strings.Index(cons, "user data as"), strings.Index(cons, "BEGIN SSH HOST KEY FINGERPRINTS"); i > j {
+		t.Errorf("user data output after the fingerprints, cloud-init prints it before")
+	}
+	if err := mc.Reboot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	if out, _ := run(t, c, "cat /var/tmp/ud-runs"); out != "run\n" {
+		t.Errorf("user data runs: %q, want exactly one", out)
+	}
+	if n := strings.Count(mc.ConsoleOutput(), "Linux version"); n != 2 {
+		t.Errorf("console shows %d boots, want 2", n)
+	}
+
+	failing := launch(t, m, "snap-ud", func(s *LaunchSpec) { s.UserData = []byte("echo plain sh; exit 4") })
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(failing.ConsoleOutput(), "finished at") {
+		if time.Now().After(deadline) {
+			t.Fatalf("user data never finished:\n%s", failing.ConsoleOutput())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := failing.ConsoleOutput(); !strings.Contains(c, "plain sh\n") || !strings.Contains(c, "exit status 4") {
+		t.Errorf("failing user data console:\n%s", c)
+	}
+}
+
+func TestRootUserImage(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-tut", Flavor{Name: "ubuntu-16.04", User: "root", OSRelease: "ID=ubuntu\n"}); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-tut", func(s *LaunchSpec) { s.User = "root" })
+	c := dial(t, mc.addr, "root", rk, nil)
+	out, st := run(t, c, "whoami; pwd; id -u")
+	lines := strings.Fields(out)
+	if st != 0 || len(lines) != 3 || lines[0] != "root" || lines[1] != "/root" || lines[2] == "0" {
+		t.Errorf("root image: %d %q, want root, /root and a non-zero uid", st, out)
+	}
+}
+
+// Drops are reproducible: the same seed and instance give the same pattern.
+func TestDropFault(t *testing.T) {
+	pattern := func(seed int64) string {
+		m := newManager(t, Options{DropProbability: 0.5, Seed: seed})
+		if err := m.SeedSnapshot("snap-d", ubuntu); err != nil {
+			t.Fatal(err)
+		}
+		rk, _ := clientKeys(t)
+		mc := launch(t, m, "snap-d", func(s *LaunchSpec) { s.InstanceID = "i-0drop" })
+		var b strings.Builder
+		var c *ssh.Client
+		for i := 0; i < 12; i++ {
+			if c == nil {
+				c = dial(t, mc.addr, "ubuntu", rk, nil)
+			}
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Run("echo start; sleep 0.2; echo end")
+			s.Close()
+			var missing *ssh.ExitMissingError
+			switch {
+			case err == nil:
+				b.WriteByte('.')
+			case errors.As(err, &missing) || errors.Is(err, io.EOF):
+				b.WriteByte('x')
+				c.Close()
+				c = nil
+			default:
+				t.Fatalf("session %d: %v", i, err)
+			}
+		}
+		if c != nil {
+			c.Close()
+		}
+		return b.String()
+	}
+	a, b := pattern(7), pattern(7)
+	if a != b {
+		t.Errorf("seed 7 gave %s then %s", a, b)
+	}
+	if !strings.Contains(a, "x") || !strings.Contains(a, ".") {
+		t.Errorf("pattern %s: want both drops and successes at p=0.5", a)
+	}
+}
+
+func TestSSHStartDelay(t *testing.T) {
+	m := newManager(t, Options{SSHStartDelay: 300 * time.Millisecond})
+	if err := m.SeedSnapshot("snap-s", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-s", nil)
+	if c, err := dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
+		c.Close()
+		t.Fatalf("sshd answered at once despite SSHStartDelay")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := dialErr(mc.addr, "ubuntu", rk, nil)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd never came up: %v", err)
+		}
+	}
+}
+
+func TestCloseLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("machines need root")
+	}
+	m, err := NewManager(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SeedSnapshot("snap-c", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	var pids []int
+	var uids []uint32
+	for i := 0; i < 3; i++ {
+		mc := launch(t, m, "snap-c", nil)
+		c := dial(t, mc.addr, "ubuntu", rk, nil)
+		// A daemon started by a provisioner must die with the machine.
+		s, _ := c.NewSession()
+		_ = s.Start("nohup sleep 1000 >/dev/null 2>&1 &")
+		s.Wait()
+		pids = append(pids, mc.proc.Process.Pid)
+		uids = append(uids, mc.uid)
+	}
+	if err := mc0Snapshot(m); err != nil {
+		t.Fatal(err)
+	}
+	base := m.base
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(base); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory %s left behind: %v", base, err)
+	}
+	for _, p := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err == nil {
+			t.Errorf("machine process %d still running", p)
+		}
+	}
+	if left := processesOf(uids); len(left) > 0 {
+		t.Errorf("instance processes left: %v", left)
+	}
+}
+
+func mc0Snapshot(m *Manager) error {
+	m.mu.Lock()
+	var mc *Machine
+	for _, x := range m.machines {
+		mc = x
+		break
+	}
+	m.mu.Unlock()
+	return mc.Snapshot("snap-left")
+}
+
+func processesOf(uids []uint32) []string {
+	want := map[string]bool{}
+	for _, u := range uids {
+		want[fmt.Sprint(u)] = true
+	}
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" && want[f[1]] {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
+func TestBadInput(t *testing.T) {
+	m := newManager(t, Options{})
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"seed bad user", m.SeedSnapshot("snap-x", Flavor{User: "Root!"})},
+		{"seed bad id", m.SeedSnapshot("../x", ubuntu)},
+		{"copy missing", m.CopySnapshot("snap-nope", "snap-y")},
+		{"delete missing", m.DeleteSnapshot("snap-nope")},
+	}
+	for _, tt := range tests {
+		if tt.err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
+	}
+	_ = m.SeedSnapshot("snap-ok", ubuntu)
+	for _, spec := range []LaunchSpec{
+		{InstanceID: "i-1", SnapshotID: "snap-ok", User: "ubuntu", IPs: []string{"10.0.0.1"}},
+		{InstanceID: "i-2", SnapshotID: "snap-ok", User: "ubuntu"},
+		{InstanceID: "i-3", SnapshotID: "snap-nope", User: "ubuntu", IPs: []string{"127.0.0.9"}},
+		{InstanceID: "i-4", SnapshotID: "snap-ok", User: "ubuntu", IPs: []string{"127.0.0.9"}, AuthorizedKey: "a\nb"},
+	} {
+		if _, err := m.Create(spec); err == nil {
+			t.Errorf("Create(%+v) succeeded", spec)
+		}
+	}
+	if _, err := NewManager(Options{Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("NewManager under a world-writable /tmp: %v", err)
+	}
+}
