@@ -209,11 +209,12 @@ func authMethods(signers []gossh.Signer, pemKey []byte, useAgent bool, password 
 		all = append(all, as...)
 	}
 	if len(all) > 0 {
-		wrapped := make([]gossh.Signer, len(all))
-		for i, s := range all {
-			rs := newRecordingSigner(s)
-			cr.signers = append(cr.signers, rs)
-			wrapped[i] = rs
+		var wrapped []gossh.Signer
+		for _, s := range all {
+			for _, rs := range newRecordingSigners(s) {
+				cr.signers = append(cr.signers, rs)
+				wrapped = append(wrapped, rs)
+			}
 			cr.keys = append(cr.keys, s.PublicKey().Type()+" "+gossh.FingerprintSHA256(s.PublicKey()))
 		}
 		cr.methods = append(cr.methods, gossh.PublicKeys(wrapped...))

@@ -89,14 +89,18 @@ func dialLoop(ctx context.Context, cfg *Config) (*connection, error) {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		conn, authErr, err := dialOnce(ctx, cfg)
-		if err == nil {
+		if err == nil && authErr == nil {
 			cfg.Log.Debug("ssh connected", "addr", addr, "user", cfg.User, "attempt", attempt,
 				"elapsed", time.Since(start), "auth_algorithm", conn.authAlg, "host_key", conn.hostKey.Hash)
 			return conn, nil
 		}
 		var hk *HostKeyError
+		var perm permanentError
 		if errors.As(err, &hk) {
 			return nil, err
+		}
+		if errors.As(err, &perm) {
+			return nil, perm.error
 		}
 		if authErr != nil {
 			authFailures++
@@ -126,6 +130,11 @@ func dialLoop(ctx context.Context, cfg *Config) (*connection, error) {
 }
 
 var errConnectTimeout = errors.New("ssh_timeout reached")
+
+// permanentError marks a failure that retrying cannot fix (bad key).
+type permanentError struct{ error }
+
+func (p permanentError) Unwrap() error { return p.error }
 
 // dialOnce makes one attempt. authErr is set when the server was reached
 // but refused the credentials.
@@ -159,7 +168,7 @@ func dialOnce(ctx context.Context, cfg *Config) (*connection, *AuthError, error)
 		if c.bastion != nil {
 			c.bastion.Close()
 		}
-		return nil, nil, err
+		return nil, nil, permanentError{err}
 	}
 	defer cr.close()
 	client, reached, err := handshake(ctx, raw, addr, cfg.User, cr, cfg.HostKey)
@@ -252,7 +261,7 @@ func dialBastion(ctx context.Context, cfg *Config) (*gossh.Client, error) {
 	cr, err := authMethods(b.Signers, b.PrivateKey, b.AgentAuth, b.Password)
 	if err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("bastion: %w", err)
+		return nil, permanentError{fmt.Errorf("bastion: %w", err)}
 	}
 	defer cr.close()
 	client, reached, err := handshake(ctx, raw, baddr, b.User, cr, b.HostKey)

@@ -15,22 +15,42 @@ type recordingSigner struct {
 	last  atomic.Value // string
 }
 
-func newRecordingSigner(s gossh.Signer) *recordingSigner {
-	r := &recordingSigner{inner: s}
-	switch ms := s.(type) {
-	case gossh.MultiAlgorithmSigner:
-		r.algos = ms.Algorithms()
-	case gossh.AlgorithmSigner:
-		if s.PublicKey().Type() == gossh.KeyAlgoRSA {
-			// SHA-2 first: OpenSSH >= 8.8 refuses SHA-1 ssh-rsa.
-			r.algos = []string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}
-		} else {
-			r.algos = []string{s.PublicKey().Type()}
-		}
-	default:
-		r.algos = []string{s.PublicKey().Type()}
+// newRecordingSigners wraps s. An RSA key is offered twice: preferring
+// rsa-sha2-512 (with SHA-1 ssh-rsa only for servers that announce no
+// algorithms), then as rsa-sha2-256 alone, because x/crypto tries one
+// algorithm per key and a server may accept just one of the two.
+func newRecordingSigners(s gossh.Signer) []*recordingSigner {
+	_, isAlg := s.(gossh.AlgorithmSigner)
+	if ms, ok := s.(gossh.MultiAlgorithmSigner); ok && s.PublicKey().Type() != gossh.KeyAlgoRSA {
+		return []*recordingSigner{{inner: s, algos: ms.Algorithms()}}
 	}
-	return r
+	if isAlg && s.PublicKey().Type() == gossh.KeyAlgoRSA {
+		// Restricted MultiAlgorithmSigners (agent keys) keep their limits.
+		allowed := []string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}
+		if ms, ok := s.(gossh.MultiAlgorithmSigner); ok {
+			allowed = ms.Algorithms()
+		}
+		first := intersect([]string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}, allowed)
+		out := []*recordingSigner{{inner: s, algos: first}}
+		if second := intersect([]string{gossh.KeyAlgoRSASHA256}, allowed); len(second) > 0 && len(first) > 1 {
+			out = append(out, &recordingSigner{inner: s, algos: second})
+		}
+		return out
+	}
+	return []*recordingSigner{{inner: s, algos: []string{s.PublicKey().Type()}}}
+}
+
+func intersect(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		for _, h := range have {
+			if w == h {
+				out = append(out, w)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (r *recordingSigner) PublicKey() gossh.PublicKey { return r.inner.PublicKey() }

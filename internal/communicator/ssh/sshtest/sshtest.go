@@ -129,8 +129,16 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 
+	// A private HOME keeps the machine's dotfiles out of the sessions: a
+	// ~/.bashrc doing slow work (or leaving locks behind when a test kills
+	// a session) would make the tests slow and flaky.
+	home := filepath.Join(s.Dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	lines := []string{
 		"ListenAddress " + s.Addr(),
+		"SetEnv HOME=" + home,
 		"PidFile " + filepath.Join(s.Dir, "sshd.pid"),
 		"AuthorizedKeysFile " + authKeys,
 		"StrictModes no",
