@@ -1,0 +1,180 @@
+// Package awsclient turns a template's access options into AWS clients,
+// through aws-sdk-go-v2's own configuration loading: environment, shared
+// config and credentials files with profiles and SSO, web identity, the
+// instance metadata service, and the SDK's AWS_ENDPOINT_URL(_EC2). The
+// template's options override what the SDK found.
+package awsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+)
+
+// DefaultMaxAttempts is how many times a call is tried when max_retries is
+// not set: more than the SDK's 3, because parallel builds in CI get
+// throttled (Packer issue #10071: "max_retries: 10 worked").
+const DefaultMaxAttempts = 8
+
+// AssumeRole is the template's assume_role block.
+type AssumeRole struct {
+	RoleARN           string
+	DurationSeconds   int
+	ExternalID        string
+	Policy            string
+	PolicyARNs        []string
+	SessionName       string
+	Tags              map[string]string
+	TransitiveTagKeys []string
+}
+
+// Options are the template's access options. Zero values leave the SDK's
+// configuration alone.
+type Options struct {
+	Region                   string
+	Profile                  string
+	SharedCredentialsFile    string
+	AccessKey, SecretKey     string
+	Token                    string
+	AssumeRole               *AssumeRole
+	CustomEndpointEC2        string
+	MaxRetries               int
+	SkipCredentialValidation bool
+}
+
+// Shared is what all builds of one run share: one adaptive retryer, whose
+// client-side rate limiter backs every build off together when EC2
+// throttles, instead of each build hammering the API on its own.
+type Shared struct {
+	retryer aws.RetryerV2
+}
+
+// NewShared returns the state shared by the builds of one run.
+func NewShared() *Shared {
+	return &Shared{retryer: retry.NewAdaptiveMode()}
+}
+
+// Session is one build's AWS access: a configuration and EC2 clients per
+// region, created on first use.
+type Session struct {
+	cfg      aws.Config
+	opts     Options
+	mu       sync.Mutex
+	clients  map[string]*ec2.Client
+	Identity *Identity
+}
+
+// Identity is who the credentials belong to.
+type Identity struct {
+	Account string
+	ARN     string
+}
+
+// New loads the SDK configuration with the template's overrides and, unless
+// skip_credential_validation, checks the credentials with STS
+// GetCallerIdentity, so a build with bad credentials fails before it
+// creates anything.
+func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
+	if shared == nil {
+		shared = NewShared()
+	}
+	var loadOpts []func(*config.LoadOptions) error
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
+	}
+	if opts.SharedCredentialsFile != "" {
+		loadOpts = append(loadOpts, config.WithSharedCredentialsFiles([]string{opts.SharedCredentialsFile}))
+	}
+	if opts.AccessKey != "" {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, opts.Token)))
+	}
+	attempts := DefaultMaxAttempts
+	if opts.MaxRetries > 0 {
+		attempts = opts.MaxRetries + 1
+	}
+	loadOpts = append(loadOpts, config.WithRetryer(func() aws.Retryer {
+		return retry.AddWithMaxAttempts(shared.retryer, attempts)
+	}))
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set region in the template or AWS_REGION")
+	}
+	if ar := opts.AssumeRole; ar != nil && ar.RoleARN != "" {
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), ar.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			if ar.SessionName != "" {
+				o.RoleSessionName = ar.SessionName
+			}
+			if ar.DurationSeconds > 0 {
+				o.Duration = time.Duration(ar.DurationSeconds) * time.Second
+			}
+			if ar.ExternalID != "" {
+				o.ExternalID = aws.String(ar.ExternalID)
+			}
+			if ar.Policy != "" {
+				o.Policy = aws.String(ar.Policy)
+			}
+			for _, arn := range ar.PolicyARNs {
+				o.PolicyARNs = append(o.PolicyARNs, ststypes.PolicyDescriptorType{Arn: aws.String(arn)})
+			}
+			for k, v := range ar.Tags {
+				o.Tags = append(o.Tags, ststypes.Tag{Key: aws.String(k), Value: aws.String(v)})
+			}
+			o.TransitiveTagKeys = ar.TransitiveTagKeys
+		}))
+	}
+	s := &Session{cfg: cfg, opts: opts, clients: map[string]*ec2.Client{}}
+	if !opts.SkipCredentialValidation {
+		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return nil, fmt.Errorf("validate AWS credentials (sts GetCallerIdentity; set skip_credential_validation to skip): %w", err)
+		}
+		s.Identity = &Identity{Account: aws.ToString(out.Account), ARN: aws.ToString(out.Arn)}
+		slog.Debug("AWS credentials validated", "account", s.Identity.Account, "arn", s.Identity.ARN)
+	}
+	return s, nil
+}
+
+// Region is the build region.
+func (s *Session) Region() string { return s.cfg.Region }
+
+// Config is the loaded configuration (for other service clients).
+func (s *Session) Config() aws.Config { return s.cfg }
+
+// EC2 returns the EC2 client of a region ("" is the build region).
+func (s *Session) EC2(region string) *ec2.Client {
+	if region == "" {
+		region = s.cfg.Region
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[region]; ok {
+		return c
+	}
+	c := ec2.NewFromConfig(s.cfg, func(o *ec2.Options) {
+		o.Region = region
+		if s.opts.CustomEndpointEC2 != "" {
+			o.BaseEndpoint = aws.String(s.opts.CustomEndpointEC2)
+		}
+	})
+	s.clients[region] = c
+	return c
+}

@@ -1,0 +1,131 @@
+package awsclient
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// fakeAWS answers STS GetCallerIdentity and EC2 DescribeRegions, and
+// remembers the access key ids that signed the requests.
+type fakeAWS struct {
+	mu      sync.Mutex
+	keys    []string
+	actions []string
+	deny    bool
+}
+
+func (f *fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	auth := r.Header.Get("Authorization")
+	_, cred, _ := strings.Cut(auth, "Credential=")
+	key, _, _ := strings.Cut(cred, "/")
+	f.mu.Lock()
+	f.keys = append(f.keys, key)
+	f.actions = append(f.actions, r.Form.Get("Action"))
+	f.mu.Unlock()
+	if f.deny {
+		w.WriteHeader(403)
+		_, _ = w.Write([]byte(`<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>1</RequestId></ErrorResponse>`))
+		return
+	}
+	switch r.Form.Get("Action") {
+	case "GetCallerIdentity":
+		_, _ = w.Write([]byte(`<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::111122223333:user/t</Arn><UserId>U</UserId><Account>111122223333</Account></GetCallerIdentityResult></GetCallerIdentityResponse>`))
+	case "DescribeRegions":
+		_, _ = w.Write([]byte(`<DescribeRegionsResponse><requestId>1</requestId><regionInfo><item><regionName>eu-west-1</regionName></item></regionInfo></DescribeRegionsResponse>`))
+	default:
+		w.WriteHeader(400)
+	}
+}
+
+// isolate points the SDK at empty config files and no instance metadata,
+// so the test sees only what it sets.
+func isolate(t *testing.T) string {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return dir
+}
+
+func TestNewStaticCredentialsAndEnvEndpoint(t *testing.T) {
+	isolate(t)
+	fake := &fakeAWS{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	s, err := New(context.Background(), nil, Options{Region: "us-east-1", AccessKey: "AKIATEST", SecretKey: "s3cr3t-value"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Identity == nil || s.Identity.Account != "111122223333" {
+		t.Fatalf("Identity = %+v", s.Identity)
+	}
+	if _, err := s.EC2("eu-west-1").DescribeRegions(context.Background(), &ec2.DescribeRegionsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(fake.keys, ",") != "AKIATEST,AKIATEST" || strings.Join(fake.actions, ",") != "GetCallerIdentity,DescribeRegions" {
+		t.Errorf("calls %v signed by %v", fake.actions, fake.keys)
+	}
+}
+
+func TestNewProfileAndCustomEndpoint(t *testing.T) {
+	dir := isolate(t)
+	fake := &fakeAWS{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(creds, []byte("[ci]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), NewShared(), Options{Region: "us-east-1", Profile: "ci", SharedCredentialsFile: creds,
+		CustomEndpointEC2: srv.URL, SkipCredentialValidation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EC2("").DescribeRegions(context.Background(), &ec2.DescribeRegionsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(fake.keys, ",") != "AKIAPROFILE" {
+		t.Errorf("signed by %v, want only the EC2 call by AKIAPROFILE (no STS call)", fake.keys)
+	}
+}
+
+func TestNewBadCredentials(t *testing.T) {
+	isolate(t)
+	fake := &fakeAWS{deny: true}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	_, err := New(context.Background(), nil, Options{Region: "us-east-1", AccessKey: "AKIABAD", SecretKey: "very-secret-value", MaxRetries: 1})
+	if err == nil || !strings.Contains(err.Error(), "validate AWS credentials") || !strings.Contains(err.Error(), "InvalidClientTokenId") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), "very-secret-value") {
+		t.Error("error shows the secret key")
+	}
+}
+
+func TestNewNoRegion(t *testing.T) {
+	isolate(t)
+	_, err := New(context.Background(), nil, Options{AccessKey: "a", SecretKey: "b", SkipCredentialValidation: true})
+	if err == nil || !strings.Contains(err.Error(), "no AWS region") {
+		t.Fatalf("err = %v", err)
+	}
+}
