@@ -333,14 +333,16 @@ func (mc *Machine) PowerOffRequested() <-chan struct{} { return mc.poweroff }
 // setup runs as PID 1 of the machine's new PID namespace: killing it kills
 // every process of the machine, sessions and daemons alike.
 const setupScript = `set -e
-mount --make-rprivate /
-mount -t tmpfs -o mode=755,size=64k amibake-run /run
-mkdir -m 755 /run/sshd
-mount --bind "$CTL/passwd" /etc/passwd
-mount --bind "$CTL/group" /etc/group
-[ -e /etc/shadow ] && mount --bind "$CTL/shadow" /etc/shadow
-mount -t proc -o nosuid,nodev,noexec proc "$ROOT/proc"
-hostname "$HOSTNAME"
+# busybox: a static binary starts in a third of the time util-linux's does.
+bb=/bin/busybox
+$bb mount --make-rprivate /
+$bb mount -t tmpfs -o mode=755,size=64k amibake-run /run
+$bb mkdir -m 755 /run/sshd
+$bb mount --bind "$CTL/passwd" /etc/passwd
+$bb mount --bind "$CTL/group" /etc/group
+[ -e /etc/shadow ] && $bb mount --bind "$CTL/shadow" /etc/shadow
+$bb mount -t proc -o nosuid,nodev,noexec proc "$ROOT/proc"
+$bb hostname "$HOSTNAME"
 if [ -n "$USERDATA" ]; then
 	(
 		set +e
@@ -349,7 +351,8 @@ if [ -n "$USERDATA" ]; then
 	) &
 fi
 exec 3>&-
-/usr/sbin/sshd -D -e -f "$CTL/sshd_config" &
+# -r: no re-exec per connection, which costs ~50 ms of dynamic linking.
+/usr/sbin/sshd -D -e -r -f "$CTL/sshd_config" &
 # PID 1 becomes an init running as the instance user: busybox's reboot,
 # halt and poweroff applets (which busybox runs even when a script of that
 # name comes first in PATH) signal PID 1, and only a same-uid init can
@@ -448,7 +451,7 @@ func (mc *Machine) prepareRun() error {
 }
 
 func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
-	cmd := exec.Command("/bin/sh", "-c", setupScript)
+	cmd := exec.Command(busyboxPath, "sh", "-c", setupScript)
 	home := homeOf(mc.spec.User)
 	cmd.Env = []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
