@@ -1,0 +1,161 @@
+package amazonebs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/amibake/amibake/internal/artifact"
+	"github.com/amibake/amibake/internal/awsclient"
+	"github.com/amibake/amibake/internal/communicator"
+	"github.com/amibake/amibake/internal/ledger"
+	"github.com/amibake/amibake/internal/pipeline"
+	"github.com/amibake/amibake/internal/ui"
+	"github.com/amibake/amibake/provisioner"
+)
+
+// BuilderID is Packer's artifact builder id for amazon-ebs.
+const BuilderID = "mitchellh.amazonebs"
+
+// Builder runs one amazon-ebs build.
+type Builder struct {
+	Config *Config
+	// Name is the build's full name (log prefix, tags, -debug key file).
+	Name    string
+	RunID   string
+	UI      ui.UI
+	Secrets *ui.Secrets
+	Ledger  ledger.Recorder
+	// Shared is the run's shared AWS state (one rate limiter); nil makes one.
+	Shared *awsclient.Shared
+	Force  bool
+	Debug  bool
+	// OnError and Hooks decorate the step runner (-on-error, -debug).
+	OnError pipeline.OnError
+	Hooks   pipeline.Hooks
+	// CleanupContext is the parent of the cleanups' context.
+	CleanupContext context.Context
+	Getenv         func(string) string
+	Log            *slog.Logger
+	Now            func() time.Time
+	// Provision runs the provisioners once SSH is up.
+	Provision ProvisionFunc
+	// ErrorCleanup runs when a step fails, before the cleanups, with the
+	// communicator if one is connected (error-cleanup-provisioner).
+	ErrorCleanup func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build)
+}
+
+// Run runs the build and returns its artifact.
+func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
+	c := b.Config
+	if un := c.Unimplemented(); len(un) > 0 {
+		return nil, fmt.Errorf("options not implemented by amibake: %v", un)
+	}
+	sess, err := awsclient.New(ctx, b.Shared, awsclient.Options{
+		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
+		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
+		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b.Secrets != nil {
+		b.Secrets.Add(c.SecretKey, c.Token, c.SSHPassword, c.SSHBastionPassword)
+	}
+	st := &State{
+		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
+		Ledger: b.Ledger, RunID: b.RunID, BuildName: b.Name, Force: b.Force, Debug: b.Debug,
+		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
+	}
+	if st.Ledger == nil {
+		st.Ledger = ledger.Nop{}
+	}
+	return b.run(ctx, st)
+}
+
+func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error) {
+	hooks := b.Hooks
+	if b.ErrorCleanup != nil {
+		prev := hooks.OnStepError
+		hooks.OnStepError = func(ctx context.Context, name string, err error) {
+			if prev != nil {
+				prev(ctx, name, err)
+			}
+			var comm communicator.Communicator
+			if st.Comm != nil {
+				comm = st.Comm
+			}
+			b.ErrorCleanup(ctx, comm, st.ProvisionerBuild())
+		}
+	}
+	r := &pipeline.Runner[*State]{
+		Steps: Steps(st.Config), OnError: b.OnError, Hooks: hooks,
+		CleanupContext: b.CleanupContext, Log: b.Log,
+	}
+	if err := r.Run(ctx, st); err != nil {
+		return nil, err
+	}
+	return st.Artifact(b.Name), nil
+}
+
+// Steps is the amazon-ebs pipeline.
+func Steps(c *Config) []pipeline.Step[*State] {
+	dynamicName := containsTemplate(c.AMIName)
+	return []pipeline.Step[*State]{
+		pipeline.If[*State](!dynamicName, stepPrevalidate{}),
+		stepSourceAMI{},
+		pipeline.If[*State](dynamicName, stepPrevalidate{}),
+		stepNetwork{},
+		&stepKeyPair{},
+		&stepSecurityGroup{},
+		stepCleanupVolumes{},
+		&stepLaunch{},
+		&stepConnect{},
+		stepProvision{},
+		stepStop{},
+		stepDeregister{},
+		&stepCreateImage{},
+		stepCopy{},
+		stepShare{},
+		stepFinish{},
+	}
+}
+
+func containsTemplate(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '{' && s[i+1] == '{' {
+			return true
+		}
+	}
+	return false
+}
+
+// Artifact is the build's result.
+func (s *State) Artifact(name string) *artifact.Artifact {
+	a := &artifact.Artifact{
+		BuildName: name, BuilderType: "amazon-ebs",
+		AMIs: maps.Clone(s.AMIs), Snapshots: maps.Clone(s.Snapshots),
+		Data: map[string]string{
+			"SourceAMI": s.BuildTime.SourceAMI, "SourceAMIName": s.BuildTime.SourceAMIName,
+			"BuildRegion": s.Region,
+		},
+	}
+	if a.AMIs == nil {
+		a.AMIs = map[string]string{}
+	}
+	return a
+}
+
+func assumeRole(a *AssumeRole) *awsclient.AssumeRole {
+	if a == nil {
+		return nil
+	}
+	return &awsclient.AssumeRole{
+		RoleARN: a.RoleARN, DurationSeconds: a.DurationSeconds, ExternalID: a.ExternalID,
+		Policy: a.Policy, PolicyARNs: a.PolicyARNs, SessionName: a.SessionName,
+		Tags: a.Tags, TransitiveTagKeys: a.TransitiveTagKeys,
+	}
+}

@@ -1,0 +1,113 @@
+package amazonebs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/amibake/amibake/internal/communicator"
+	"github.com/amibake/amibake/internal/ledger"
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+	"github.com/amibake/amibake/provisioner"
+)
+
+// ProvisionFunc runs the build's provisioners on the instance; the
+// orchestrator (internal/build) supplies it.
+type ProvisionFunc func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build) error
+
+// State is what the steps of one build share: their inputs, set before the
+// run, and what each step produced for the next ones and for the cleanups.
+type State struct {
+	// Inputs.
+	Config    *Config
+	Region    string
+	EC2       func(region string) *ec2.Client // "" is the build region
+	UI        ui.UI
+	Secrets   *ui.Secrets
+	Ledger    ledger.Recorder
+	RunID     string
+	BuildName string
+	Force     bool // -force: deregister an existing AMI of the same name
+	Debug     bool // -debug: write the private key to ec2_<build>.pem
+	Waits     Waits
+	Getenv    func(string) string
+	Now       func() time.Time
+	Log       *slog.Logger
+	Provision ProvisionFunc
+
+	// Produced by the steps.
+	SourceImage      *types.Image
+	BuildTime        template.BuildTimeData
+	AMIName          string
+	VPCID            string
+	SubnetID         string
+	AZ               string
+	MapPublicIP      *bool // the subnet's MapPublicIpOnLaunch, when known
+	SecurityGroupIDs []string
+	KeyName          string
+	PrivateKey       []byte
+	Instance         *types.Instance
+	Host             string
+	Comm             interface {
+		communicator.Communicator
+		Close() error
+	}
+	ExistingImages map[string][]string // region -> ids of AMIs named AMIName (force)
+	ImageID        string              // in the build region
+	AMIs           map[string]string   // region -> AMI id
+	Snapshots      map[string][]string // region -> snapshot ids
+	// Succeeded is set by the last step; cleanups undo products otherwise.
+	Succeeded bool
+}
+
+func (s *State) ec2(region string) *ec2.Client { return s.EC2(region) }
+
+func (s *State) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.Default()
+	}
+	return s.Log
+}
+
+func (s *State) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+func (s *State) getenv(k string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(k)
+}
+
+// recordIntend and friends never fail a step on a journal error silently:
+// the journal is what makes a crashed run recoverable.
+func (s *State) intend(kind ledger.Kind, region, token string) (string, error) {
+	if s.Ledger == nil {
+		return "", nil
+	}
+	return s.Ledger.Intend(kind, region, token)
+}
+
+func (s *State) created(entry, id string) error {
+	if s.Ledger == nil {
+		return nil
+	}
+	return s.Ledger.Created(entry, id)
+}
+
+func (s *State) deleted(kind ledger.Kind, region, id string) {
+	if s.Ledger == nil {
+		return
+	}
+	if err := s.Ledger.Deleted(kind, region, id); err != nil {
+		s.log().Warn("record deletion in the run journal", "kind", kind, "id", id, "err", err)
+	}
+}

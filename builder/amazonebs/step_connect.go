@@ -1,0 +1,245 @@
+package amazonebs
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/amibake/amibake/internal/communicator/ssh"
+	"github.com/amibake/amibake/provisioner"
+)
+
+// sshHost picks the address to connect to (ssh_host, ssh_interface, else
+// the public IP when there is one, else the private IP).
+func sshHost(c *Config, in *types.Instance) (string, error) {
+	if c.SSHHost != "" {
+		return c.SSHHost, nil
+	}
+	pick := func(what string, v *string) (string, error) {
+		if aws.ToString(v) == "" {
+			return "", fmt.Errorf("ssh_interface = %q but instance %s has no %s", c.SSHInterface, aws.ToString(in.InstanceId), what)
+		}
+		return aws.ToString(v), nil
+	}
+	switch c.SSHInterface {
+	case "public_ip":
+		return pick("public IP address", in.PublicIpAddress)
+	case "private_ip":
+		return pick("private IP address", in.PrivateIpAddress)
+	case "public_dns":
+		return pick("public DNS name", in.PublicDnsName)
+	case "private_dns":
+		return pick("private DNS name", in.PrivateDnsName)
+	}
+	if c.SSHPrivateIP {
+		return pick("private IP address", in.PrivateIpAddress)
+	}
+	if ip := aws.ToString(in.PublicIpAddress); ip != "" {
+		return ip, nil
+	}
+	if ip := aws.ToString(in.PrivateIpAddress); ip != "" {
+		return ip, nil
+	}
+	return "", fmt.Errorf("instance %s has neither a public nor a private IP address to connect to", aws.ToString(in.InstanceId))
+}
+
+// stepConnect waits for SSH and connects, verifying the host key against
+// the fingerprints the instance printed on its console (cloud-init), or
+// trusting the first key with a warning when none appear in time.
+type stepConnect struct {
+	// Dial replaces the TCP dialer (tests).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (*stepConnect) Name() string { return "connect" }
+
+func (st *stepConnect) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.Communicator == "none" {
+		return nil
+	}
+	host, err := sshHost(c, s.Instance)
+	if err != nil {
+		return err
+	}
+	s.Host = host
+	hk, err := st.hostKeyChecker(ctx, s)
+	if err != nil {
+		return err
+	}
+	cfg := ssh.Config{
+		Host:              host,
+		Port:              c.SSHPort,
+		User:              c.SSHUsername,
+		PrivateKey:        s.PrivateKey,
+		AgentAuth:         c.SSHAgentAuth,
+		Password:          c.SSHPassword,
+		HostKey:           hk,
+		Timeout:           c.Parsed.SSHTimeout,
+		HandshakeAttempts: c.SSHHandshakeAttempts,
+		KeepAliveInterval: c.Parsed.SSHKeepAliveInterval,
+		ReadWriteTimeout:  c.Parsed.SSHReadWriteTimeout,
+		PTY:               c.SSHPty,
+		FileTransfer:      c.SSHFileTransferMethod,
+		Log:               s.log(),
+	}
+	if st.Dial != nil {
+		cfg.Dial = st.Dial
+	}
+	if c.SSHBastionHost != "" {
+		b := &ssh.Bastion{Host: c.SSHBastionHost, Port: c.SSHBastionPort, User: c.SSHBastionUsername,
+			AgentAuth: c.SSHBastionAgentAuth, Password: c.SSHBastionPassword}
+		if b.Port == 0 {
+			b.Port = 22
+		}
+		if b.User == "" {
+			b.User = c.SSHUsername
+		}
+		if f := c.SSHBastionPrivateKeyFile; f != "" {
+			key, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("read ssh_bastion_private_key_file: %w", err)
+			}
+			s.Secrets.Add(string(key))
+			b.PrivateKey = key
+		} else if !b.AgentAuth && b.Password == "" {
+			b.PrivateKey = s.PrivateKey
+		}
+		cfg.Bastion = b
+		s.UI.Say(fmt.Sprintf("Using SSH bastion host %s:%d", b.Host, b.Port))
+	}
+	s.UI.Say("Waiting for SSH to become available...")
+	comm, err := ssh.Connect(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s over SSH: %w", host, err)
+	}
+	if d := c.Parsed.PauseBeforeConnecting; d > 0 {
+		// Packer connects once, then waits and reconnects: the first login
+		// proves the key works, the pause lets first-boot services settle.
+		s.UI.Say(fmt.Sprintf("Pausing %s before connecting...", d))
+		if err := comm.Close(); err != nil {
+			s.log().Debug("close SSH before pause", "err", err)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("pause before connecting: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+		if comm, err = ssh.Connect(ctx, cfg); err != nil {
+			return fmt.Errorf("reconnect to %s over SSH: %w", host, err)
+		}
+	}
+	s.Comm = comm
+	if hk.Mode() == ssh.HostKeyTOFU {
+		if fp, ok := hk.Accepted(); ok {
+			s.UI.Message("Trusting the host key presented on first use: " + fp.String())
+		}
+	}
+	s.UI.Say("Connected to SSH!")
+	return nil
+}
+
+func (st *stepConnect) hostKeyChecker(ctx context.Context, s *State) (*ssh.HostKeyChecker, error) {
+	switch s.Config.SSHHostKeyChecking {
+	case "off":
+		return ssh.InsecureIgnoreHostKey(), nil
+	case "tofu":
+		return ssh.TrustOnFirstUse(), nil
+	}
+	if s.Config.SSHHost != "" || s.Config.SSHBastionHost != "" {
+		// The console speaks for the instance, not for another host.
+		if s.Config.SSHHost != "" {
+			return ssh.TrustOnFirstUse(), nil
+		}
+	}
+	id := aws.ToString(s.Instance.InstanceId)
+	var fps []ssh.Fingerprint
+	wait := s.Waits
+	wait.MaxAttempts = 0
+	err := wait.poll(ctx, "SSH host key fingerprints on the console of "+id, s.Config.Parsed.HostKeyWait, func(ctx context.Context) (bool, error) {
+		out, err := s.ec2("").GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+		if err != nil {
+			if apiCode(err) == "InvalidInstanceID.NotFound" {
+				return false, nil
+			}
+			return false, fmt.Errorf("read the console output of %s: %w", id, err)
+		}
+		text := aws.ToString(out.Output)
+		if dec, derr := base64.StdEncoding.DecodeString(text); derr == nil {
+			text = string(dec)
+		}
+		fps = ssh.ParseConsoleFingerprints(text)
+		return len(fps) > 0, nil
+	})
+	if len(fps) > 0 {
+		names := make([]string, len(fps))
+		for i, f := range fps {
+			names[i] = f.String()
+		}
+		s.UI.Message("Host key fingerprints from the console output: " + strings.Join(names, ", "))
+		return ssh.PinnedHostKeys(fps...), nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	s.UI.Error(fmt.Sprintf("Warning: no SSH host key fingerprints appeared on the console of %s within %s; trusting the first host key presented (ssh_host_key_checking = \"off\" silences this)", id, s.Config.Parsed.HostKeyWait))
+	return ssh.TrustOnFirstUse(), nil
+}
+
+func (st *stepConnect) Cleanup(ctx context.Context, s *State) error {
+	if s.Comm != nil {
+		err := s.Comm.Close()
+		s.Comm = nil
+		if err != nil {
+			s.log().Debug("close SSH connection", "err", err)
+		}
+	}
+	return nil
+}
+
+// stepProvision runs the orchestrator's provisioners.
+type stepProvision struct{}
+
+func (stepProvision) Name() string { return "provision" }
+
+func (stepProvision) Run(ctx context.Context, s *State) error {
+	if s.Provision == nil {
+		return nil
+	}
+	if s.Comm == nil {
+		return s.Provision(ctx, nil, s.ProvisionerBuild())
+	}
+	return s.Provision(ctx, s.Comm, s.ProvisionerBuild())
+}
+
+func (stepProvision) Cleanup(context.Context, *State) error { return nil }
+
+// ProvisionerBuild is what provisioners may know about this build.
+func (s *State) ProvisionerBuild() *provisioner.Build {
+	b := &provisioner.Build{
+		Name:          s.BuildName,
+		Type:          "amazon-ebs",
+		RunUUID:       s.RunID,
+		Host:          s.Host,
+		Port:          s.Config.SSHPort,
+		User:          s.Config.SSHUsername,
+		SSHPrivateKey: string(s.PrivateKey),
+		SourceAMI:     s.BuildTime.SourceAMI,
+		SourceAMIName: s.BuildTime.SourceAMIName,
+		Region:        s.Region,
+	}
+	if s.Instance != nil {
+		b.InstanceID = aws.ToString(s.Instance.InstanceId)
+	}
+	return b
+}

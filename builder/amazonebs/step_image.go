@@ -1,0 +1,588 @@
+package amazonebs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/google/uuid"
+
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// imageTagSpecs are the TagSpecifications of a new AMI and its snapshots.
+func (s *State) imageTagSpecs() ([]types.TagSpecification, error) {
+	c := s.Config
+	tags, err := s.renderTags("tags", c.Parsed.AMITags)
+	if err != nil {
+		return nil, err
+	}
+	snapTags, err := s.renderTags("snapshot_tags", c.Parsed.SnapshotTags)
+	if err != nil {
+		return nil, err
+	}
+	return []types.TagSpecification{
+		s.tagSpec(types.ResourceTypeImage, tags),
+		s.tagSpec(types.ResourceTypeSnapshot, snapTags),
+	}, nil
+}
+
+func (s *State) description() (string, error) {
+	return s.render("ami_description", s.Config.AMIDescription)
+}
+
+// stepCreateImage creates the AMI from the stopped instance (CreateImage),
+// or from snapshots of its volumes (ami_from_snapshot), and waits until it
+// is available.
+type stepCreateImage struct {
+	entry string
+}
+
+func (*stepCreateImage) Name() string { return "create AMI" }
+
+func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI {
+		s.UI.Say("Skipping AMI creation...")
+		return nil
+	}
+	specs, err := s.imageTagSpecs()
+	if err != nil {
+		return err
+	}
+	desc, err := s.description()
+	if err != nil {
+		return err
+	}
+	client := s.ec2("")
+	var id string
+	if c.AMIFromSnapshot {
+		id, err = st.fromSnapshots(ctx, s, specs, desc)
+		if err != nil {
+			return err
+		}
+	} else {
+		name := s.AMIName
+		if c.EncryptBoot != nil && *c.EncryptBoot {
+			// The encrypted copy takes the real name; names are unique.
+			name = "amibake-unencrypted-" + uuid.NewString()
+		}
+		s.UI.Say("Creating the AMI: " + name)
+		entry, err := s.intend(ledger.KindImage, s.Region, name)
+		if err != nil {
+			return fmt.Errorf("record the AMI in the run journal: %w", err)
+		}
+		in := &ec2.CreateImageInput{
+			InstanceId:          s.Instance.InstanceId,
+			Name:                aws.String(name),
+			BlockDeviceMappings: blockDeviceMappings(c.AMIBlockDevices),
+			TagSpecifications:   specs,
+		}
+		if desc != "" {
+			in.Description = aws.String(desc)
+		}
+		if c.DisableStopInstance {
+			in.NoReboot = aws.Bool(true)
+		}
+		out, err := client.CreateImage(ctx, in)
+		if err != nil {
+			return fmt.Errorf("create AMI %q from instance %s: %w", name, aws.ToString(s.Instance.InstanceId), err)
+		}
+		id = aws.ToString(out.ImageId)
+		st.entry = entry
+		if err := s.created(entry, id); err != nil {
+			return fmt.Errorf("record AMI %s in the run journal: %w", id, err)
+		}
+	}
+	s.ImageID = id
+	s.AMIs = map[string]string{s.Region: id}
+	s.UI.Message("AMI: " + id)
+	s.UI.Say("Waiting for AMI to become ready...")
+	im, err := waitImage(ctx, s, s.Region, id)
+	if err != nil {
+		return err
+	}
+	s.Snapshots = map[string][]string{s.Region: imageSnapshots(im)}
+
+	if c.EncryptBoot != nil && *c.EncryptBoot {
+		if err := st.encrypt(ctx, s, id, desc, specs); err != nil {
+			return err
+		}
+	}
+	if c.IMDSSupport != "" {
+		if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
+			ImageId: aws.String(s.ImageID), ImdsSupport: &types.AttributeValue{Value: aws.String(c.IMDSSupport)},
+		}); err != nil {
+			return fmt.Errorf("set imds_support on AMI %s: %w", s.ImageID, err)
+		}
+	}
+	return nil
+}
+
+// encrypt copies the AMI to an encrypted one in the same region and
+// deregisters the unencrypted original (Packer's encrypt_boot).
+func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string, specs []types.TagSpecification) error {
+	c := s.Config
+	client := s.ec2("")
+	s.UI.Say(fmt.Sprintf("Copying AMI %s to an encrypted AMI...", id))
+	token := uuid.NewString()
+	entry, err := s.intend(ledger.KindImage, s.Region, token)
+	if err != nil {
+		return fmt.Errorf("record the encrypted AMI in the run journal: %w", err)
+	}
+	in := &ec2.CopyImageInput{
+		SourceImageId: aws.String(id), SourceRegion: aws.String(s.Region), Name: aws.String(s.AMIName),
+		Encrypted: aws.Bool(true), ClientToken: aws.String(token), TagSpecifications: specs,
+	}
+	if desc != "" {
+		in.Description = aws.String(desc)
+	}
+	if c.KMSKeyID != "" {
+		in.KmsKeyId = aws.String(c.KMSKeyID)
+	} else if k := c.RegionKMSKeyIDs[s.Region]; k != "" {
+		in.KmsKeyId = aws.String(k)
+	}
+	out, err := client.CopyImage(ctx, in)
+	if err != nil {
+		return fmt.Errorf("copy AMI %s to an encrypted AMI: %w", id, err)
+	}
+	encID := aws.ToString(out.ImageId)
+	_ = s.created(entry, encID)
+	s.AMIs[s.Region] = encID
+	s.ImageID = encID
+	s.UI.Say("Waiting for the encrypted AMI to become ready...")
+	im, err := waitImage(ctx, s, s.Region, encID)
+	if err != nil {
+		return err
+	}
+	s.UI.Say("Deregistering the unencrypted AMI " + id + "...")
+	if err := deregister(ctx, s, s.Region, id, true); err != nil {
+		return err
+	}
+	s.deleted(ledger.KindImage, s.Region, id)
+	s.Snapshots[s.Region] = imageSnapshots(im)
+	return nil
+}
+
+// fromSnapshots snapshots the stopped instance's EBS volumes and
+// registers an AMI from them.
+func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []types.TagSpecification, desc string) (string, error) {
+	client := s.ec2("")
+	in := s.Instance
+	var snapSpec types.TagSpecification
+	for _, sp := range specs {
+		if sp.ResourceType == types.ResourceTypeSnapshot {
+			snapSpec = sp
+		}
+	}
+	type snap struct {
+		device, id string
+		size       int32
+		volType    types.VolumeType
+	}
+	var snaps []snap
+	for _, m := range in.BlockDeviceMappings {
+		if m.Ebs == nil || m.Ebs.VolumeId == nil {
+			continue
+		}
+		vol := aws.ToString(m.Ebs.VolumeId)
+		dev := aws.ToString(m.DeviceName)
+		s.UI.Say(fmt.Sprintf("Creating snapshot of %s (%s)...", dev, vol))
+		entry, err := s.intend(ledger.KindSnapshot, s.Region, vol+"@"+s.RunID)
+		if err != nil {
+			return "", fmt.Errorf("record the snapshot in the run journal: %w", err)
+		}
+		out, err := client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
+			VolumeId:          aws.String(vol),
+			Description:       aws.String(fmt.Sprintf("%s of %s for AMI %s", dev, aws.ToString(in.InstanceId), s.AMIName)),
+			TagSpecifications: []types.TagSpecification{snapSpec},
+		})
+		if err != nil {
+			return "", fmt.Errorf("snapshot volume %s (%s): %w", vol, dev, err)
+		}
+		_ = s.created(entry, aws.ToString(out.SnapshotId))
+		snaps = append(snaps, snap{device: dev, id: aws.ToString(out.SnapshotId), size: aws.ToInt32(out.VolumeSize)})
+	}
+	if len(snaps) == 0 {
+		return "", fmt.Errorf("instance %s has no EBS volume to snapshot", aws.ToString(in.InstanceId))
+	}
+	ids := make([]string, len(snaps))
+	for i, sn := range snaps {
+		ids[i] = sn.id
+	}
+	s.UI.Say("Waiting for the snapshots to complete...")
+	if err := waitSnapshots(ctx, s, ids); err != nil {
+		return "", err
+	}
+	src := s.SourceImage
+	reg := &ec2.RegisterImageInput{
+		Name:               aws.String(s.AMIName),
+		Architecture:       src.Architecture,
+		RootDeviceName:     in.RootDeviceName,
+		VirtualizationType: aws.String(s.Config.AMIVirtType),
+		EnaSupport:         s.Config.ENASupport,
+		TagSpecifications:  []types.TagSpecification{specs[0]},
+	}
+	if reg.EnaSupport == nil {
+		reg.EnaSupport = src.EnaSupport
+	}
+	if src.BootMode != "" {
+		reg.BootMode = src.BootMode
+	}
+	if desc != "" {
+		reg.Description = aws.String(desc)
+	}
+	if s.Config.SRIOVSupport {
+		reg.SriovNetSupport = aws.String("simple")
+	}
+	if s.Config.IMDSSupport != "" {
+		reg.ImdsSupport = types.ImdsSupportValues(s.Config.IMDSSupport)
+	}
+	for _, sn := range snaps {
+		reg.BlockDeviceMappings = append(reg.BlockDeviceMappings, types.BlockDeviceMapping{
+			DeviceName: aws.String(sn.device),
+			Ebs:        &types.EbsBlockDevice{SnapshotId: aws.String(sn.id), DeleteOnTermination: aws.Bool(true)},
+		})
+	}
+	reg.BlockDeviceMappings = append(reg.BlockDeviceMappings, blockDeviceMappings(s.Config.AMIBlockDevices)...)
+	s.UI.Say("Registering the AMI from snapshots: " + s.AMIName)
+	entry, err := s.intend(ledger.KindImage, s.Region, s.AMIName)
+	if err != nil {
+		return "", fmt.Errorf("record the AMI in the run journal: %w", err)
+	}
+	out, err := client.RegisterImage(ctx, reg)
+	if err != nil {
+		return "", fmt.Errorf("register AMI %q from snapshots %s: %w", s.AMIName, strings.Join(ids, ", "), err)
+	}
+	st.entry = entry
+	_ = s.created(entry, aws.ToString(out.ImageId))
+	return aws.ToString(out.ImageId), nil
+}
+
+// Cleanup deregisters what was produced when the build did not finish.
+func (st *stepCreateImage) Cleanup(ctx context.Context, s *State) error {
+	if s.Succeeded || len(s.AMIs) == 0 {
+		return nil
+	}
+	return deregisterAll(ctx, s)
+}
+
+func deregisterAll(ctx context.Context, s *State) error {
+	var errs []error
+	regions := make([]string, 0, len(s.AMIs))
+	for r := range s.AMIs {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	for _, r := range regions {
+		id := s.AMIs[r]
+		s.UI.Say(fmt.Sprintf("Deregistering the AMI and deleting associated snapshots because of cancellation, or error... (%s: %s)", r, id))
+		if err := deregister(ctx, s, r, id, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.deleted(ledger.KindImage, r, id)
+		delete(s.AMIs, r)
+	}
+	return errors.Join(errs...)
+}
+
+func imageSnapshots(im *types.Image) []string {
+	var out []string
+	for _, b := range im.BlockDeviceMappings {
+		if b.Ebs != nil && b.Ebs.SnapshotId != nil {
+			out = append(out, aws.ToString(b.Ebs.SnapshotId))
+		}
+	}
+	return out
+}
+
+// waitImage waits for an AMI to be available, telling the user the
+// snapshots' progress and the time elapsed while it is pending.
+func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, error) {
+	client := s.ec2(region)
+	start := time.Now()
+	var image *types.Image
+	lastShown := ""
+	err := s.Waits.poll(ctx, fmt.Sprintf("AMI %s in %s to become available", id, region), imageWaitLimit, func(ctx context.Context) (bool, error) {
+		out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		if err != nil {
+			if apiCode(err) == "InvalidAMIID.NotFound" {
+				return false, nil // not visible yet
+			}
+			return false, fmt.Errorf("describe AMI %s: %w", id, err)
+		}
+		if len(out.Images) == 0 {
+			return false, nil
+		}
+		im := out.Images[0]
+		switch im.State {
+		case types.ImageStateAvailable:
+			image = &im
+			return true, nil
+		case types.ImageStateFailed, types.ImageStateError, types.ImageStateInvalid, types.ImageStateDeregistered:
+			reason := ""
+			if im.StateReason != nil {
+				reason = ": " + aws.ToString(im.StateReason.Message)
+			}
+			return false, fmt.Errorf("AMI %s in %s is %s%s", id, region, im.State, reason)
+		}
+		if snaps := imageSnapshots(&im); len(snaps) > 0 {
+			if p := snapshotProgress(ctx, client, snaps); p != "" {
+				line := fmt.Sprintf("AMI %s: snapshot progress %s (%s elapsed)", id, p, time.Since(start).Round(time.Second))
+				if p != lastShown {
+					s.UI.Message(line)
+					lastShown = p
+				}
+			}
+		}
+		return false, nil
+	})
+	return image, err
+}
+
+// snapshotProgress returns "42%" (the least advanced snapshot) or "".
+func snapshotProgress(ctx context.Context, client *ec2.Client, ids []string) string {
+	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
+	if err != nil || len(out.Snapshots) == 0 {
+		return ""
+	}
+	low := ""
+	lowN := 101
+	for _, sn := range out.Snapshots {
+		p := aws.ToString(sn.Progress)
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSuffix(p, "%"), "%d", &n); err == nil && n < lowN {
+			lowN, low = n, fmt.Sprintf("%d%%", n)
+		}
+	}
+	return low
+}
+
+// waitSnapshots waits for snapshots to complete, showing their progress.
+func waitSnapshots(ctx context.Context, s *State, ids []string) error {
+	client := s.ec2("")
+	start := time.Now()
+	last := ""
+	return s.Waits.poll(ctx, "snapshots "+strings.Join(ids, ", ")+" to complete", imageWaitLimit, func(ctx context.Context) (bool, error) {
+		out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
+		if err != nil {
+			if apiCode(err) == "InvalidSnapshot.NotFound" {
+				return false, nil
+			}
+			return false, fmt.Errorf("describe snapshots %s: %w", strings.Join(ids, ", "), err)
+		}
+		done := len(out.Snapshots) == len(ids)
+		lowN := 100
+		for _, sn := range out.Snapshots {
+			switch sn.State {
+			case types.SnapshotStateError:
+				return false, fmt.Errorf("snapshot %s failed: %s", aws.ToString(sn.SnapshotId), aws.ToString(sn.StateMessage))
+			case types.SnapshotStateCompleted:
+			default:
+				done = false
+			}
+			var n int
+			if _, err := fmt.Sscanf(strings.TrimSuffix(aws.ToString(sn.Progress), "%"), "%d", &n); err == nil && n < lowN {
+				lowN = n
+			}
+		}
+		if !done {
+			p := fmt.Sprintf("%d%%", lowN)
+			if p != last {
+				s.UI.Message(fmt.Sprintf("Snapshot progress %s (%s elapsed)", p, time.Since(start).Round(time.Second)))
+				last = p
+			}
+		}
+		return done, nil
+	})
+}
+
+// stepCopy copies the AMI to ami_regions, in parallel.
+type stepCopy struct{}
+
+func (stepCopy) Name() string { return "copy AMI to regions" }
+
+func (stepCopy) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI {
+		return nil
+	}
+	var regions []string
+	for _, r := range c.AMIRegions {
+		if r != s.Region {
+			regions = append(regions, r)
+		}
+	}
+	if len(regions) == 0 {
+		return nil
+	}
+	specs, err := s.imageTagSpecs()
+	if err != nil {
+		return err
+	}
+	desc, err := s.description()
+	if err != nil {
+		return err
+	}
+	s.UI.Say(fmt.Sprintf("Copying/Encrypting AMI (%s) to other regions...", s.ImageID))
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for _, region := range regions {
+		s.UI.Message("Copying to: " + region)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, snaps, err := copyTo(ctx, s, region, desc, specs)
+			mu.Lock()
+			defer mu.Unlock()
+			if id != "" {
+				s.AMIs[region] = id
+				s.Snapshots[region] = snaps
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	s.UI.Message("Waiting for all copies to complete...")
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if c.SkipSaveBuildRegion && !contains(c.AMIRegions, s.Region) {
+		s.UI.Say("Deregistering the AMI in the build region because skip_save_build_region is set...")
+		if err := deregister(ctx, s, s.Region, s.ImageID, true); err != nil {
+			return err
+		}
+		s.deleted(ledger.KindImage, s.Region, s.ImageID)
+		delete(s.AMIs, s.Region)
+		delete(s.Snapshots, s.Region)
+	}
+	return nil
+}
+
+func (stepCopy) Cleanup(context.Context, *State) error { return nil }
+
+func copyTo(ctx context.Context, s *State, region, desc string, specs []types.TagSpecification) (string, []string, error) {
+	c := s.Config
+	token := uuid.NewString()
+	entry, err := s.intend(ledger.KindImage, region, token)
+	if err != nil {
+		return "", nil, fmt.Errorf("record the copy to %s in the run journal: %w", region, err)
+	}
+	in := &ec2.CopyImageInput{
+		SourceImageId: aws.String(s.ImageID), SourceRegion: aws.String(s.Region),
+		Name: aws.String(s.AMIName), ClientToken: aws.String(token), TagSpecifications: specs,
+	}
+	if desc != "" {
+		in.Description = aws.String(desc)
+	}
+	if k := c.RegionKMSKeyIDs[region]; k != "" {
+		in.Encrypted, in.KmsKeyId = aws.Bool(true), aws.String(k)
+	} else if c.EncryptBoot != nil && *c.EncryptBoot {
+		in.Encrypted = aws.Bool(true)
+	}
+	out, err := s.ec2(region).CopyImage(ctx, in)
+	if err != nil {
+		return "", nil, fmt.Errorf("copy AMI %s to %s: %w", s.ImageID, region, err)
+	}
+	id := aws.ToString(out.ImageId)
+	_ = s.created(entry, id)
+	im, err := waitImage(ctx, s, region, id)
+	if err != nil {
+		return id, nil, err
+	}
+	return id, imageSnapshots(im), nil
+}
+
+// stepShare grants launch and create-volume permissions (ami_users,
+// ami_groups, ami_org_arns, ami_ou_arns, snapshot_users, snapshot_groups)
+// and schedules deprecation (deprecate_at) in every region.
+type stepShare struct{}
+
+func (stepShare) Name() string { return "share AMI" }
+
+func (stepShare) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI {
+		return nil
+	}
+	regions := make([]string, 0, len(s.AMIs))
+	for r := range s.AMIs {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	var perm *types.LaunchPermissionModifications
+	if len(c.AMIUsers)+len(c.AMIGroups)+len(c.AMIOrgARNs)+len(c.AMIOUARNs) > 0 {
+		perm = &types.LaunchPermissionModifications{}
+		for _, u := range c.AMIUsers {
+			perm.Add = append(perm.Add, types.LaunchPermission{UserId: aws.String(u)})
+		}
+		for _, g := range c.AMIGroups {
+			perm.Add = append(perm.Add, types.LaunchPermission{Group: types.PermissionGroup(g)})
+		}
+		for _, a := range c.AMIOrgARNs {
+			perm.Add = append(perm.Add, types.LaunchPermission{OrganizationArn: aws.String(a)})
+		}
+		for _, a := range c.AMIOUARNs {
+			perm.Add = append(perm.Add, types.LaunchPermission{OrganizationalUnitArn: aws.String(a)})
+		}
+	}
+	for _, region := range regions {
+		id := s.AMIs[region]
+		client := s.ec2(region)
+		if perm != nil {
+			s.UI.Say(fmt.Sprintf("Modifying attributes on AMI (%s)...", id))
+			s.UI.Message("Modifying: launchPermission")
+			if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(id), LaunchPermission: perm}); err != nil {
+				return fmt.Errorf("share AMI %s in %s: %w", id, region, err)
+			}
+		}
+		if len(c.SnapshotUsers)+len(c.SnapshotGroups) > 0 {
+			for _, sn := range s.Snapshots[region] {
+				s.UI.Say(fmt.Sprintf("Modifying attributes on snapshot (%s)...", sn))
+				mods := &types.CreateVolumePermissionModifications{}
+				for _, u := range c.SnapshotUsers {
+					mods.Add = append(mods.Add, types.CreateVolumePermission{UserId: aws.String(u)})
+				}
+				for _, g := range c.SnapshotGroups {
+					mods.Add = append(mods.Add, types.CreateVolumePermission{Group: types.PermissionGroup(g)})
+				}
+				if _, err := client.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
+					SnapshotId: aws.String(sn), CreateVolumePermission: mods,
+				}); err != nil {
+					return fmt.Errorf("share snapshot %s in %s: %w", sn, region, err)
+				}
+			}
+		}
+		if c.Parsed.DeprecateAt != "" {
+			t, _ := time.Parse(time.RFC3339, c.Parsed.DeprecateAt)
+			s.UI.Say(fmt.Sprintf("Setting AMI (%s) deprecation to %s...", id, c.Parsed.DeprecateAt))
+			if _, err := client.EnableImageDeprecation(ctx, &ec2.EnableImageDeprecationInput{ImageId: aws.String(id), DeprecateAt: aws.Time(t)}); err != nil {
+				return fmt.Errorf("set deprecation of AMI %s in %s: %w", id, region, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (stepShare) Cleanup(context.Context, *State) error { return nil }
+
+// stepFinish marks the build as successful, so that the cleanups keep
+// the AMIs.
+type stepFinish struct{}
+
+func (stepFinish) Name() string                          { return "finish" }
+func (stepFinish) Run(_ context.Context, s *State) error { s.Succeeded = true; return nil }
+func (stepFinish) Cleanup(context.Context, *State) error { return nil }

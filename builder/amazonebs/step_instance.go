@@ -1,0 +1,300 @@
+package amazonebs
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/google/uuid"
+
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// Instance waits are bounded by these unless aws_polling says otherwise.
+const (
+	instanceWaitLimit = 15 * time.Minute
+	imageWaitLimit    = 60 * time.Minute
+)
+
+func blockDeviceMappings(devs []BlockDevice) []types.BlockDeviceMapping {
+	out := make([]types.BlockDeviceMapping, 0, len(devs))
+	for _, d := range devs {
+		m := types.BlockDeviceMapping{DeviceName: aws.String(d.DeviceName)}
+		switch {
+		case d.NoDevice:
+			m.NoDevice = aws.String("")
+		case d.VirtualName != "":
+			m.VirtualName = aws.String(d.VirtualName)
+		default:
+			ebs := &types.EbsBlockDevice{DeleteOnTermination: aws.Bool(d.DeleteOnTermination)}
+			if d.VolumeSize > 0 {
+				ebs.VolumeSize = aws.Int32(d.VolumeSize)
+			}
+			if d.VolumeType != "" {
+				ebs.VolumeType = types.VolumeType(d.VolumeType)
+			}
+			ebs.Iops, ebs.Throughput, ebs.Encrypted = d.IOPS, d.Throughput, d.Encrypted
+			if d.SnapshotID != "" {
+				ebs.SnapshotId = aws.String(d.SnapshotID)
+			}
+			if d.KMSKeyID != "" {
+				ebs.KmsKeyId = aws.String(d.KMSKeyID)
+			}
+			m.Ebs = ebs
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// stepLaunch runs the source instance and waits until it is running.
+type stepLaunch struct {
+	id    string
+	token string
+}
+
+func (*stepLaunch) Name() string { return "launch source instance" }
+
+func (st *stepLaunch) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	client := s.ec2("")
+	userData := c.UserData
+	if c.UserDataFile != "" {
+		b, err := os.ReadFile(c.UserDataFile)
+		if err != nil {
+			return fmt.Errorf("read user_data_file: %w", err)
+		}
+		userData = string(b)
+	}
+	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
+	if err != nil {
+		return err
+	}
+	volTags, err := s.renderTags("run_volume_tags", c.Parsed.RunVolumeTags)
+	if err != nil {
+		return err
+	}
+	// One token for every attempt: a retried RunInstances never starts a
+	// second instance.
+	if st.token == "" {
+		st.token = uuid.NewString()
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId:      s.SourceImage.ImageId,
+		InstanceType: types.InstanceType(c.InstanceType),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(st.token),
+		EbsOptimized: aws.Bool(c.EBSOptimized),
+		TagSpecifications: []types.TagSpecification{
+			s.tagSpec(types.ResourceTypeInstance, runTags),
+			s.tagSpec(types.ResourceTypeVolume, volTags),
+		},
+		InstanceInitiatedShutdownBehavior: types.ShutdownBehavior(c.ShutdownBehavior),
+		BlockDeviceMappings:               blockDeviceMappings(c.LaunchBlockDevices),
+	}
+	if s.KeyName != "" {
+		in.KeyName = aws.String(s.KeyName)
+	}
+	if userData != "" {
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(userData)))
+	}
+	if p := c.IAMInstanceProfile; p != "" {
+		if strings.HasPrefix(p, "arn:") {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(p)}
+		} else {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
+		}
+	}
+	if m := c.MetadataOptions; m != nil {
+		mo := &types.InstanceMetadataOptionsRequest{}
+		if m.HTTPEndpoint != "" {
+			mo.HttpEndpoint = types.InstanceMetadataEndpointState(m.HTTPEndpoint)
+		}
+		if m.HTTPTokens != "" {
+			mo.HttpTokens = types.HttpTokensState(m.HTTPTokens)
+		}
+		if m.HTTPPutResponseHopLimit > 0 {
+			mo.HttpPutResponseHopLimit = aws.Int32(m.HTTPPutResponseHopLimit)
+		}
+		if m.InstanceMetadataTags != "" {
+			mo.InstanceMetadataTags = types.InstanceMetadataTagsState(m.InstanceMetadataTags)
+		}
+		in.MetadataOptions = mo
+	}
+	if s.AZ != "" {
+		in.Placement = &types.Placement{AvailabilityZone: aws.String(s.AZ)}
+	}
+	if c.AssociatePublicIPAddress != nil {
+		// Only a network interface specification can set the public IP.
+		in.NetworkInterfaces = []types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex:              aws.Int32(0),
+			AssociatePublicIpAddress: c.AssociatePublicIPAddress,
+			DeleteOnTermination:      aws.Bool(true),
+			Groups:                   s.SecurityGroupIDs,
+		}}
+		if s.SubnetID != "" {
+			in.NetworkInterfaces[0].SubnetId = aws.String(s.SubnetID)
+		}
+	} else {
+		in.SecurityGroupIds = s.SecurityGroupIDs
+		if s.SubnetID != "" {
+			in.SubnetId = aws.String(s.SubnetID)
+		}
+	}
+
+	s.UI.Say("Launching a source AWS instance...")
+	entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
+	if err != nil {
+		return fmt.Errorf("record the source instance in the run journal: %w", err)
+	}
+	out, err := client.RunInstances(ctx, in)
+	if err != nil {
+		return fmt.Errorf("launch source instance: %w", err)
+	}
+	if len(out.Instances) != 1 {
+		return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
+	}
+	st.id = aws.ToString(out.Instances[0].InstanceId)
+	if err := s.created(entry, st.id); err != nil {
+		return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
+	}
+	s.Instance = &out.Instances[0]
+	s.UI.Message("Instance ID: " + st.id)
+
+	s.UI.Say(fmt.Sprintf("Waiting for instance (%s) to become ready...", st.id))
+	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
+	desc, err := ec2.NewInstanceRunningWaiter(client, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = minD, maxD
+	}).WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{st.id}}, total)
+	if err != nil {
+		return fmt.Errorf("wait for instance %s to be running: %w", st.id, err)
+	}
+	for _, r := range desc.Reservations {
+		for i := range r.Instances {
+			if aws.ToString(r.Instances[i].InstanceId) == st.id {
+				s.Instance = &r.Instances[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
+	if st.id == "" {
+		return nil
+	}
+	s.UI.Say("Terminating the source AWS instance...")
+	if _, err := s.ec2("").TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{st.id}}); err != nil && apiCode(err) != "InvalidInstanceID.NotFound" {
+		s.UI.Error(fmt.Sprintf("Error terminating instance, may still be around: %v", err))
+		return fmt.Errorf("terminate source instance %s: %w", st.id, err)
+	}
+	s.deleted(ledger.KindInstance, s.Region, st.id)
+	st.id = ""
+	return nil
+}
+
+// stepCleanupVolumes runs before the launch so that its cleanup runs after
+// the instance is terminated: it deletes the volumes that were attached at
+// launch and do not go away with the instance.
+type stepCleanupVolumes struct{}
+
+func (stepCleanupVolumes) Name() string { return "cleanup volumes" }
+
+func (stepCleanupVolumes) Run(context.Context, *State) error { return nil }
+
+func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
+	if s.Instance == nil {
+		return nil
+	}
+	s.UI.Say("Cleaning up any extra volumes...")
+	var vols []string
+	for _, m := range s.Instance.BlockDeviceMappings {
+		if m.Ebs != nil && !aws.ToBool(m.Ebs.DeleteOnTermination) && m.Ebs.VolumeId != nil {
+			vols = append(vols, aws.ToString(m.Ebs.VolumeId))
+		}
+	}
+	if len(vols) == 0 {
+		s.UI.Say("No volumes to clean up, skipping")
+		return nil
+	}
+	client := s.ec2("")
+	id := aws.ToString(s.Instance.InstanceId)
+	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
+	if err := ec2.NewInstanceTerminatedWaiter(client, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = minD, maxD
+	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, total); err != nil {
+		return fmt.Errorf("wait for instance %s to terminate before deleting its volumes: %w", id, err)
+	}
+	var errs []string
+	for _, v := range vols {
+		s.UI.Message("Deleting volume: " + v)
+		_, err := client.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(v)})
+		if err != nil && apiCode(err) != "InvalidVolume.NotFound" {
+			errs = append(errs, fmt.Sprintf("delete volume %s: %v", v, err))
+			continue
+		}
+		s.deleted(ledger.KindVolume, s.Region, v)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// stepStop stops the instance so that the image is consistent; with
+// disable_stop_instance a provisioner is expected to stop it.
+type stepStop struct{}
+
+func (stepStop) Name() string { return "stop source instance" }
+
+func (stepStop) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI {
+		return nil
+	}
+	id := aws.ToString(s.Instance.InstanceId)
+	client := s.ec2("")
+	if c.DisableStopInstance {
+		s.UI.Say("Automatic instance stop disabled. Please stop instance manually.")
+	} else {
+		s.UI.Say("Stopping the source instance...")
+		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+			return fmt.Errorf("stop source instance %s: %w", id, err)
+		}
+	}
+	s.UI.Say("Waiting for the instance to stop...")
+	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
+	if err := ec2.NewInstanceStoppedWaiter(client, func(o *ec2.InstanceStoppedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = minD, maxD
+	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, total); err != nil {
+		return fmt.Errorf("wait for instance %s to stop: %w", id, err)
+	}
+	if c.ENASupport != nil || c.SRIOVSupport {
+		if c.ENASupport != nil {
+			s.UI.Say(fmt.Sprintf("Setting ENA support to %t on the source instance...", *c.ENASupport))
+			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+				InstanceId: aws.String(id), EnaSupport: &types.AttributeBooleanValue{Value: c.ENASupport},
+			}); err != nil {
+				return fmt.Errorf("set ENA support on instance %s: %w", id, err)
+			}
+		}
+		if c.SRIOVSupport {
+			s.UI.Say("Enabling enhanced networking (SR-IOV) on the source instance...")
+			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+				InstanceId: aws.String(id), SriovNetSupport: &types.AttributeValue{Value: aws.String("simple")},
+			}); err != nil {
+				return fmt.Errorf("set SR-IOV support on instance %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (stepStop) Cleanup(context.Context, *State) error { return nil }

@@ -1,0 +1,318 @@
+package amazonebs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/google/uuid"
+
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// stepNetwork resolves vpc_id/vpc_filter, subnet_id/subnet_filter and the
+// availability zone. With none of them set it makes no call: EC2 launches
+// into the default VPC.
+type stepNetwork struct{}
+
+func (stepNetwork) Name() string { return "network" }
+
+func (stepNetwork) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	client := s.ec2("")
+	s.VPCID, s.SubnetID, s.AZ = c.VPCID, c.SubnetID, c.AvailabilityZone
+	if s.VPCID == "" && len(c.Parsed.VPCFilters) > 0 {
+		out, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: ec2Filters(c.Parsed.VPCFilters)})
+		if err != nil {
+			return fmt.Errorf("find the VPC matching vpc_filter: %w", err)
+		}
+		if len(out.Vpcs) != 1 {
+			return fmt.Errorf("vpc_filter %s matches %d VPCs; it must match exactly one", describeFilters(c.Parsed.VPCFilters, nil), len(out.Vpcs))
+		}
+		s.VPCID = aws.ToString(out.Vpcs[0].VpcId)
+		s.UI.Message("Found VPC ID: " + s.VPCID)
+	}
+	// A subnet named by id is described only when its VPC or zone is
+	// needed (a temporary security group lives in the subnet's VPC).
+	needSubnet := len(c.Parsed.SubnetFilters) > 0 || (s.SubnetID != "" && (s.VPCID == "" || s.AZ == ""))
+	if !needSubnet {
+		return nil
+	}
+	in := &ec2.DescribeSubnetsInput{}
+	if s.SubnetID != "" {
+		in.SubnetIds = []string{s.SubnetID}
+	} else {
+		in.Filters = ec2Filters(c.Parsed.SubnetFilters)
+		if s.VPCID != "" {
+			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPCID}})
+		}
+		if s.AZ != "" {
+			in.Filters = append(in.Filters, types.Filter{Name: aws.String("availability-zone"), Values: []string{s.AZ}})
+		}
+	}
+	out, err := client.DescribeSubnets(ctx, in)
+	if err != nil {
+		return fmt.Errorf("describe subnets: %w", err)
+	}
+	subnets := out.Subnets
+	if len(subnets) == 0 {
+		return fmt.Errorf("no subnet matches subnet_filter %s", describeFilters(c.Parsed.SubnetFilters, nil))
+	}
+	sub := subnets[0]
+	if len(subnets) > 1 {
+		f := c.SubnetFilter
+		switch {
+		case f != nil && f.MostFree:
+			for _, x := range subnets[1:] {
+				if aws.ToInt32(x.AvailableIpAddressCount) > aws.ToInt32(sub.AvailableIpAddressCount) {
+					sub = x
+				}
+			}
+		case f != nil && f.Random:
+			sub = subnets[rand.IntN(len(subnets))]
+		default:
+			return fmt.Errorf("subnet_filter %s matches %d subnets: make it match exactly one, or set most_free or random", describeFilters(c.Parsed.SubnetFilters, nil), len(subnets))
+		}
+	}
+	if s.SubnetID == "" {
+		s.UI.Message("Found Subnet ID: " + aws.ToString(sub.SubnetId))
+	}
+	s.SubnetID = aws.ToString(sub.SubnetId)
+	s.VPCID = aws.ToString(sub.VpcId)
+	s.AZ = aws.ToString(sub.AvailabilityZone)
+	s.MapPublicIP = sub.MapPublicIpOnLaunch
+	return nil
+}
+
+func (stepNetwork) Cleanup(context.Context, *State) error { return nil }
+
+// stepSecurityGroup uses the template's security groups, or creates a
+// temporary one that opens ssh_port to the narrowest sources it can
+// justify: the template's CIDRs; else the caller's public IP when
+// connecting over a public address; else the VPC's own CIDR blocks.
+type stepSecurityGroup struct {
+	created string
+	entry   string
+	// HTTPClient asks for the public IP; nil uses a client with a timeout.
+	HTTPClient *http.Client
+}
+
+func (*stepSecurityGroup) Name() string { return "security group" }
+
+func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	client := s.ec2("")
+	if len(c.SecurityGroupIDs) > 0 {
+		s.SecurityGroupIDs = c.SecurityGroupIDs
+		return nil
+	}
+	if len(c.Parsed.SGFilters) > 0 {
+		in := &ec2.DescribeSecurityGroupsInput{Filters: ec2Filters(c.Parsed.SGFilters)}
+		if s.VPCID != "" {
+			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPCID}})
+		}
+		out, err := client.DescribeSecurityGroups(ctx, in)
+		if err != nil {
+			return fmt.Errorf("find security groups matching security_group_filter: %w", err)
+		}
+		if len(out.SecurityGroups) == 0 {
+			return fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
+		}
+		for _, g := range out.SecurityGroups {
+			s.SecurityGroupIDs = append(s.SecurityGroupIDs, aws.ToString(g.GroupId))
+		}
+		s.UI.Message("Found Security Group(s): " + strings.Join(s.SecurityGroupIDs, ", "))
+		return nil
+	}
+	if c.Communicator == "none" {
+		return nil
+	}
+
+	cidrs, err := st.sources(ctx, s)
+	if err != nil {
+		return err
+	}
+	name := "amibake_" + uuid.NewString()
+	s.UI.Say("Creating temporary security group for this instance: " + name)
+	entry, err := s.intend(ledger.KindSecurityGroup, s.Region, name)
+	if err != nil {
+		return fmt.Errorf("record the temporary security group in the run journal: %w", err)
+	}
+	in := &ec2.CreateSecurityGroupInput{
+		GroupName:         aws.String(name),
+		Description:       aws.String("Temporary group for amibake build " + s.BuildName),
+		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeSecurityGroup, st.runTags(s))},
+	}
+	if s.VPCID != "" {
+		in.VpcId = aws.String(s.VPCID)
+	}
+	out, err := client.CreateSecurityGroup(ctx, in)
+	if err != nil {
+		return fmt.Errorf("create temporary security group %s: %w", name, err)
+	}
+	st.created, st.entry = aws.ToString(out.GroupId), entry
+	if err := s.created(entry, st.created); err != nil {
+		return fmt.Errorf("record security group %s in the run journal: %w", st.created, err)
+	}
+	s.SecurityGroupIDs = []string{st.created}
+
+	s.UI.Say(fmt.Sprintf("Authorizing access to port %d from %s in the temporary security group...", c.SSHPort, strings.Join(cidrs, ", ")))
+	perm := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(c.SSHPort)), ToPort: aws.Int32(int32(c.SSHPort))}
+	for _, cidr := range cidrs {
+		if strings.Contains(cidr, ":") {
+			perm.Ipv6Ranges = append(perm.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(cidr)})
+		} else {
+			perm.IpRanges = append(perm.IpRanges, types.IpRange{CidrIp: aws.String(cidr)})
+		}
+	}
+	if _, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+		GroupId: aws.String(st.created), IpPermissions: []types.IpPermission{perm},
+	}); err != nil {
+		return fmt.Errorf("authorize port %d in temporary security group %s: %w", c.SSHPort, st.created, err)
+	}
+	return nil
+}
+
+func (st *stepSecurityGroup) runTags(s *State) map[string]string {
+	tags, err := s.renderTags("run_tags", s.Config.Parsed.RunTags)
+	if err != nil {
+		return s.Config.Parsed.RunTags
+	}
+	return tags
+}
+
+// connectsPublicly reports whether SSH will go to a public address.
+func connectsPublicly(s *State) bool {
+	c := s.Config
+	switch c.SSHInterface {
+	case "private_ip", "private_dns":
+		return false
+	case "public_ip", "public_dns":
+		return true
+	}
+	if c.SSHPrivateIP {
+		return false
+	}
+	if c.AssociatePublicIPAddress != nil {
+		return *c.AssociatePublicIPAddress
+	}
+	if s.MapPublicIP != nil {
+		return *s.MapPublicIP
+	}
+	return s.SubnetID == "" // default subnets map public IPs
+}
+
+func (st *stepSecurityGroup) sources(ctx context.Context, s *State) ([]string, error) {
+	c := s.Config
+	if len(c.TemporarySecurityGroupSourceCIDRs) > 0 {
+		return c.TemporarySecurityGroupSourceCIDRs, nil
+	}
+	if c.TemporarySecurityGroupSourcePubIP || connectsPublicly(s) {
+		ip, err := st.publicIP(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if ip.To4() != nil {
+			return []string{ip.String() + "/32"}, nil
+		}
+		return []string{ip.String() + "/128"}, nil
+	}
+	in := &ec2.DescribeVpcsInput{}
+	if s.VPCID != "" {
+		in.VpcIds = []string{s.VPCID}
+	} else {
+		in.Filters = []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}
+	}
+	out, err := s.ec2("").DescribeVpcs(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("find the VPC's CIDR blocks for the temporary security group: %w", err)
+	}
+	var cidrs []string
+	for _, v := range out.Vpcs {
+		for _, a := range v.CidrBlockAssociationSet {
+			cidrs = append(cidrs, aws.ToString(a.CidrBlock))
+		}
+		if len(v.CidrBlockAssociationSet) == 0 && v.CidrBlock != nil {
+			cidrs = append(cidrs, aws.ToString(v.CidrBlock))
+		}
+	}
+	if len(cidrs) == 0 {
+		return nil, fmt.Errorf("the VPC has no CIDR block to open SSH to: set temporary_security_group_source_cidrs")
+	}
+	return dedupe(cidrs), nil
+}
+
+// publicIP asks a what-is-my-IP service for the address AWS sees.
+func (st *stepSecurityGroup) publicIP(ctx context.Context, s *State) (net.IP, error) {
+	url := s.Config.TemporarySecurityGroupSourcePublicIPURL
+	if url == "" {
+		url = s.getenv("AMIBAKE_CHECKIP_URL")
+	}
+	if url == "" {
+		url = DefaultCheckIPURL
+	}
+	hc := st.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 15 * time.Second}
+	}
+	fail := func(err error) (net.IP, error) {
+		return nil, fmt.Errorf("find this machine's public IP at %s to open SSH only to it (%w); set temporary_security_group_source_cidrs instead", url, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail(fmt.Errorf("HTTP %s", resp.Status))
+	}
+	ip := net.ParseIP(strings.TrimSpace(string(body)))
+	if ip == nil {
+		return fail(fmt.Errorf("the answer %q is not an IP address", strings.TrimSpace(string(body))))
+	}
+	return ip, nil
+}
+
+func (st *stepSecurityGroup) Cleanup(ctx context.Context, s *State) error {
+	if st.created == "" {
+		return nil
+	}
+	s.UI.Say("Deleting temporary security group...")
+	id := st.created
+	// The group stays in use until the instance has terminated.
+	err := s.Waits.withLimit(5*time.Minute).poll(ctx, "temporary security group "+id+" to be released by the instance", 0, func(ctx context.Context) (bool, error) {
+		_, err := s.ec2("").DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		switch apiCode(err) {
+		case "":
+			return true, nil
+		case "InvalidGroup.NotFound":
+			return true, nil
+		case "DependencyViolation", "InvalidGroup.InUse":
+			return false, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		s.UI.Error(fmt.Sprintf("Error cleaning up security group %s: %v", id, err))
+		return fmt.Errorf("delete temporary security group %s: %w", id, err)
+	}
+	s.deleted(ledger.KindSecurityGroup, s.Region, id)
+	st.created = ""
+	return nil
+}
