@@ -284,4 +284,4 @@ func (o overlayBody) JustAttributes() (hcl.Attributes, hcl.Diagnostics) {
 	}
 	return attrs, append(d, d2...)
 }
-func (o overlayBody) MissingItemRange() hcl.Range                      { return o.base.MissingItemRange() }
+func (o overlayBody) MissingItemRange() hcl.Range { return o.base.MissingItemRange() }
