@@ -1,0 +1,408 @@
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// Options configure a Reaper.
+type Options struct {
+	Clients       ClientFactory
+	DryRun        bool
+	IncludeImages bool
+	Log           *slog.Logger
+	Now           func() time.Time
+	// WaitTimeout bounds each wait: instances terminating, and retries of
+	// a resource still in use (DependencyViolation). Default 10 minutes.
+	WaitTimeout time.Duration
+	// Poll is the first delay between polls and retries; it doubles up to
+	// 15 s. Default 1 s.
+	Poll time.Duration
+	// Settle is how long a resource may stay invisible after its create
+	// call (EC2's eventual consistency): a ledger entry younger than this
+	// that is not found yet is looked for again before it counts as never
+	// created or already gone. Default 30 s.
+	Settle time.Duration
+}
+
+// Reaper removes resources amibake runs left.
+type Reaper struct{ opt Options }
+
+// New returns a Reaper.
+func New(opt Options) *Reaper {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.WaitTimeout <= 0 {
+		opt.WaitTimeout = 10 * time.Minute
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = time.Second
+	}
+	if opt.Settle <= 0 {
+		opt.Settle = 30 * time.Second
+	}
+	return &Reaper{opt: opt}
+}
+
+// Run removes what run runID in the ledger dir left: the ids it recorded,
+// the create calls it recorded without an id (found by ClientToken, name
+// or tags), and anything tagged with its run id in the regions it used.
+// It takes the run's lock: a run whose process is alive, or that another
+// cleanup is working on, is skipped with a note in the report.
+func (r *Reaper) Run(ctx context.Context, dir, runID string) (*Report, error) {
+	rep := &Report{DryRun: r.opt.DryRun}
+	err := r.run(ctx, dir, runID, rep, true)
+	return rep, err
+}
+
+// All runs Run for every run in the ledger that is not running and has
+// something left.
+func (r *Reaper) All(ctx context.Context, dir string) (*Report, error) {
+	rep := &Report{DryRun: r.opt.DryRun}
+	runs, listErr := ledger.List(dir)
+	var errs []error
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	for _, run := range runs {
+		if run.Running {
+			rep.Skipped = append(rep.Skipped, RunNote{run.ID, runningNote(run)})
+			continue
+		}
+		if len(run.Left()) == 0 {
+			rep.Clean++
+			continue
+		}
+		if err := r.run(ctx, dir, run.ID, rep, false); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func runningNote(run *ledger.Run) string {
+	if run.LastPID > 0 {
+		return fmt.Sprintf("still running (process %d)", run.LastPID)
+	}
+	return "still running"
+}
+
+func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explicit bool) error {
+	var j *ledger.Journal
+	if !r.opt.DryRun {
+		var err error
+		j, err = ledger.Open(dir, runID)
+		var le *ledger.LockedError
+		if errors.As(err, &le) {
+			if explicit {
+				return fmt.Errorf("clean up run %s: %w; stop it first (Ctrl-C lets it clean up itself)", runID, err)
+			}
+			rep.Skipped = append(rep.Skipped, RunNote{runID, err.Error()})
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("clean up run %s: %w", runID, err)
+		}
+		defer j.Close()
+		if err := j.Reaping(); err != nil {
+			return fmt.Errorf("clean up run %s: %w", runID, err)
+		}
+	}
+	run, err := ledger.Read(dir, runID)
+	if err != nil {
+		return fmt.Errorf("clean up run %s: %w", runID, err)
+	}
+	if r.opt.DryRun && run.Running {
+		rep.Skipped = append(rep.Skipped, RunNote{runID, runningNote(run)})
+		return nil
+	}
+	left := run.Left()
+	byRegion := map[string][]ledger.Resource{}
+	for _, res := range left {
+		if res.Kind == ledger.KindLocalFile {
+			r.removeFile(runID, res, rep, j)
+			continue
+		}
+		byRegion[res.Region] = append(byRegion[res.Region], res)
+	}
+	// Tags find what the ledger lost; look in every region the run used.
+	for _, region := range run.Regions() {
+		if ctx.Err() != nil {
+			break
+		}
+		sc := &scope{runID: runID, ledger: byRegion[region], j: j}
+		if err := r.region(ctx, region, sc, rep); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// Tagged removes resources tagged amibake:run-id in regions whose
+// amibake:created-at is older than olderThan. Runs that are alive in the
+// local ledger dir (when dir is not empty) are left alone.
+func (r *Reaper) Tagged(ctx context.Context, regions []string, olderThan time.Duration, dir string) (*Report, error) {
+	rep := &Report{DryRun: r.opt.DryRun}
+	alive := map[string]bool{}
+	if dir != "" {
+		runs, _ := ledger.List(dir)
+		for _, run := range runs {
+			if run.Running {
+				alive[run.ID] = true
+			}
+		}
+	}
+	var errs []error
+	for _, region := range regions {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		sc := &scope{cutoff: r.opt.Now().Add(-olderThan), alive: alive}
+		if err := r.region(ctx, region, sc, rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (r *Reaper) removeFile(runID string, res ledger.Resource, rep *Report, j *ledger.Journal) {
+	path := res.ID
+	if path == "" {
+		path = res.Token
+	}
+	it := Item{Run: runID, Kind: ledger.KindLocalFile, Name: path}
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		it.Outcome = AlreadyGone
+	case err != nil:
+		it.Outcome, it.Err, it.Detail = Failed, err, err.Error()
+	case !st.Mode().IsRegular():
+		it.Outcome, it.Detail = Skipped, "not a regular file"
+	case r.opt.DryRun:
+		it.Outcome = WouldRemove
+	default:
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			it.Outcome, it.Err, it.Detail = Failed, fmt.Errorf("remove private key file %s: %w", path, err), err.Error()
+		} else {
+			it.Outcome = Removed
+		}
+	}
+	rep.add(it)
+	if j != nil && (it.Outcome == Removed || it.Outcome == AlreadyGone) {
+		if res.ID == "" {
+			_ = j.Resolved(res.Entry)
+		} else {
+			_ = j.Deleted(ledger.KindLocalFile, "", res.ID)
+		}
+	}
+}
+
+// scope is what one region's sweep may take and what it must account for.
+type scope struct {
+	runID  string // ledger mode: the amibake:run-id tag must be this
+	ledger []ledger.Resource
+	j      *ledger.Journal
+
+	cutoff time.Time       // tagged mode: created before this
+	alive  map[string]bool // tagged mode: runs running here
+}
+
+// eligible says whether the reaper may remove a resource with these tags.
+func (sc *scope) eligible(f *found) (bool, string) {
+	rid := f.tags[ledger.TagRunID]
+	if rid == "" {
+		return false, "no " + ledger.TagRunID + " tag: not amibake's, left alone"
+	}
+	if sc.runID != "" {
+		if rid != sc.runID {
+			return false, "tagged for run " + rid + ", left alone"
+		}
+		return true, ""
+	}
+	if sc.alive[rid] {
+		return false, "its run " + rid + " is still running"
+	}
+	created := f.created
+	if s, ok := f.tags[ledger.TagCreatedAt]; ok {
+		if t, err := ledger.ParseCreatedAt(s); err == nil {
+			created = t
+		}
+	}
+	if created.IsZero() {
+		return false, "age unknown (no " + ledger.TagCreatedAt + " tag)"
+	}
+	if created.After(sc.cutoff) {
+		return false, "younger than --older-than"
+	}
+	return true, ""
+}
+
+// found is a resource as Describe* returned it.
+type found struct {
+	kind      ledger.Kind
+	id, name  string // name: key or group name, AMI name
+	token     string // instances: ClientToken
+	tags      map[string]string
+	state     string
+	created   time.Time
+	snapshots []string // images
+	attached  []string // volumes: instances they are attached to
+	item      *Item
+}
+
+func tagMap[T any](tags []T, kv func(T) (*string, *string)) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		k, v := kv(t)
+		m[aws.ToString(k)] = aws.ToString(v)
+	}
+	return m
+}
+
+// matchLedger pairs found resources with the ledger entries of a kind,
+// returning the entries nothing matched.
+func (sc *scope) matchLedger(kind ledger.Kind, fs []*found) (matched map[string]*found, unmatched []ledger.Resource) {
+	matched = map[string]*found{}
+	for _, res := range sc.ledger {
+		if res.Kind != kind {
+			continue
+		}
+		var hit *found
+		for _, f := range fs {
+			// A token or name alone may match someone else's resource:
+			// only one tagged with this run is the intent's.
+			if res.ID != "" && (f.id == res.ID || f.name == res.ID) ||
+				res.ID == "" && res.Token != "" && (f.token == res.Token || f.name == res.Token) && f.tags[ledger.TagRunID] == sc.runID {
+				hit = f
+				break
+			}
+		}
+		if hit == nil {
+			unmatched = append(unmatched, res)
+			continue
+		}
+		matched[res.Entry] = hit
+		if res.ID == "" && sc.j != nil {
+			_ = sc.j.Created(res.Entry, hit.id)
+		}
+	}
+	return matched, unmatched
+}
+
+func (sc *scope) ledgerIDs(kind ledger.Kind) (ids, tokens []string) {
+	for _, res := range sc.ledger {
+		if res.Kind != kind {
+			continue
+		}
+		if res.ID != "" {
+			ids = append(ids, res.ID)
+		} else if res.Token != "" {
+			tokens = append(tokens, res.Token)
+		}
+	}
+	return ids, tokens
+}
+
+// region sweeps one region: discover, then remove in dependency order.
+func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Report) error {
+	client, err := r.opt.Clients(region)
+	if err != nil {
+		return fmt.Errorf("clean up %s: EC2 client: %w", region, err)
+	}
+	s := &sweep{r: r, c: client, region: region, sc: sc, rep: rep}
+
+	// Discover; while a ledger entry is unaccounted for and young enough
+	// to be hidden by eventual consistency, look again.
+	for pass := 0; ; pass++ {
+		if err := s.discover(ctx); err != nil {
+			return err
+		}
+		young := s.youngestUnaccounted()
+		if young.IsZero() || r.opt.DryRun || pass >= 3 {
+			break
+		}
+		wait := young.Add(r.opt.Settle).Sub(r.opt.Now())
+		if wait <= 0 {
+			if pass > 0 {
+				break
+			}
+			continue
+		}
+		r.opt.Log.Debug("reaper: waiting for eventual consistency", "region", region, "wait", wait)
+		if err := sleep(ctx, min(wait, r.opt.Settle)); err != nil {
+			return err
+		}
+	}
+	s.accountUnmatched()
+	s.removeInstances(ctx)
+	s.removeVolumes(ctx)
+	s.removeGroups(ctx)
+	s.removeKeyPairs(ctx)
+	s.removeImages(ctx)
+	return ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// retryBusy calls f until it succeeds, the resource is gone, or it fails
+// with something other than "still in use", backing off up to WaitTimeout.
+func (r *Reaper) retryBusy(ctx context.Context, what string, f func(context.Context) error) error {
+	deadline := r.opt.Now().Add(r.opt.WaitTimeout)
+	delay := r.opt.Poll
+	for {
+		err := f(ctx)
+		if err == nil || isGone(err) || !isBusy(err) {
+			return err
+		}
+		if r.opt.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("%s: still in use after %s: %w", what, r.opt.WaitTimeout, err)
+		}
+		r.opt.Log.Debug("reaper: still in use, retrying", "what", what, "in", delay, "err", err)
+		if serr := sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
+		}
+		delay = min(delay*2, 15*time.Second)
+	}
+}
+
+func escapeFilter(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`).Replace(s)
+}
+
+func escapeAll(vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = escapeFilter(v)
+	}
+	sort.Strings(out)
+	return out
+}

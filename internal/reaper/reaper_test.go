@@ -1,0 +1,380 @@
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+const region = "us-east-1"
+
+func fastOpts(url string) Options {
+	return Options{Clients: simClients(url), Poll: 5 * time.Millisecond, Settle: 20 * time.Millisecond, WaitTimeout: 5 * time.Second}
+}
+
+// helperMain is a second process: REAPER_HELPER=crash records an intent,
+// launches an instance and dies by SIGKILL before recording its id;
+// REAPER_HELPER=tagged runs a tag cleanup and prints the report.
+func helperMain(mode string) int {
+	url, dir := os.Getenv("SIM_URL"), os.Getenv("LEDGER_DIR")
+	ctx := context.Background()
+	switch mode {
+	case "crash":
+		j, err := ledger.Open(dir, "run-crash")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		j.Start("crash.pkr.hcl")
+		rec := j.ForBuild("amazon-ebs.crash")
+		if _, err := rec.Intend(ledger.KindInstance, region, "tok-crash"); err != nil {
+			return 3
+		}
+		c := simClient(url, region)
+		f := fixture{t: &exitT{}, ctx: ctx, c: c}
+		f.instance("tok-crash", ledger.Tags("run-crash", "amazon-ebs.crash", time.Now()))
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	case "tagged":
+		rep, err := New(fastOpts(url)).Tagged(ctx, []string{region, "eu-west-1"}, 2*time.Hour, dir)
+		fmt.Print(rep.String())
+		if err != nil || rep.Err() != nil {
+			fmt.Fprintln(os.Stderr, err, rep.Err())
+			return 1
+		}
+		return 0
+	}
+	return 2
+}
+
+// exitT lets fixture run outside a test.
+type exitT struct{ testing.TB }
+
+func (*exitT) Helper()                   {}
+func (*exitT) Fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...); os.Exit(4) }
+
+func helperCmd(mode, url, dir string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "REAPER_HELPER="+mode, "SIM_URL="+url, "LEDGER_DIR="+dir)
+	return cmd
+}
+
+func TestRunReapsLedgerIntentsAndTags(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	dir := t.TempDir()
+	const run = "run-a"
+	tags := tagsFor(run, time.Now())
+
+	j, err := ledger.Open(dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("a.pkr.hcl")
+	rec := j.ForBuild("amazon-ebs.test")
+	e, _ := rec.Intend(ledger.KindKeyPair, region, "amibake_run-a")
+	rec.Created(e, f.keyPair("amibake_run-a", tags))
+	e, _ = rec.Intend(ledger.KindSecurityGroup, region, "amibake_run-a")
+	sg := f.group("amibake_run-a", tags)
+	rec.Created(e, sg)
+	rec.Intend(ledger.KindInstance, region, "tok-a") // response lost
+	inst := f.instance("tok-a", tags, sg)
+	// Someone else's key pair with the name an intent used (the create
+	// call failed as a duplicate), and another run's key pair.
+	rec.Intend(ledger.KindKeyPair, region, "user-key")
+	f.keyPair("user-key", nil)
+	f.keyPair("other-run", tagsFor("run-b", time.Now()))
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(keyFile, []byte("not really a key"), 0o600)
+	e, _ = rec.Intend(ledger.KindLocalFile, "", keyFile)
+	rec.Created(e, keyFile)
+	j.Close()
+
+	before := inventory(srv, region)
+	if len(before.Instances) != 1 || len(before.Volumes) == 0 {
+		t.Fatalf("fixture inventory: %+v", before)
+	}
+
+	dry, err := New(Options{Clients: simClients(srv.URL()), DryRun: true}).Run(ctx, dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := inventory(srv, region); !slices.Equal(after.KeyPairs, before.KeyPairs) || len(after.Instances) != 1 {
+		t.Fatalf("dry run removed something: %+v", after)
+	}
+	if n := dry.Count(WouldRemove); n < 5 { // instance, volume, group, key pair, key file
+		t.Errorf("dry run would remove %d:\n%s", n, dry)
+	}
+	if _, err := os.Stat(keyFile); err != nil {
+		t.Error("dry run removed the key file")
+	}
+
+	rep, err := New(fastOpts(srv.URL())).Run(ctx, dir, run)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("Run: %v %v\n%s", err, rep.Err(), rep)
+	}
+	t.Logf("report:\n%s", rep)
+	after := inventory(srv, region)
+	if len(after.Instances) != 0 || len(after.SecurityGroups) != 0 || len(after.Volumes) != 0 {
+		t.Errorf("left behind: %+v", after)
+	}
+	if !slices.Equal(after.KeyPairs, []string{"other-run", "user-key"}) {
+		t.Errorf("key pairs = %v, want only the untagged one and the other run's", after.KeyPairs)
+	}
+	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Error("key file not removed")
+	}
+	for _, it := range rep.Items {
+		if it.Name == "user-key" && it.Outcome != Skipped && it.Outcome != AlreadyGone {
+			t.Errorf("untagged key pair: %+v", it)
+		}
+		if it.ID == inst && it.Outcome != Removed {
+			t.Errorf("instance: %+v", it)
+		}
+	}
+	r, _ := ledger.Read(dir, run)
+	if left := r.Left(); len(left) != 0 {
+		t.Errorf("ledger still lists %+v", left)
+	}
+
+	// Twice is a no-op.
+	rep, err = New(fastOpts(srv.URL())).Run(ctx, dir, run)
+	if err != nil || rep.Count(Removed) != 0 || rep.Count(Failed) != 0 {
+		t.Errorf("second Run: %v\n%s", err, rep)
+	}
+}
+
+func TestCrashBetweenCreateAndResponse(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	dir := t.TempDir()
+	out, err := helperCmd("crash", srv.URL(), dir).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("helper did not die by SIGKILL: %v %s", err, out)
+	}
+	if n := len(inventory(srv, region).Instances); n != 1 {
+		t.Fatalf("helper launched %d instances", n)
+	}
+	r, err := ledger.Read(dir, "run-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := r.Left()
+	if r.Running || len(left) != 1 || left[0].ID != "" {
+		t.Fatalf("ledger after crash: running %v left %+v", r.Running, left)
+	}
+	rep, err := New(fastOpts(srv.URL())).All(testCtx(t), dir)
+	if err != nil || rep.Count(Removed) < 1 {
+		t.Fatalf("All: %v\n%s", err, rep)
+	}
+	if inv := inventory(srv, region); len(inv.Instances)+len(inv.Volumes) != 0 {
+		t.Errorf("left after cleanup: %+v", inv)
+	}
+	r, _ = ledger.Read(dir, "run-crash")
+	if left := r.Left(); len(left) != 0 || r.Resources[0].ID == "" {
+		t.Errorf("ledger: left %+v, resources %+v", left, r.Resources)
+	}
+}
+
+func TestTaggedFromSecondProcess(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	old := time.Now().Add(-3 * time.Hour)
+	var keep []string
+	for _, reg := range []string{region, "eu-west-1"} {
+		f := fixture{t, ctx, simClient(srv.URL(), reg)}
+		sg := f.group("old-"+reg, tagsFor("run-old", old))
+		f.instance("", tagsFor("run-old", old), sg)
+		f.keyPair("old-"+reg, tagsFor("run-old", old))
+		f.keyPair("young-"+reg, tagsFor("run-young", time.Now()))
+		keep = append(keep, f.group("untagged-"+reg, nil))
+	}
+	dir := t.TempDir()
+
+	// Dry run first, in this process.
+	dry, err := New(Options{Clients: simClients(srv.URL()), DryRun: true}).Tagged(ctx, []string{region, "eu-west-1"}, 2*time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dry.Count(WouldRemove); n != 8 { // per region: instance, volume, group, key pair
+		t.Errorf("dry run would remove %d, want 8:\n%s", n, dry)
+	}
+
+	out, err := helperCmd("tagged", srv.URL(), dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cleanup process: %v\n%s", err, out)
+	}
+	t.Logf("second process:\n%s", out)
+	for _, reg := range []string{region, "eu-west-1"} {
+		inv := inventory(srv, reg)
+		if len(inv.Instances)+len(inv.Volumes) != 0 || !slices.Equal(inv.KeyPairs, []string{"young-" + reg}) ||
+			len(inv.SecurityGroups) != 1 || !slices.Contains(keep, inv.SecurityGroups[0]) {
+			t.Errorf("%s after tagged cleanup: %+v", reg, inv)
+		}
+	}
+	if !strings.Contains(string(out), "younger than --older-than") {
+		t.Errorf("report does not say why the young key pair stayed:\n%s", out)
+	}
+}
+
+func TestTwoReapersAtOnce(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.Latency{ShuttingDown: 30 * time.Millisecond}})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	old := time.Now().Add(-3 * time.Hour)
+	for i := range 3 {
+		sg := f.group(fmt.Sprintf("g%d", i), tagsFor("run-x", old))
+		f.instance("", tagsFor("run-x", old), sg)
+		f.keyPair(fmt.Sprintf("k%d", i), tagsFor("run-x", old))
+	}
+	var wg sync.WaitGroup
+	reps := make([]*Report, 2)
+	errs := make([]error, 2)
+	for i := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[i], errs[i] = New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, time.Hour, "")
+		}()
+	}
+	wg.Wait()
+	for i, rep := range reps {
+		if errs[i] != nil || rep.Err() != nil {
+			t.Errorf("reaper %d: %v %v\n%s", i, errs[i], rep.Err(), rep)
+		}
+	}
+	if inv := inventory(srv, region); len(inv.Instances)+len(inv.SecurityGroups)+len(inv.KeyPairs)+len(inv.Volumes) != 0 {
+		t.Errorf("left: %+v", inv)
+	}
+}
+
+// busyEC2 answers DependencyViolation to the first n DeleteSecurityGroup calls.
+type busyEC2 struct {
+	EC2API
+	n, calls atomic.Int32
+}
+
+func (b *busyEC2) DeleteSecurityGroup(ctx context.Context, in *ec2.DeleteSecurityGroupInput, o ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error) {
+	if b.calls.Add(1) <= b.n.Load() {
+		return nil, &smithy.GenericAPIError{Code: "DependencyViolation", Message: "resource " + aws.ToString(in.GroupId) + " has a dependent object"}
+	}
+	return b.EC2API.DeleteSecurityGroup(ctx, in, o...)
+}
+
+func TestDependencyViolationRetry(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	for _, tt := range []struct {
+		name      string
+		busy      int32
+		wantCalls int32
+		want      Outcome
+	}{
+		{"frees up after two tries", 2, 3, Removed},
+		{"never frees up", 1 << 30, 0, Failed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.group("busy-"+tt.name, tagsFor("run-busy", time.Now().Add(-3*time.Hour)))
+			b := &busyEC2{EC2API: simClient(srv.URL(), region)}
+			b.n.Store(tt.busy)
+			opts := fastOpts(srv.URL())
+			opts.WaitTimeout = 100 * time.Millisecond
+			opts.Clients = func(string) (EC2API, error) { return b, nil }
+			rep, _ := New(opts).Tagged(ctx, []string{region}, time.Hour, "")
+			if len(rep.Items) != 1 || rep.Items[0].Outcome != tt.want {
+				t.Fatalf("report:\n%s", rep)
+			}
+			if tt.wantCalls > 0 && b.calls.Load() != tt.wantCalls {
+				t.Errorf("DeleteSecurityGroup called %d times, want %d", b.calls.Load(), tt.wantCalls)
+			}
+			if tt.want == Failed && !strings.Contains(rep.Err().Error(), "still in use after") {
+				t.Errorf("error does not say what happened: %v", rep.Err())
+			}
+		})
+	}
+}
+
+func TestIncludeImages(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(),
+		Faults: []ec2sim.FaultRule{{Action: "CreateImage", Fault: ec2sim.FaultImageFailed, Calls: []int{1}}}})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	old := time.Now().Add(-3 * time.Hour)
+	inst := f.instance("", nil)
+	images := map[string]string{}
+	for _, name := range []string{"failed", "good"} {
+		out, err := f.c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(inst), Name: aws.String(name),
+			TagSpecifications: append(tagSpec(types.ResourceTypeImage, tagsFor("run-img", old)), tagSpec(types.ResourceTypeSnapshot, tagsFor("run-img", old))...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		images[name] = aws.ToString(out.ImageId)
+	}
+	snaps := len(inventory(srv, region).Snapshots)
+
+	rep, err := New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, time.Hour, "")
+	if err != nil || !slices.Contains(inventory(srv, region).Images, images["failed"]) {
+		t.Fatalf("without --include-images: %v\n%s", err, rep)
+	}
+	if !strings.Contains(rep.String(), "--include-images") {
+		t.Errorf("report does not point at --include-images:\n%s", rep)
+	}
+	opts := fastOpts(srv.URL())
+	opts.IncludeImages = true
+	rep, err = New(opts).Tagged(ctx, []string{region}, time.Hour, "")
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("with --include-images: %v\n%s", err, rep)
+	}
+	t.Logf("report:\n%s", rep)
+	inv := inventory(srv, region)
+	if slices.Contains(inv.Images, images["failed"]) || !slices.Contains(inv.Images, images["good"]) {
+		t.Errorf("images after cleanup: %v (failed %s, good %s)", inv.Images, images["failed"], images["good"])
+	}
+	if len(inv.Snapshots) != snaps-1 {
+		t.Errorf("snapshots: %d before, %d after; want the failed image's removed", snaps, len(inv.Snapshots))
+	}
+	if len(inv.Instances) != 1 {
+		t.Errorf("the untagged instance was touched: %+v", inv)
+	}
+}
+
+func TestRunningRunIsSkipped(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	dir := t.TempDir()
+	j, _ := ledger.Open(dir, "run-live")
+	defer j.Close()
+	j.Start("live")
+	e, _ := j.Intend(ledger.KindKeyPair, region, "live")
+	j.Created(e, fixture{t, testCtx(t), simClient(srv.URL(), region)}.keyPair("live", tagsFor("run-live", time.Now())))
+
+	rep, err := New(fastOpts(srv.URL())).All(testCtx(t), dir)
+	if err != nil || len(rep.Skipped) != 1 || !strings.Contains(rep.String(), "still running (process") {
+		t.Errorf("All: %v\n%s", err, rep)
+	}
+	if _, err := New(fastOpts(srv.URL())).Run(testCtx(t), dir, "run-live"); err == nil || !strings.Contains(err.Error(), "in use by process") {
+		t.Errorf("Run of a live run: %v", err)
+	}
+	if len(inventory(srv, region).KeyPairs) != 1 {
+		t.Error("a live run's key pair was removed")
+	}
+}

@@ -1,0 +1,450 @@
+package reaper
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// sweep is one region's cleanup.
+type sweep struct {
+	r      *Reaper
+	c      EC2API
+	region string
+	sc     *scope
+	rep    *Report
+
+	instances, volumes, groups, keys, images, snapshots []*found
+	inLedger                                            map[string]bool // ids the ledger names
+	unmatched                                           []ledger.Resource
+	terminated                                          map[string]bool // instances this sweep saw terminate
+}
+
+func (s *sweep) tagFilter() types.Filter {
+	if s.sc.runID != "" {
+		return types.Filter{Name: aws.String("tag:" + ledger.TagRunID), Values: []string{escapeFilter(s.sc.runID)}}
+	}
+	return types.Filter{Name: aws.String("tag-key"), Values: []string{ledger.TagRunID}}
+}
+
+// queries returns the filter sets whose results, together, are the
+// candidates of a kind: by tag, by the ledger's ids, by its tokens.
+func (s *sweep) queries(kind ledger.Kind, idFilter, tokenFilter string) [][]types.Filter {
+	qs := [][]types.Filter{{s.tagFilter()}}
+	ids, tokens := s.sc.ledgerIDs(kind)
+	if len(ids) > 0 && idFilter != "" {
+		qs = append(qs, []types.Filter{{Name: aws.String(idFilter), Values: escapeAll(ids)}})
+	}
+	if len(tokens) > 0 && tokenFilter != "" {
+		qs = append(qs, []types.Filter{{Name: aws.String(tokenFilter), Values: escapeAll(tokens)}})
+	}
+	return qs
+}
+
+func dedupe(fs []*found) []*found {
+	seen := map[string]bool{}
+	var out []*found
+	for _, f := range fs {
+		if !seen[f.id] {
+			seen[f.id] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (s *sweep) discover(ctx context.Context) error {
+	var err error
+	if s.instances, err = s.findInstances(ctx, s.queries(ledger.KindInstance, "instance-id", "client-token")); err != nil {
+		return err
+	}
+	if s.volumes, err = s.findVolumes(ctx); err != nil {
+		return err
+	}
+	if s.groups, err = s.findGroups(ctx); err != nil {
+		return err
+	}
+	if s.keys, err = s.findKeyPairs(ctx); err != nil {
+		return err
+	}
+	if s.images, err = s.findImages(ctx); err != nil {
+		return err
+	}
+	if s.snapshots, err = s.findSnapshots(ctx, s.queries(ledger.KindSnapshot, "snapshot-id", "")); err != nil {
+		return err
+	}
+	s.inLedger = map[string]bool{}
+	s.unmatched = nil
+	for kind, fs := range map[ledger.Kind][]*found{
+		ledger.KindInstance: s.instances, ledger.KindVolume: s.volumes, ledger.KindSecurityGroup: s.groups,
+		ledger.KindKeyPair: s.keys, ledger.KindImage: s.images, ledger.KindSnapshot: s.snapshots,
+	} {
+		matched, unmatched := s.sc.matchLedger(kind, fs)
+		for _, f := range matched {
+			s.inLedger[f.id] = true
+		}
+		s.unmatched = append(s.unmatched, unmatched...)
+	}
+	return nil
+}
+
+// youngestUnaccounted returns the intent time of the youngest ledger
+// entry not found that eventual consistency may still be hiding.
+func (s *sweep) youngestUnaccounted() time.Time {
+	var young time.Time
+	horizon := s.r.opt.Now().Add(-s.r.opt.Settle)
+	for _, res := range s.unmatched {
+		if res.Intended.After(horizon) && res.Intended.After(young) {
+			young = res.Intended
+		}
+	}
+	return young
+}
+
+// accountUnmatched settles the ledger entries nothing was found for: an
+// id that is gone, or a create call that never created anything.
+func (s *sweep) accountUnmatched() {
+	for _, res := range s.unmatched {
+		it := Item{Run: s.sc.runID, Region: s.region, Kind: res.Kind, ID: res.ID, Name: res.Token, Outcome: AlreadyGone}
+		if res.ID == "" {
+			it.Detail = "the create call created nothing"
+		}
+		s.rep.add(it)
+		if s.sc.j == nil {
+			continue
+		}
+		if res.ID == "" {
+			_ = s.sc.j.Resolved(res.Entry)
+		} else {
+			_ = s.sc.j.Deleted(res.Kind, s.region, res.ID)
+		}
+	}
+}
+
+// item reports f; ineligible resources are reported as skipped and the
+// second result is false.
+func (s *sweep) item(f *found) (*Item, bool) {
+	it := &Item{Run: f.tags[ledger.TagRunID], Region: s.region, Kind: f.kind, ID: f.id, Name: f.name}
+	if it.Run == "" {
+		it.Run = s.sc.runID
+	}
+	if ok, why := s.sc.eligible(f); !ok {
+		it.Outcome, it.Detail = Skipped, why
+		s.rep.add(*it)
+		return nil, false
+	}
+	return it, true
+}
+
+func (s *sweep) done(it *Item, err error, what string) {
+	switch {
+	case err == nil && s.r.opt.DryRun:
+		it.Outcome = WouldRemove
+	case err == nil:
+		it.Outcome = Removed
+	case isGone(err):
+		it.Outcome = AlreadyGone
+	default:
+		it.Outcome, it.Err = Failed, fmt.Errorf("%s %s in %s: %w", what, it.ID, s.region, err)
+		it.Detail = err.Error()
+	}
+	s.rep.add(*it)
+	if s.sc.j != nil && (it.Outcome == Removed || it.Outcome == AlreadyGone) {
+		_ = s.sc.j.Deleted(it.Kind, s.region, it.ID)
+	}
+}
+
+// Instances: terminate, then wait until they are terminated, so that
+// their volumes, groups and key pairs can go.
+func (s *sweep) removeInstances(ctx context.Context) {
+	var act []*Item
+	var terminate, wait []string
+	s.terminated = map[string]bool{}
+	for _, f := range s.instances {
+		if f.state == string(types.InstanceStateNameTerminated) {
+			s.terminated[f.id] = true
+			if s.inLedger[f.id] {
+				s.done(&Item{Run: s.sc.runID, Region: s.region, Kind: f.kind, ID: f.id}, notFound, "")
+			}
+			continue
+		}
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		act = append(act, it)
+		wait = append(wait, f.id)
+		if f.state != string(types.InstanceStateNameShuttingDown) {
+			terminate = append(terminate, f.id)
+		}
+	}
+	if len(act) == 0 {
+		return
+	}
+	if s.r.opt.DryRun {
+		for _, it := range act {
+			s.done(it, nil, "")
+		}
+		return
+	}
+	errs := map[string]error{}
+	if len(terminate) > 0 {
+		_, err := s.c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: terminate})
+		if err != nil {
+			// One id that is gone fails the whole call: go one by one.
+			for _, id := range terminate {
+				if _, err := s.c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil && !isGone(err) {
+					errs[id] = fmt.Errorf("terminate: %w", err)
+				}
+			}
+		}
+	}
+	var waitFor []string
+	for _, id := range wait {
+		if errs[id] == nil {
+			waitFor = append(waitFor, id)
+		}
+	}
+	if err := s.waitTerminated(ctx, waitFor); err != nil {
+		for _, id := range waitFor {
+			errs[id] = err
+		}
+	}
+	for _, it := range act {
+		s.done(it, errs[it.ID], "terminate instance")
+		if errs[it.ID] == nil {
+			s.terminated[it.ID] = true
+		}
+	}
+}
+
+var notFound = &apiError{code: "NotFound"}
+
+type apiError struct{ code string }
+
+func (e *apiError) Error() string                 { return e.code }
+func (e *apiError) ErrorCode() string             { return e.code }
+func (e *apiError) ErrorMessage() string          { return e.code }
+func (e *apiError) ErrorFault() smithy.ErrorFault { return smithy.FaultUnknown }
+
+func (s *sweep) waitTerminated(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	deadline := s.r.opt.Now().Add(s.r.opt.WaitTimeout)
+	delay := s.r.opt.Poll
+	for {
+		fs, err := s.findInstances(ctx, [][]types.Filter{{{Name: aws.String("instance-id"), Values: ids}}})
+		if err != nil {
+			return fmt.Errorf("wait for instances to terminate: %w", err)
+		}
+		var pending []string
+		for _, f := range fs {
+			if f.state != string(types.InstanceStateNameTerminated) {
+				pending = append(pending, f.id+" ("+f.state+")")
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if s.r.opt.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("waited %s for instances to terminate, still: %v", s.r.opt.WaitTimeout, pending)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return fmt.Errorf("wait for instances %v to terminate: %w", pending, err)
+		}
+		delay = min(delay*2, 15*time.Second)
+	}
+}
+
+func (s *sweep) removeVolumes(ctx context.Context) {
+	if !s.r.opt.DryRun {
+		// Terminating instances deleted or detached their volumes.
+		before := s.volumes
+		var err error
+		if s.volumes, err = s.findVolumes(ctx); err != nil {
+			s.rep.add(Item{Run: s.sc.runID, Region: s.region, Kind: ledger.KindVolume, Outcome: Failed, Err: err, Detail: err.Error()})
+			return
+		}
+		now := map[string]bool{}
+		for _, f := range s.volumes {
+			now[f.id] = true
+		}
+		for _, f := range before {
+			if !now[f.id] && s.inLedger[f.id] {
+				s.done(&Item{Run: s.sc.runID, Region: s.region, Kind: f.kind, ID: f.id}, notFound, "")
+			}
+		}
+	}
+	for _, f := range s.volumes {
+		if f.state == string(types.VolumeStateDeleting) || f.state == string(types.VolumeStateDeleted) {
+			continue
+		}
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		if s.r.opt.DryRun {
+			s.done(it, nil, "")
+			continue
+		}
+		if other := s.attachedElsewhere(f); other != "" {
+			it.Outcome, it.Detail = Skipped, "attached to instance "+other+", which this cleanup did not terminate"
+			s.rep.add(*it)
+			continue
+		}
+		err := s.r.retryBusy(ctx, "delete volume "+f.id, func(ctx context.Context) error {
+			_, err := s.c.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(f.id)})
+			return err
+		})
+		s.done(it, err, "delete volume")
+	}
+}
+
+func (s *sweep) attachedElsewhere(f *found) string {
+	for _, id := range f.attached {
+		if !s.terminated[id] {
+			return id
+		}
+	}
+	return ""
+}
+
+func (s *sweep) removeGroups(ctx context.Context) {
+	for _, f := range s.groups {
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		if s.r.opt.DryRun {
+			s.done(it, nil, "")
+			continue
+		}
+		// An instance's network interface holds its group for a while
+		// after the instance is gone: DependencyViolation until then.
+		err := s.r.retryBusy(ctx, "delete security group "+f.id, func(ctx context.Context) error {
+			_, err := s.c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(f.id)})
+			return err
+		})
+		s.done(it, err, "delete security group")
+	}
+}
+
+func (s *sweep) removeKeyPairs(ctx context.Context) {
+	for _, f := range s.keys {
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		if s.r.opt.DryRun {
+			s.done(it, nil, "")
+			continue
+		}
+		in := &ec2.DeleteKeyPairInput{KeyPairId: aws.String(f.id)}
+		if f.id == "" {
+			in = &ec2.DeleteKeyPairInput{KeyName: aws.String(f.name)}
+		}
+		_, err := s.c.DeleteKeyPair(ctx, in)
+		s.done(it, err, "delete key pair")
+	}
+}
+
+// Images: an available AMI is an artifact and stays; one left pending or
+// failed goes with --include-images, and so do its snapshots.
+func (s *sweep) removeImages(ctx context.Context) {
+	handled := map[string]bool{}
+	for _, f := range s.images {
+		if f.state == string(types.ImageStateAvailable) || f.state == string(types.ImageStateDeregistered) || f.state == "disabled" {
+			if f.state == string(types.ImageStateAvailable) && s.inLedger[f.id] {
+				s.rep.add(Item{Run: s.sc.runID, Region: s.region, Kind: f.kind, ID: f.id, Name: f.name, Outcome: Kept, Detail: "available AMI"})
+				if s.sc.j != nil {
+					_ = s.sc.j.Kept(f.kind, s.region, f.id)
+				}
+			}
+			for _, snap := range f.snapshots {
+				handled[snap] = true
+			}
+			continue
+		}
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		if !s.r.opt.IncludeImages {
+			it.Outcome, it.Detail = Skipped, f.state+" image: add --include-images to remove it"
+			s.rep.add(*it)
+			continue
+		}
+		var err error
+		if !s.r.opt.DryRun {
+			_, err = s.c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(f.id)})
+		}
+		s.done(it, err, "deregister image")
+		if err != nil && !isGone(err) {
+			continue
+		}
+		for _, snap := range f.snapshots {
+			handled[snap] = true
+			s.removeSnapshot(ctx, snap, nil)
+		}
+	}
+	for _, f := range s.snapshots {
+		if handled[f.id] || !s.r.opt.IncludeImages {
+			continue
+		}
+		s.removeSnapshot(ctx, f.id, f)
+	}
+}
+
+// removeSnapshot deletes a tagged snapshot that no remaining image uses.
+func (s *sweep) removeSnapshot(ctx context.Context, id string, f *found) {
+	if f == nil {
+		fs, err := s.findSnapshots(ctx, [][]types.Filter{{{Name: aws.String("snapshot-id"), Values: []string{id}}}})
+		if err != nil {
+			s.rep.add(Item{Run: s.sc.runID, Region: s.region, Kind: ledger.KindSnapshot, ID: id, Outcome: Failed, Err: err, Detail: err.Error()})
+			return
+		}
+		if len(fs) == 0 {
+			return
+		}
+		f = fs[0]
+	}
+	it, ok := s.item(f)
+	if !ok {
+		return
+	}
+	if !s.r.opt.IncludeImages {
+		it.Outcome, it.Detail = Skipped, "add --include-images to remove snapshots"
+		s.rep.add(*it)
+		return
+	}
+	if !s.r.opt.DryRun {
+		out, err := s.c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []types.Filter{{Name: aws.String("block-device-mapping.snapshot-id"), Values: []string{id}}}})
+		if err != nil {
+			s.done(it, err, "find images of snapshot")
+			return
+		}
+		for _, img := range out.Images {
+			if img.State != types.ImageStateDeregistered {
+				it.Outcome, it.Detail = Kept, "used by image "+aws.ToString(img.ImageId)
+				s.rep.add(*it)
+				return
+			}
+		}
+	}
+	var err error
+	if !s.r.opt.DryRun {
+		err = s.r.retryBusy(ctx, "delete snapshot "+id, func(ctx context.Context) error {
+			_, err := s.c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+			return err
+		})
+	}
+	s.done(it, err, "delete snapshot")
+}
