@@ -116,3 +116,16 @@ func TestBuildVars(t *testing.T) {
 		t.Errorf("BuildVars = %#v", obj)
 	}
 }
+
+func TestBuiltinsRegistered(t *testing.T) {
+	got := strings.Join(ProvisionerTypes(), ",")
+	for _, want := range []string{"breakpoint", "file", "shell", "shell-local"} {
+		if !strings.Contains(","+got+",", ","+want+",") {
+			t.Errorf("provisioner types %s lack %s", got, want)
+		}
+	}
+	_, diags := NewProvisioner(&template.Provisioner{Block: block(t, "shel", `inline = ["x"]`)}, "amazon-ebs", nil)
+	if !strings.Contains(diagText(diags), `Did you mean "shell"?`) {
+		t.Errorf("diags = %s", diagText(diags))
+	}
+}

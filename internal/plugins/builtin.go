@@ -1,0 +1,15 @@
+package plugins
+
+import (
+	"github.com/amibake/amibake/provisioner/breakpoint"
+	"github.com/amibake/amibake/provisioner/file"
+	"github.com/amibake/amibake/provisioner/shell"
+	"github.com/amibake/amibake/provisioner/shelllocal"
+)
+
+func init() {
+	registerProvisioner("shell", shell.New)
+	registerProvisioner("file", file.New)
+	registerProvisioner("shell-local", shelllocal.New)
+	registerProvisioner("breakpoint", breakpoint.New)
+}
