@@ -1,0 +1,66 @@
+package ec2sim_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+)
+
+// startSim starts an API-only simulator (no SSH) unless opts says
+// otherwise, closed when the test ends.
+func startSim(t testing.TB, opts ec2sim.Options) *ec2sim.Server {
+	t.Helper()
+	srv, err := ec2sim.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("start simulator: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close simulator: %v", err)
+		}
+	})
+	return srv
+}
+
+func awsConfig(srv *ec2sim.Server, region string) aws.Config {
+	return aws.Config{
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "simulator-secret", ""),
+		BaseEndpoint: aws.String(srv.URL()),
+	}
+}
+
+// client is an aws-sdk-go-v2 EC2 client with nothing but the endpoint
+// (and dummy credentials) changed. Retries are off unless asked for, so
+// tests see each fault.
+func client(srv *ec2sim.Server, region string, retries ...int) *ec2.Client {
+	attempts := 1
+	if len(retries) > 0 {
+		attempts = retries[0]
+	}
+	return ec2.NewFromConfig(awsConfig(srv, region), func(o *ec2.Options) {
+		o.RetryMaxAttempts = attempts
+	})
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

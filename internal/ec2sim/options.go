@@ -1,0 +1,82 @@
+package ec2sim
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Latency sets how long the simulated EC2 takes for each state
+// transition. Zero durations complete the transition before the API call
+// that started it returns, which keeps tests deterministic.
+type Latency struct {
+	Request         time.Duration // added to every API call
+	Pending         time.Duration // instance pending → running
+	SSHReady        time.Duration // running → sshd accepting connections
+	Stopping        time.Duration // stopping → stopped
+	ShuttingDown    time.Duration // shutting-down → terminated
+	ImagePending    time.Duration // image pending → available (snapshot progress rises meanwhile)
+	SnapshotPending time.Duration // CreateSnapshot pending → completed
+	// Consistency is the eventual-consistency window: a new resource
+	// answers NotFound to Describe calls (and is left out of listings)
+	// for this long after it was created.
+	Consistency time.Duration
+}
+
+// ZeroLatency is the profile for tests: every transition is immediate and
+// new resources are visible at once.
+func ZeroLatency() Latency { return Latency{} }
+
+// DefaultLatency is realistic in shape but quick: a bake sees pending
+// instances, a running instance whose SSH is not up yet, pending images
+// and eventual consistency, in seconds rather than minutes.
+func DefaultLatency() Latency {
+	return Latency{
+		Request:         5 * time.Millisecond,
+		Pending:         2 * time.Second,
+		SSHReady:        time.Second,
+		Stopping:        2 * time.Second,
+		ShuttingDown:    time.Second,
+		ImagePending:    4 * time.Second,
+		SnapshotPending: 3 * time.Second,
+		Consistency:     time.Second,
+	}
+}
+
+// Options configures a simulator.
+type Options struct {
+	// Addr is the listen address; default 127.0.0.1:0 (a free port).
+	Addr string
+	// AccountID owns everything created; default 123456789012.
+	AccountID string
+	Latency   Latency
+	// Faults are injected into API calls; Seed makes them reproducible.
+	Faults []FaultRule
+	Seed   int64
+	// SSHDropProbability drops an SSH connection mid-command with this
+	// probability; SSHStartDelay delays every sshd start (slow SSH).
+	SSHDropProbability float64
+	SSHStartDelay      time.Duration
+	// StateDir holds the instances' root filesystems; empty lets the vm
+	// package choose. It must be root-owned and not under a group- or
+	// world-writable directory (sshd's ChrootDirectory rule).
+	StateDir string
+	// NoSSH runs instances without SSH servers, for pure API tests and
+	// for machines where sshd cannot run (not root).
+	NoSSH bool
+	// SSHPort is the port instances' sshd listen on; default 22.
+	SSHPort int
+	// Hosts replaces the instance backend (tests); nil uses the vm package,
+	// or no-op hosts with NoSSH.
+	Hosts Hosts
+	// Log receives debug logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Regions the simulator serves, in the order their address ranges are
+// assigned.
+var Regions = []string{
+	"us-east-1", "us-east-2", "us-west-1", "us-west-2",
+	"eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
+	"ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-south-1",
+	"ca-central-1", "sa-east-1",
+}
