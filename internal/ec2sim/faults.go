@@ -13,8 +13,8 @@ import (
 // what happens to the resource the call creates.
 const (
 	FaultThrottle           = "RequestLimitExceeded"
-	FaultInternalError      = "InternalError"         // HTTP 500
-	FaultUnavailable        = "Unavailable"           // HTTP 503
+	FaultInternalError      = "InternalError" // HTTP 500
+	FaultUnavailable        = "Unavailable"   // HTTP 503
 	FaultInsufficientCap    = "InsufficientInstanceCapacity"
 	FaultUnauthorized       = "UnauthorizedOperation" // HTTP 403
 	FaultInstanceTerminated = "InstanceTerminated"    // RunInstances: the instance goes straight to terminated

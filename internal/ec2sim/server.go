@@ -33,14 +33,14 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	regions map[string]*region
-	rand    *rand.Rand
+	mu        sync.Mutex
+	regions   map[string]*region
+	rand      *rand.Rand
 	calls     map[string][]time.Time
 	callCount map[string]int
-	faults  *faultSet
-	ipInUse map[string]bool
-	closed  bool
+	faults    *faultSet
+	ipInUse   map[string]bool
+	closed    bool
 }
 
 // Start starts a simulator listening on opts.Addr (default 127.0.0.1:0).
@@ -72,11 +72,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		opt: opts, log: log,
-		regions: map[string]*region{},
-		rand:    rand.New(rand.NewPCG(uint64(seed), uint64(seed)>>1^0x9e3779b97f4a7c15)),
-		calls:   map[string][]time.Time{},
+		regions:   map[string]*region{},
+		rand:      rand.New(rand.NewPCG(uint64(seed), uint64(seed)>>1^0x9e3779b97f4a7c15)),
+		calls:     map[string][]time.Time{},
 		callCount: map[string]int{},
-		ipInUse: map[string]bool{},
+		ipInUse:   map[string]bool{},
 	}
 	s.faults, err = newFaultSet(opts.Faults, opts.Seed)
 	if err != nil {
