@@ -1,0 +1,7 @@
+source "docker" "d" {
+  image = "ubuntu"
+}
+
+build {
+  sources = ["source.docker.d"]
+}
