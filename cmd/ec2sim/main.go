@@ -1,0 +1,130 @@
+// Command ec2sim runs the local EC2 simulator: the EC2 Query API (and STS
+// GetCallerIdentity) on loopback, with instances that are real SSH hosts.
+//
+//	go run ./cmd/ec2sim            # then paste the printed export line
+//
+// Instances' sshd listen on port 22 of their own 127.x.y.z addresses,
+// which needs root (as does the chroot they run in); -no-ssh runs an
+// API-only simulator as any user.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+type faultFlags []ec2sim.FaultRule
+
+func (f *faultFlags) String() string {
+	var s []string
+	for _, r := range *f {
+		s = append(s, r.String())
+	}
+	return strings.Join(s, " ")
+}
+
+func (f *faultFlags) Set(v string) error {
+	r, err := ec2sim.ParseFaultRule(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, r)
+	return nil
+}
+
+// parseFlags turns the command line into simulator options.
+func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error) {
+	fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts ec2sim.Options
+	var faults faultFlags
+	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "listen address (loopback only)")
+	profile := fs.String("latency", "default", "latency profile: default (realistic but quick) or zero")
+	region := fs.String("region", "us-east-1", "region to print in the environment")
+	fs.StringVar(&opts.StateDir, "state-dir", "", "directory for instances' root filesystems (root-owned, not under /tmp; default /var/lib/amibake-ec2sim)")
+	fs.BoolVar(&opts.NoSSH, "no-ssh", false, "run instances without SSH servers (API only; needs no root)")
+	fs.IntVar(&opts.SSHPort, "ssh-port", 22, "port the instances' sshd listen on")
+	fs.Int64Var(&opts.Seed, "seed", 0, "seed for fault injection and SSH drops (0: random)")
+	fs.Var(&faults, "fault", "inject a fault, ACTION:FAULT[@N,M][%P][#COUNT] (repeatable), e.g. RunInstances:InsufficientInstanceCapacity@1 or '*:RequestLimitExceeded%0.1'")
+	fs.Float64Var(&opts.SSHDropProbability, "ssh-drop", 0, "probability that an SSH command's connection is dropped mid-command")
+	fs.DurationVar(&opts.SSHStartDelay, "ssh-start-delay", 0, "extra delay before each instance's sshd starts (slow SSH)")
+	verbose := fs.Bool("v", false, "debug logging to stderr")
+	lat := map[string]*time.Duration{}
+	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending", "consistency"} {
+		lat[name] = fs.Duration("latency-"+name, -1, "override the profile's "+name+" latency")
+	}
+	if err := fs.Parse(args); err != nil {
+		return opts, "", err
+	}
+	if fs.NArg() > 0 {
+		return opts, "", fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	switch *profile {
+	case "default":
+		opts.Latency = ec2sim.DefaultLatency()
+	case "zero":
+		opts.Latency = ec2sim.ZeroLatency()
+	default:
+		return opts, "", fmt.Errorf("-latency %q: want default or zero", *profile)
+	}
+	for name, dst := range map[string]*time.Duration{
+		"request": &opts.Latency.Request, "pending": &opts.Latency.Pending, "ssh-ready": &opts.Latency.SSHReady,
+		"stopping": &opts.Latency.Stopping, "shutting-down": &opts.Latency.ShuttingDown, "image-pending": &opts.Latency.ImagePending,
+		"snapshot-pending": &opts.Latency.SnapshotPending, "consistency": &opts.Latency.Consistency,
+	} {
+		if *lat[name] >= 0 {
+			*dst = *lat[name]
+		}
+	}
+	opts.Faults = faults
+	if *verbose {
+		opts.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return opts, *region, nil
+}
+
+// run starts the simulator and serves until ctx ends. ready, when not nil,
+// receives the server once it listens (tests).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- *ec2sim.Server) int {
+	opts, region, err := parseFlags(args, stderr)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(stderr, "ec2sim:", err)
+		return 2
+	}
+	srv, err := ec2sim.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
+	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIASIMULATOR000001 AWS_SECRET_ACCESS_KEY=simulator-secret AWS_REGION=%s\n", srv.URL(), region)
+	if ready != nil {
+		ready <- srv
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "ec2sim: stopping (terminating every instance)")
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(stderr, "ec2sim: stop:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(t *testing.T, o ec2sim.Options)
+		wantErr string
+	}{
+		{name: "defaults", args: nil, check: func(t *testing.T, o ec2sim.Options) {
+			if o.Latency != ec2sim.DefaultLatency() || o.Addr != "127.0.0.1:0" || o.NoSSH {
+				t.Errorf("defaults: %+v", o)
+			}
+		}},
+		{name: "zero with override", args: []string{"-latency", "zero", "-latency-pending", "2s"}, check: func(t *testing.T, o ec2sim.Options) {
+			want := ec2sim.ZeroLatency()
+			want.Pending = 2 * time.Second
+			if o.Latency != want {
+				t.Errorf("latency = %+v, want %+v", o.Latency, want)
+			}
+		}},
+		{name: "faults", args: []string{"-fault", "RunInstances:InsufficientInstanceCapacity@1,2", "-fault", "*:RequestLimitExceeded%0.5#3", "-seed", "7"}, check: func(t *testing.T, o ec2sim.Options) {
+			if len(o.Faults) != 2 || o.Faults[0].Calls[1] != 2 || o.Faults[1].Probability != 0.5 || o.Faults[1].Count != 3 || o.Seed != 7 {
+				t.Errorf("faults = %+v seed %d", o.Faults, o.Seed)
+			}
+		}},
+		{name: "bad fault", args: []string{"-fault", "RunInstances:Nope"}, wantErr: "unknown"},
+		{name: "bad profile", args: []string{"-latency", "slow"}, wantErr: "want default or zero"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, _, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestRunPrintsEnvironmentAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	ready := make(chan *ec2sim.Server, 1)
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"-no-ssh", "-latency", "zero", "-region", "eu-west-1"}, &out, &errOut, ready) }()
+	srv := <-ready
+	resp, err := http.Get(srv.URL() + "/_sim/myip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "127.0.0.1" {
+		t.Errorf("myip = %q", body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d, stderr %s", code, errOut.String())
+	}
+	want := "export AWS_ENDPOINT_URL=" + srv.URL() + " AWS_ACCESS_KEY_ID="
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "AWS_REGION=eu-west-1") {
+		t.Errorf("output lacks the environment line:\n%s", out.String())
+	}
+}
