@@ -62,7 +62,9 @@ func TestRunPrintsEnvironmentAndStops(t *testing.T) {
 	var out, errOut bytes.Buffer
 	ready := make(chan *ec2sim.Server, 1)
 	done := make(chan int)
-	go func() { done <- run(ctx, []string{"-no-ssh", "-latency", "zero", "-region", "eu-west-1"}, &out, &errOut, ready) }()
+	go func() {
+		done <- run(ctx, []string{"-no-ssh", "-latency", "zero", "-region", "eu-west-1"}, &out, &errOut, ready)
+	}()
 	srv := <-ready
 	resp, err := http.Get(srv.URL() + "/_sim/myip")
 	if err != nil {
