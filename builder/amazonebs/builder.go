@@ -25,6 +25,7 @@ type Builder struct {
 	// Name is the build's full name (log prefix, tags, -debug key file).
 	Name    string
 	RunID   string
+	RunUUID string
 	UI      ui.UI
 	Secrets *ui.Secrets
 	Ledger  ledger.Recorder
@@ -67,7 +68,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 	}
 	st := &State{
 		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
-		Ledger: b.Ledger, RunID: b.RunID, BuildName: b.Name, Force: b.Force, Debug: b.Debug,
+		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, Force: b.Force, Debug: b.Debug,
 		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
 	}
 	if st.Ledger == nil {

@@ -29,7 +29,8 @@ type State struct {
 	UI        ui.UI
 	Secrets   *ui.Secrets
 	Ledger    ledger.Recorder
-	RunID     string
+	RunID     string // the amibake:run-id tag and journal
+	RunUUID   string // PACKER_RUN_UUID, for provisioners; RunID when empty
 	BuildName string
 	Force     bool // -force: deregister an existing AMI of the same name
 	Debug     bool // -debug: write the private key to ec2_<build>.pem

@@ -229,7 +229,7 @@ func (s *State) ProvisionerBuild() *provisioner.Build {
 	b := &provisioner.Build{
 		Name:          s.BuildName,
 		Type:          "amazon-ebs",
-		RunUUID:       s.RunID,
+		RunUUID:       s.RunUUID,
 		Host:          s.Host,
 		Port:          s.Config.SSHPort,
 		User:          s.Config.SSHUsername,
@@ -237,6 +237,9 @@ func (s *State) ProvisionerBuild() *provisioner.Build {
 		SourceAMI:     s.BuildTime.SourceAMI,
 		SourceAMIName: s.BuildTime.SourceAMIName,
 		Region:        s.Region,
+	}
+	if b.RunUUID == "" {
+		b.RunUUID = s.RunID
 	}
 	if s.Instance != nil {
 		b.InstanceID = aws.ToString(s.Instance.InstanceId)

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"github.com/amibake/amibake/postprocessor/manifest"
 	"github.com/amibake/amibake/provisioner/breakpoint"
 	"github.com/amibake/amibake/provisioner/file"
 	"github.com/amibake/amibake/provisioner/shell"
@@ -12,4 +13,5 @@ func init() {
 	registerProvisioner("file", file.New)
 	registerProvisioner("shell-local", shelllocal.New)
 	registerProvisioner("breakpoint", breakpoint.New)
+	registerPostProcessor("manifest", manifest.New)
 }

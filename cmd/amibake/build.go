@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/amibake/amibake/internal/build"
+	"github.com/amibake/amibake/internal/ledger"
+	"github.com/amibake/amibake/internal/pipeline"
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+)
+
+func init() { commands = append(commands, newBuildCmd) }
+
+// buildOptions are the parsed flags of `amibake build`.
+type buildOptions struct {
+	tf              templateFlags
+	parallel        int
+	onError         string
+	force           bool
+	debug           bool
+	timestampUI     bool
+	color           bool
+	machineReadable bool
+}
+
+func newBuildCmd(f *factory) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build [flags] TEMPLATE",
+		Short: "Build the AMIs a template describes",
+		Long: `Build the AMIs of a template (legacy JSON, an HCL2 file or a directory of HCL2
+files): launch an instance from the source AMI, provision it over SSH, create the
+AMI and remove everything temporary. Exit status 0 only when every build succeeded.
+
+Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
+		Args:               cobra.ArbitraryArgs,
+		DisableFlagParsing: true,
+	}
+	o.tf.register(cmd)
+	fs := cmd.Flags()
+	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
+	fs.StringVar(&o.onError, "on-error", "cleanup", "what to do when a build fails: cleanup, abort, ask or run-cleanup-provisioner")
+	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name; start the manifest afresh")
+	fs.BoolVar(&o.debug, "debug", false, "build one at a time, pausing before each step, and keep the SSH key in ec2_<build>.pem")
+	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
+	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
+	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
+	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return &usageError{fmt.Errorf("build needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		return runBuild(cmd.Context(), f, o, args[0])
+	})
+	return cmd
+}
+
+func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) error {
+	onError, err := pipeline.ParseOnError(o.onError)
+	if err != nil {
+		return &usageError{err}
+	}
+	if o.parallel < 0 {
+		return &usageError{fmt.Errorf("invalid -parallel-builds %d: want 0 (no limit) or more", o.parallel)}
+	}
+	lo, err := o.tf.loadOptions(f)
+	if err != nil {
+		return err
+	}
+	if !o.color {
+		f.IO.SetColorEnabled(false)
+	}
+	root := ui.New(f.IO, ui.Options{MachineReadable: o.machineReadable, Timestamps: o.timestampUI, Secrets: f.Secrets})
+
+	t, diags := template.Load(path, lo)
+	if t != nil {
+		for _, v := range t.Variables {
+			if v.Sensitive && v.Value.IsKnown() && !v.Value.IsNull() && v.Value.Type().FriendlyName() == "string" {
+				f.Secrets.Add(v.Value.AsString())
+			}
+		}
+	}
+	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+	files := map[string]*hcl.File{}
+	if t != nil {
+		files = t.Files
+	}
+	if diags.HasErrors() {
+		_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
+		return &exitError{code: 1}
+	}
+
+	runUUID := f.Getenv("PACKER_RUN_UUID")
+	if runUUID == "" {
+		runUUID = uuid.NewString()
+	}
+	runID := ledger.NewRunID()
+	journal, err := ledger.Open(ledger.DefaultDir(f.Getenv), runID)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("open the run journal: %w", err)}
+	}
+	journal.SetSecrets(f.Secrets)
+	defer journal.Close()
+	if err := journal.Start(path); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("write the run journal: %w", err)}
+	}
+	f.Log.Debug("run", "id", runID, "packer_run_uuid", runUUID, "journal", journal.Path())
+
+	// A first interrupt cancels ctx and the builds clean up; a second one
+	// stops the cleanups too.
+	cleanupCtx, stopCleanups := context.WithCancel(context.Background())
+	defer stopCleanups()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		root.Error("Interrupt received: cancelling the builds and cleaning up (interrupt again to stop the cleanups)...")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		select {
+		case <-sig:
+			root.Error("Second interrupt: stopping cleanups. Run `amibake cleanup " + runID + "` to remove what is left.")
+			stopCleanups()
+		case <-done:
+		}
+	}()
+
+	res, bdiags, err := build.Run(ctx, t, root, build.Options{
+		ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
+		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
+		CleanupContext: cleanupCtx,
+	})
+	if len(bdiags) > 0 {
+		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())
+	}
+	status := ledger.StatusSucceeded
+	switch {
+	case ctx.Err() != nil:
+		status = ledger.StatusInterrupted
+	case err != nil || !res.OK():
+		status = ledger.StatusFailed
+	}
+	_ = journal.End(status)
+	if errors.Is(err, build.ErrPreflight) {
+		return &exitError{code: 1, err: err}
+	}
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if ctx.Err() != nil {
+		return &exitError{code: 130}
+	}
+	if !res.OK() {
+		return &exitError{code: 1}
+	}
+	return nil
+}

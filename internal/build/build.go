@@ -1,0 +1,387 @@
+// Package build runs the builds of a loaded template: it checks every
+// selected build before creating anything, runs them (in parallel up to a
+// limit), each with its provisioners and post-processor chains, and reports
+// the artifacts the way Packer does.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/amibake/amibake/builder/amazonebs"
+	"github.com/amibake/amibake/internal/artifact"
+	"github.com/amibake/amibake/internal/awsclient"
+	"github.com/amibake/amibake/internal/communicator"
+	"github.com/amibake/amibake/internal/ledger"
+	"github.com/amibake/amibake/internal/pipeline"
+	"github.com/amibake/amibake/internal/plugins"
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+	"github.com/amibake/amibake/provisioner"
+)
+
+// Options configure a run.
+type Options struct {
+	// ParallelBuilds limits concurrent builds; 0 means no limit.
+	ParallelBuilds int
+	OnError        pipeline.OnError
+	Force          bool
+	Debug          bool
+	// RunID names the run's journal and is the amibake:run-id tag.
+	RunID string
+	// RunUUID is PACKER_RUN_UUID, which provisioners and manifests see.
+	RunUUID string
+	// Ledger records what the run creates; nil records nothing.
+	Ledger interface {
+		ForBuild(build string) ledger.Recorder
+	}
+	Getenv func(string) string
+	Log    *slog.Logger
+	// CleanupContext is the parent of cleanups: cancelling the run's ctx
+	// starts cleanups, cancelling this one stops them.
+	CleanupContext context.Context
+	// Shared is the AWS state shared by the builds; nil makes one.
+	Shared *awsclient.Shared
+	// Now is time.Now unless a test sets it.
+	Now func() time.Time
+}
+
+// BuildResult is one build's outcome.
+type BuildResult struct {
+	Name      string
+	Artifacts []*artifact.Artifact
+	Err       error
+	Duration  time.Duration
+}
+
+// Result is the run's outcome, builds in template order.
+type Result struct {
+	Builds []*BuildResult
+}
+
+// OK reports whether every build succeeded.
+func (r *Result) OK() bool {
+	for _, b := range r.Builds {
+		if b.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrPreflight is returned when a build cannot start; nothing was created.
+var ErrPreflight = errors.New("the template cannot be built")
+
+// prepared is a build checked and ready to run.
+type prepared struct {
+	b   *template.Build
+	cfg *amazonebs.Config
+}
+
+// Preflight decodes and checks every build, refusing builder types other
+// than amazon-ebs and options amibake does not implement, so that a run
+// fails before it creates anything.
+func Preflight(t *template.Template) ([]prepared, hcl.Diagnostics) {
+	var out []prepared
+	var diags hcl.Diagnostics
+	for _, b := range t.Builds {
+		d := plugins.ValidateBuild(b)
+		diags = append(diags, d...)
+		if b.Source == nil || b.Source.Type != plugins.BuilderAmazonEBS {
+			typ := "<none>"
+			var rng *hcl.Range
+			if b.Source != nil {
+				typ, rng = b.Source.Type, b.Source.DefRange.Ptr()
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Cannot build %q: builder type %q", b.Name, typ),
+				Detail:   "amibake only runs amazon-ebs builders; skip this build with -except=" + b.Name + ".",
+				Subject:  rng,
+			})
+			continue
+		}
+		cfg, cd := amazonebs.NewConfig(b.Source)
+		if cd.HasErrors() {
+			continue // already reported by ValidateBuild
+		}
+		if un := cfg.Unimplemented(); len(un) > 0 {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Cannot build %q: options not implemented by amibake", b.Name),
+				Detail:   strings.Join(un, ", ") + ": amibake accepts these Packer options but cannot honour them yet; remove them to build.",
+				Subject:  b.Source.DefRange.Ptr(),
+			})
+			continue
+		}
+		out = append(out, prepared{b: b, cfg: cfg})
+	}
+	return out, diags
+}
+
+// Run runs the template's builds. It returns ErrPreflight (with the
+// diagnostics printed by the caller from the returned diags) when a build
+// cannot start; otherwise every build's result.
+func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options) (*Result, hcl.Diagnostics, error) {
+	builds, diags := Preflight(t)
+	if diags.HasErrors() {
+		return nil, diags, ErrPreflight
+	}
+	if len(builds) == 0 {
+		return nil, diags, fmt.Errorf("%w: no builds selected (check -only and -except)", ErrPreflight)
+	}
+	if opts.Shared == nil {
+		opts.Shared = awsclient.NewShared()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CleanupContext == nil {
+		opts.CleanupContext = context.Background()
+	}
+	parallel := opts.ParallelBuilds
+	if opts.Debug {
+		parallel = 1 // pauses between steps make sense for one build at a time
+		root.Say("Debug mode enabled. Builds will not be parallelized.")
+	}
+	if parallel <= 0 || parallel > len(builds) {
+		parallel = len(builds)
+	}
+
+	res := &Result{Builds: make([]*BuildResult, len(builds))}
+	uis := make([]ui.UI, len(builds))
+	for i, p := range builds {
+		uis[i] = root.ForBuild(p.b.Name)
+		if !root.MachineReadable() {
+			root.Message(p.b.Name + ": output will be in this color.")
+		}
+	}
+	if !root.MachineReadable() {
+		root.Message("")
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, p := range builds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				res.Builds[i] = &BuildResult{Name: p.b.Name, Err: fmt.Errorf("build cancelled before it started: %w", context.Cause(ctx))}
+				return
+			}
+			defer func() { <-sem }()
+			res.Builds[i] = runOne(ctx, p, uis[i], root, opts)
+			r := res.Builds[i]
+			if r.Err != nil {
+				root.Error(fmt.Sprintf("Build '%s' errored after %s: %v", r.Name, humanDuration(r.Duration), r.Err))
+			} else {
+				root.Say(fmt.Sprintf("Build '%s' finished after %s.", r.Name, humanDuration(r.Duration)))
+			}
+		}()
+	}
+	wg.Wait()
+	report(root, uis, res)
+	return res, diags, nil
+}
+
+func runOne(ctx context.Context, p prepared, bui ui.UI, root *ui.Root, opts Options) *BuildResult {
+	start := opts.Now()
+	r := &BuildResult{Name: p.b.Name}
+	defer func() { r.Duration = opts.Now().Sub(start) }()
+
+	var rec ledger.Recorder = ledger.Nop{}
+	if opts.Ledger != nil {
+		rec = opts.Ledger.ForBuild(p.b.Name)
+	}
+	b := &amazonebs.Builder{
+		Config: p.cfg, Name: p.b.Name, RunID: opts.RunID, RunUUID: opts.RunUUID, UI: bui, Secrets: root.Secrets(),
+		Ledger: rec, Shared: opts.Shared, Force: opts.Force, Debug: opts.Debug,
+		OnError: opts.OnError, CleanupContext: opts.CleanupContext, Getenv: opts.Getenv,
+		Log: opts.Log, Now: opts.Now,
+		Provision: func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build) error {
+			return provision(ctx, p.b, p.b.Provisioners, bui, comm, info)
+		},
+	}
+	if opts.Debug {
+		b.Hooks.BeforeStep = func(ctx context.Context, name string) error {
+			_, err := bui.Ask(ctx, fmt.Sprintf("Pausing before step '%s'. Press enter to continue. ", name))
+			if errors.Is(err, ui.ErrNoPrompt) {
+				return nil // no terminal to pause on: carry on
+			}
+			return err
+		}
+	}
+	if opts.OnError == pipeline.OnErrorAsk {
+		b.Hooks.AskOnError = func(ctx context.Context, name string, err error) pipeline.Decision {
+			bui.Error(fmt.Sprintf("Step %q failed: %v", name, err))
+			for {
+				ans, aerr := bui.Ask(ctx, "[c] Clean up and exit, [a] abort without cleanup, or [r] retry step (build may fail even if retry succeeds)? ")
+				if aerr != nil {
+					return pipeline.DecideCleanup
+				}
+				switch strings.ToLower(strings.TrimSpace(ans)) {
+				case "c", "cleanup":
+					return pipeline.DecideCleanup
+				case "a", "abort":
+					return pipeline.DecideAbort
+				case "r", "retry":
+					return pipeline.DecideRetry
+				}
+			}
+		}
+	}
+	if ecp := p.b.ErrorCleanupProvisioner; ecp != nil && (opts.OnError == pipeline.OnErrorCleanup || opts.OnError == pipeline.OnErrorRunCleanupProvisioner) {
+		b.ErrorCleanup = func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build) {
+			if comm == nil {
+				return // never connected: nothing to run it on
+			}
+			bui.Say("Provisioning step had errors: Running the cleanup provisioner, if present...")
+			if err := provision(ctx, p.b, []*template.Provisioner{ecp}, bui, comm, info); err != nil {
+				bui.Error(fmt.Sprintf("Error running the error-cleanup-provisioner: %v", err))
+			}
+		}
+	}
+	a, err := b.Run(ctx)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Artifacts = []*artifact.Artifact{a}
+	arts, err := postProcess(ctx, p.b, a, bui, opts)
+	r.Artifacts = append(r.Artifacts, arts...)
+	r.Err = err
+	return r
+}
+
+// provision runs provisioners in order, each built now that the build's
+// generated data (build.Host, ...) is known.
+func provision(ctx context.Context, b *template.Build, provs []*template.Provisioner, bui ui.UI, comm communicator.Communicator, info *provisioner.Build) error {
+	vars := plugins.BuildVars(info, nil)
+	for _, tp := range provs {
+		common := provisioner.CommonOf(tp)
+		if !provisioner.Applies(common.Only, common.Except, b.Name) {
+			continue
+		}
+		p, diags := plugins.NewProvisioner(tp, b.Name, vars)
+		if diags.HasErrors() {
+			return fmt.Errorf("provisioner %s: %s", tp.Type, diags.Error())
+		}
+		if err := provisioner.Run(ctx, bui, comm, info, p, common); err != nil {
+			return fmt.Errorf("provisioner %s: %w", tp.Type, err)
+		}
+	}
+	return nil
+}
+
+// postProcess runs each chain on the builder's artifact and returns the
+// artifacts the chains produced (beyond the builder's own, always kept).
+func postProcess(ctx context.Context, b *template.Build, in *artifact.Artifact, bui ui.UI, opts Options) ([]*artifact.Artifact, error) {
+	info := &provisioner.Build{Name: b.Name, Type: "amazon-ebs", RunUUID: opts.RunUUID}
+	if in != nil {
+		info.Region = in.Data["BuildRegion"]
+		info.SourceAMI = in.Data["SourceAMI"]
+		info.SourceAMIName = in.Data["SourceAMIName"]
+	}
+	vars := plugins.BuildVars(info, nil)
+	var out []*artifact.Artifact
+	for _, chain := range b.PostProcessors {
+		cur := in
+		for _, tpp := range chain {
+			if !provisioner.Applies(tpp.Only, tpp.Except, b.Name) {
+				continue
+			}
+			pp, diags := plugins.NewPostProcessor(tpp, vars)
+			if diags.HasErrors() {
+				return out, fmt.Errorf("post-processor %s: %s", tpp.Type, diags.Error())
+			}
+			configurePostProcessor(pp, opts)
+			bui.Say("Running post-processor: " + tpp.Type)
+			next, _, err := pp.PostProcess(ctx, bui, cur)
+			if err != nil {
+				return out, fmt.Errorf("post-processor %s failed: %w", tpp.Type, err)
+			}
+			if next != nil && next != cur {
+				out = append(out, next)
+				cur = next
+			}
+		}
+	}
+	return out, nil
+}
+
+// report prints Packer's closing summary and machine-readable artifacts.
+func report(root *ui.Root, uis []ui.UI, res *Result) {
+	var failed []*BuildResult
+	for _, b := range res.Builds {
+		if b.Err != nil {
+			failed = append(failed, b)
+		}
+	}
+	if len(failed) > 0 {
+		root.Message("")
+		root.Error("==> Some builds didn't complete successfully and had errors:")
+		for _, b := range failed {
+			root.Error(fmt.Sprintf("--> %s: %v", b.Name, b.Err))
+		}
+	}
+	root.Message("")
+	root.Say("==> Builds finished. The artifacts of successful builds are:")
+	for i, b := range res.Builds {
+		if b.Err != nil && len(b.Artifacts) == 0 {
+			continue
+		}
+		u := uis[i]
+		u.Machine("artifact-count", strconv.Itoa(len(b.Artifacts)))
+		for n, a := range b.Artifacts {
+			idx := strconv.Itoa(n)
+			u.Machine("artifact", idx, "builder-id", amazonebs.BuilderID)
+			u.Machine("artifact", idx, "id", a.ID())
+			u.Machine("artifact", idx, "string", a.String())
+			u.Machine("artifact", idx, "files-count", strconv.Itoa(len(a.Files)))
+			for fi, f := range a.Files {
+				u.Machine("artifact", idx, "file", strconv.Itoa(fi), f)
+			}
+			u.Machine("artifact", idx, "end")
+			root.Message(fmt.Sprintf("--> %s: %s", b.Name, a.String()))
+		}
+	}
+}
+
+// humanDuration prints a duration Packer's way: the two largest units.
+func humanDuration(d time.Duration) string {
+	if d < time.Millisecond {
+		return "0 seconds"
+	}
+	units := []struct {
+		n    time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}, {time.Millisecond, "millisecond"}}
+	var parts []string
+	for _, u := range units {
+		if len(parts) == 2 {
+			break
+		}
+		if v := d / u.n; v > 0 || len(parts) > 0 {
+			if v == 0 {
+				break
+			}
+			name := u.name
+			if v != 1 {
+				name += "s"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", v, name))
+			d -= v * u.n
+		}
+	}
+	return strings.Join(parts, " ")
+}
