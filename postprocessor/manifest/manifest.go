@@ -20,6 +20,7 @@ import (
 	"github.com/amibake/amibake/internal/artifact"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
+	"github.com/amibake/amibake/postprocessor"
 )
 
 // Config is every option Packer documents for the manifest post-processor.
@@ -194,3 +195,5 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+var _ postprocessor.PostProcessor = (*PostProcessor)(nil)

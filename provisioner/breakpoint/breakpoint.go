@@ -67,3 +67,5 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	}
 	return fmt.Errorf("Error asking for input: %w", err)
 }
+
+var _ provisioner.Provisioner = (*Provisioner)(nil)

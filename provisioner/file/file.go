@@ -240,3 +240,5 @@ func downloadFile(ctx context.Context, comm communicator.Communicator, src, dst 
 	}
 	return os.Rename(tmp.Name(), dst)
 }
+
+var _ provisioner.Provisioner = (*Provisioner)(nil)

@@ -378,3 +378,5 @@ func (m fileMode) Mode() fs.FileMode  { return fs.FileMode(m) }
 func (m fileMode) ModTime() time.Time { return time.Time{} }
 func (m fileMode) IsDir() bool        { return false }
 func (m fileMode) Sys() any           { return nil }
+
+var _ provisioner.Provisioner = (*Provisioner)(nil)

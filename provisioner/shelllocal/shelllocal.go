@@ -322,3 +322,5 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	}
 	return p.Run(ctx, u, builtin, generated)
 }
+
+var _ provisioner.Provisioner = (*Provisioner)(nil)
