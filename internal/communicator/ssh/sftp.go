@@ -42,12 +42,23 @@ func (c *Comm) sftpClient() (*sftp.Client, error) {
 	if c.conn == nil {
 		return nil, errors.New("ssh: not connected (a previous Reconnect failed)")
 	}
-	sc, err := sftp.NewClient(c.conn.client,
-		sftp.MaxPacketUnchecked(sftpMaxPacket),
-		sftp.MaxConcurrentRequestsPerFile(sftpConcurrency),
-		sftp.UseConcurrentWrites(true),
-		sftp.UseConcurrentReads(true),
-	)
+	open := func(packet int) (*sftp.Client, error) {
+		return sftp.NewClient(c.conn.client,
+			sftp.MaxPacketUnchecked(packet),
+			sftp.MaxConcurrentRequestsPerFile(sftpConcurrency),
+			sftp.UseConcurrentWrites(true),
+			sftp.UseConcurrentReads(true),
+		)
+	}
+	sc, err := open(sftpMaxPacket)
+	if err == nil {
+		// Servers must accept 32 KiB; OpenSSH's (which announces its limits
+		// extension) takes 255 KiB. Others get the safe size.
+		if _, ok := sc.HasExtension("limits@openssh.com"); !ok {
+			sc.Close()
+			sc, err = open(32 * 1024)
+		}
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "subsystem request failed") {
 			c.cfg.Log.Debug("ssh server has no sftp subsystem, falling back to scp", "addr", c.cfg.addr())
