@@ -32,7 +32,7 @@ type Options struct {
 	// Settle is how long a resource may stay invisible after its create
 	// call (EC2's eventual consistency): a ledger entry younger than this
 	// that is not found yet is looked for again before it counts as never
-	// created or already gone. Default 30 s.
+	// created or already gone. Default 20 s.
 	Settle time.Duration
 }
 
@@ -54,7 +54,7 @@ func New(opt Options) *Reaper {
 		opt.Poll = time.Second
 	}
 	if opt.Settle <= 0 {
-		opt.Settle = 30 * time.Second
+		opt.Settle = 20 * time.Second
 	}
 	return &Reaper{opt: opt}
 }
@@ -106,6 +106,10 @@ func runningNote(run *ledger.Run) string {
 }
 
 func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explicit bool) error {
+	// Read first: Open would create a journal for a mistyped run id.
+	if _, err := ledger.Read(dir, runID); err != nil {
+		return fmt.Errorf("clean up run %s: %w", runID, err)
+	}
 	var j *ledger.Journal
 	if !r.opt.DryRun {
 		var err error

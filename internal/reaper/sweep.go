@@ -158,6 +158,10 @@ func (s *sweep) done(it *Item, err error, what string) {
 	s.rep.add(*it)
 	if s.sc.j != nil && (it.Outcome == Removed || it.Outcome == AlreadyGone) {
 		_ = s.sc.j.Deleted(it.Kind, s.region, it.ID)
+		if it.Name != "" && it.Name != it.ID {
+			// The ledger may know a key pair by its name.
+			_ = s.sc.j.Deleted(it.Kind, s.region, it.Name)
+		}
 	}
 }
 
