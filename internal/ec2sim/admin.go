@@ -23,13 +23,21 @@ type RegionInventory struct {
 	Volumes        []string `json:"volumes,omitempty"`
 	Snapshots      []string `json:"snapshots,omitempty"`
 	Images         []string `json:"images,omitempty"`
+	// LaunchTemplates are what spot builds create and must delete.
+	LaunchTemplates []string `json:"launch_templates,omitempty"`
+}
+
+// leftovers counts what a finished build must not leave.
+func (r RegionInventory) leftovers() int {
+	return len(r.Instances) + len(r.KeyPairs) + len(r.SecurityGroups) + len(r.Volumes) + len(r.LaunchTemplates)
 }
 
 // Empty reports whether nothing but images and snapshots (a build's
-// product) is left: no instance, key pair, security group or volume.
+// product) is left: no instance, key pair, security group, volume or
+// launch template.
 func (inv Inventory) Empty() bool {
 	for _, r := range inv.Regions {
-		if len(r.Instances)+len(r.KeyPairs)+len(r.SecurityGroups)+len(r.Volumes) > 0 {
+		if r.leftovers() > 0 {
 			return false
 		}
 	}
@@ -40,8 +48,8 @@ func (inv Inventory) Empty() bool {
 func (inv Inventory) Leftovers() map[string]RegionInventory {
 	out := map[string]RegionInventory{}
 	for name, r := range inv.Regions {
-		if len(r.Instances)+len(r.KeyPairs)+len(r.SecurityGroups)+len(r.Volumes) > 0 {
-			out[name] = RegionInventory{Instances: r.Instances, KeyPairs: r.KeyPairs, SecurityGroups: r.SecurityGroups, Volumes: r.Volumes}
+		if r.leftovers() > 0 {
+			out[name] = RegionInventory{Instances: r.Instances, KeyPairs: r.KeyPairs, SecurityGroups: r.SecurityGroups, Volumes: r.Volumes, LaunchTemplates: r.LaunchTemplates}
 		}
 	}
 	return out
@@ -81,10 +89,13 @@ func (s *Server) Inventory() Inventory {
 				ri.Images = append(ri.Images, id)
 			}
 		}
-		for _, l := range [][]string{ri.Instances, ri.KeyPairs, ri.SecurityGroups, ri.Volumes, ri.Snapshots, ri.Images} {
+		for id := range r.templates {
+			ri.LaunchTemplates = append(ri.LaunchTemplates, id)
+		}
+		for _, l := range [][]string{ri.Instances, ri.KeyPairs, ri.SecurityGroups, ri.Volumes, ri.Snapshots, ri.Images, ri.LaunchTemplates} {
 			sort.Strings(l)
 		}
-		if len(ri.Instances)+len(ri.KeyPairs)+len(ri.SecurityGroups)+len(ri.Volumes)+len(ri.Snapshots)+len(ri.Images) > 0 {
+		if ri.leftovers()+len(ri.Snapshots)+len(ri.Images) > 0 {
 			inv.Regions[name] = ri
 		}
 	}

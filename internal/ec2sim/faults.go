@@ -199,7 +199,8 @@ func (f *faultSet) request(action string) *APIError {
 	name := f.fire(action, func(k string) bool {
 		_, ok := requestFaults[k]
 		if k == FaultInsufficientCap {
-			return ok && (action == "RunInstances" || action == "StartInstances" || action == "CreateFleet")
+			// CreateFleet reports capacity errors in its answer instead.
+			return ok && (action == "RunInstances" || action == "StartInstances")
 		}
 		return ok
 	})

@@ -365,7 +365,11 @@ func (c *call) checkNameFree(name string) error {
 }
 
 func (c *call) tagSpecs(allowed ...string) (map[string][]Tag, error) {
-	specs, err := c.q.TagSpecs()
+	return tagSpecsOf(c.q, allowed...)
+}
+
+func tagSpecsOf(q *Query, allowed ...string) (map[string][]Tag, error) {
+	specs, err := q.TagSpecs()
 	if err != nil {
 		return nil, err
 	}

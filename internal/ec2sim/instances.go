@@ -151,6 +151,13 @@ func runInstances(c *call) error {
 		}
 		_ = tok
 	}
+	if lt := q.Struct("LaunchTemplate"); len(lt.Params) > 0 {
+		t, err := c.template(lt.Str("LaunchTemplateId"), lt.Str("LaunchTemplateName"))
+		if err != nil {
+			return err
+		}
+		q = mergeQuery(t.Data, q)
+	}
 	min, err := q.Int("MinCount", -1)
 	if err != nil {
 		return err
@@ -276,7 +283,7 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 			return "", nil, apiErr("InvalidBlockDeviceMapping", "Volume of size %dGB is smaller than snapshot '%s', expect size >= %dGB", b.VolumeSize, sn.ID, sn.Size)
 		}
 	}
-	specs, err := c.tagSpecs("instance", "volume", "network-interface", "spot-instances-request")
+	specs, err := tagSpecsOf(q, "instance", "volume", "network-interface", "spot-instances-request")
 	if err != nil {
 		return "", nil, err
 	}

@@ -72,9 +72,9 @@ func (q *Query) Int(key string, def int) (int, error) {
 	return n, nil
 }
 
-// indices returns the sorted list indices N present under prefix ("prefix.N"
+// Indices returns the sorted list indices N present under prefix ("prefix.N"
 // or "prefix.N.rest").
-func (q *Query) indices(prefix string) []int {
+func (q *Query) Indices(prefix string) []int {
 	seen := map[int]bool{}
 	p := prefix + "."
 	for k := range q.Params {
@@ -102,7 +102,7 @@ func (q *Query) indices(prefix string) []int {
 // List returns the flattened list "prefix.1", "prefix.2", ... in index order.
 func (q *Query) List(prefix string) []string {
 	var out []string
-	for _, n := range q.indices(prefix) {
+	for _, n := range q.Indices(prefix) {
 		if v, ok := q.Params[prefix+"."+strconv.Itoa(n)]; ok {
 			out = append(out, v)
 		}
@@ -114,7 +114,7 @@ func (q *Query) List(prefix string) []string {
 // whose keys have "prefix.N." removed.
 func (q *Query) Sub(prefix string) []*Query {
 	var out []*Query
-	for _, n := range q.indices(prefix) {
+	for _, n := range q.Indices(prefix) {
 		out = append(out, q.Struct(prefix+"."+strconv.Itoa(n)))
 	}
 	return out

@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -107,3 +108,5 @@ func writeEC2Error(w http.ResponseWriter, e *APIError, reqID string) {
 	w.WriteHeader(e.Status)
 	_, _ = w.Write([]byte(x.b.String()))
 }
+
+func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }
