@@ -141,12 +141,12 @@ func TestNewConfigErrors(t *testing.T) {
 }
 
 func TestUnimplementedWarns(t *testing.T) {
-	c, diags := NewConfig(hclBlock(t, minimal+"vault_aws_engine {\n name = \"x\"\n}\nssh_bastion_host = \"b\"\n"))
+	c, diags := NewConfig(hclBlock(t, minimal+"vault_aws_engine {\n name = \"x\"\n}\nssh_ciphers = [\"b\"]\n"))
 	if diags.HasErrors() {
 		t.Fatalf("diags: %s", diags)
 	}
 	got := c.Unimplemented()
-	if strings.Join(got, ",") != "ssh_bastion_host,vault_aws_engine" {
+	if strings.Join(got, ",") != "ssh_ciphers,vault_aws_engine" {
 		t.Errorf("Unimplemented = %v", got)
 	}
 	if len(diags) != 2 || diags[0].Severity != hcl.DiagWarning {

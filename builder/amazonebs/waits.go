@@ -81,7 +81,7 @@ func (w Waits) poll(ctx context.Context, what string, limit time.Duration, check
 		if err != nil || done {
 			return err
 		}
-		if w.MaxAttempts > 0 && attempt >= w.MaxAttempts || time.Since(start)+delay > total {
+		if w.MaxAttempts > 0 && attempt >= w.MaxAttempts || w.MaxAttempts == 0 && time.Since(start)+delay > total {
 			return fmt.Errorf("wait for %s: %w after %s", what, ErrWaitTimeout, time.Since(start).Round(time.Second))
 		}
 		t := time.NewTimer(delay)
