@@ -356,8 +356,12 @@ func (p *Provisioner) retry(ctx context.Context, comm communicator.Communicator,
 			return fmt.Errorf("%w (gave up after start_retry_timeout %s)", err, p.startRetryTimeout)
 		}
 		slog.Info("shell provisioner: retrying", "what", what, "attempt", attempt, "err", err)
-		if err := provisioner.Sleep(ctx, p.retryDelay); err != nil {
-			return err
+		// Reconnect waits for the machine itself; the delay only keeps a
+		// failure that survives reconnecting from spinning.
+		if attempt > 1 {
+			if err := provisioner.Sleep(ctx, p.retryDelay); err != nil {
+				return err
+			}
 		}
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		if rerr := comm.Reconnect(rctx); rerr != nil {
