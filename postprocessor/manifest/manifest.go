@@ -132,6 +132,11 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 		return in, true, fmt.Errorf("encode manifest entry: %w", err)
 	}
 	path := p.cfg.Output
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return in, true, fmt.Errorf("create manifest directory %s: %w", dir, err)
+		}
+	}
 	unlock, err := lock(ctx, path+".lock")
 	if err != nil {
 		return in, true, fmt.Errorf("lock manifest %s: %w", path, err)

@@ -139,6 +139,17 @@ func TestKeepsUnknownFields(t *testing.T) {
 	}
 }
 
+func TestCreatesOutputDirectory(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "artifacts", "ci", "m.json")
+	p := newPP(t, fmt.Sprintf("output = %q", out), "r", 1)
+	if _, _, err := p.PostProcess(context.Background(), nil, ebs("b", map[string]string{"r": "ami-1"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCorruptManifest(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "m.json")
 	os.WriteFile(out, []byte(`{"builds": [`), 0o644)
