@@ -124,6 +124,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := checkChrootable(dir); err != nil {
 		return nil, err
 	}
+	reapStale(dir, m.log)
 	m.base, err = os.MkdirTemp(dir, "run-")
 	if err != nil {
 		return nil, fmt.Errorf("create state directory in %s: %w", dir, err)
@@ -135,6 +136,10 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("mount a tmpfs on %s: %w", m.base, err)
 	}
 	m.mounted = true
+	if err := os.WriteFile(filepath.Join(m.base, "owner"), []byte(selfIdentity()), 0o644); err != nil {
+		m.removeDirs()
+		return nil, fmt.Errorf("write %s/owner: %w", m.base, err)
+	}
 	for _, d := range []string{m.base, filepath.Join(m.base, "snapshots"), filepath.Join(m.base, "instances")} {
 		if err := os.MkdirAll(d, 0o755); err == nil {
 			err = os.Chmod(d, 0o755)
@@ -162,6 +167,54 @@ func NewManager(opts Options) (*Manager, error) {
 		rsaPoolOnce.Do(func() { go fillRSAPool() })
 	}
 	return m, nil
+}
+
+// selfIdentity names this process across PID reuse: pid and start time.
+func selfIdentity() string { return procIdentity(os.Getpid()) }
+
+func procIdentity(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return fmt.Sprintf("%d %s\n", pid, f[19])
+}
+
+// reapStale removes what a simulator that was killed left behind (its
+// machines died with it): tmpfs mounts and directories whose owner process
+// is gone.
+func reapStale(dir string, log *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "run-") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		owner, err := os.ReadFile(filepath.Join(p, "owner"))
+		if err != nil {
+			// No owner yet: a Manager starting right now, unless old.
+			if fi, err := os.Stat(p); err != nil || time.Since(fi.ModTime()) < time.Minute {
+				continue
+			}
+		} else {
+			var pid int
+			if _, err := fmt.Sscan(string(owner), &pid); err == nil && procIdentity(pid) == string(owner) {
+				continue
+			}
+		}
+		log.Info("removing state left by a dead simulator", "dir", p)
+		_ = unix.Unmount(p, unix.MNT_DETACH)
+		if err := os.RemoveAll(p); err != nil {
+			log.Warn("remove stale state", "dir", p, "err", err)
+		}
+	}
 }
 
 // checkChrootable reports the first path component sshd would refuse.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 const ubuntuRelease = `PRETTY_NAME="Ubuntu 24.04.1 LTS"
@@ -640,5 +641,40 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := NewManager(Options{Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "root") {
 		t.Errorf("NewManager under a world-writable /tmp: %v", err)
+	}
+}
+
+// A simulator that was killed leaves its tmpfs behind; the next one removes it.
+func TestReapsStateOfDeadSimulator(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("machines need root")
+	}
+	stale, err := os.MkdirTemp(DefaultDir, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("amibake-ec2sim", stale, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	// PID 1's identity with a wrong start time: a process that is gone.
+	if err := os.WriteFile(filepath.Join(stale, "owner"), []byte("1 999999999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live, err := os.MkdirTemp(DefaultDir, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(live)
+	if err := os.WriteFile(filepath.Join(live, "owner"), []byte(selfIdentity()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newManager(t, Options{})
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		_ = unix.Unmount(stale, unix.MNT_DETACH)
+		os.RemoveAll(stale)
+		t.Errorf("stale state %s kept: %v", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("live simulator's state removed: %v", err)
 	}
 }

@@ -1,0 +1,160 @@
+package vm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkBoot measures what a bake waits for per instance: Create from a
+// snapshot, Boot, the first SSH connection and command. Machines stay up,
+// so the memory metrics are per running machine.
+func BenchmarkBoot(b *testing.B) {
+	benchMachines(b, b.N)
+}
+
+// BenchmarkHundredMachines reports the memory of 100 machines running at once.
+func BenchmarkHundredMachines(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		m := newManager(b, Options{})
+		b.StartTimer()
+		bootMany(b, m, 100)
+		b.StopTimer()
+		reportMemory(b, m, 100)
+		if err := m.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+func benchMachines(b *testing.B, n int) {
+	m := newManager(b, Options{})
+	if err := m.SeedSnapshot("snap-bench", ubuntu); err != nil {
+		b.Fatal(err)
+	}
+	rk, _ := clientKeys(b)
+	// Warm the RSA host key pool as a running simulator would have.
+	for len(rsaPool) < cap(rsaPool) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ResetTimer()
+	bootMany(b, m, n)
+	b.StopTimer()
+	_ = rk
+	reportMemory(b, m, n)
+}
+
+func bootMany(b *testing.B, m *Manager, n int) {
+	if _, err := os.Stat(filepath.Join(m.base, "snapshots")); err != nil {
+		b.Fatal(err)
+	}
+	m.mu.Lock()
+	_, seeded := m.snapshots["snap-bench"]
+	m.mu.Unlock()
+	if !seeded {
+		if err := m.SeedSnapshot("snap-bench", ubuntu); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rk, _ := clientKeys(b)
+	for i := 0; i < n; i++ {
+		mc := launch(b, m, "snap-bench", nil)
+		c, err := dialErr(mc.addr, "ubuntu", rk, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := c.NewSession()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Run("true"); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		c.Close()
+	}
+}
+
+// reportMemory sums RSS and PSS over every process of every machine, and
+// the tmpfs holding their files.
+func reportMemory(b *testing.B, m *Manager, n int) {
+	m.mu.Lock()
+	var roots []int
+	for _, mc := range m.machines {
+		if mc.proc != nil {
+			roots = append(roots, mc.proc.Process.Pid)
+		}
+	}
+	m.mu.Unlock()
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var rss, pss, procs int
+	var walk func(int)
+	walk = func(pid int) {
+		procs++
+		r, p := memOf(pid)
+		rss += r
+		pss += p
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+	var fs unix.Statfs_t
+	_ = unix.Statfs(m.base, &fs)
+	tmpfs := int(fs.Blocks-fs.Bfree) * int(fs.Bsize)
+	b.ReportMetric(float64(rss)/1024/float64(n), "RSS-MiB/machine")
+	b.ReportMetric(float64(pss)/1024/float64(n), "PSS-MiB/machine")
+	b.ReportMetric(float64(tmpfs)/1024/float64(n), "tmpfs-KiB/machine")
+	b.ReportMetric(float64(procs)/float64(n), "procs/machine")
+	if n >= 10 {
+		b.Logf("%d machines: RSS %.1f MiB, PSS %.1f MiB, tmpfs %.1f MiB, %d processes",
+			n, float64(rss)/1024, float64(pss)/1024, float64(tmpfs)/(1<<20), procs)
+	}
+}
+
+// memOf returns a process's RSS and PSS in KiB.
+func memOf(pid int) (rss, pss int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "Rss:":
+			rss = v
+		case "Pss:":
+			pss = v
+		}
+	}
+	return rss, pss
+}
