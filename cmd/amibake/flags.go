@@ -60,6 +60,9 @@ var errHelpShown = errors.New("help shown")
 func runPacker(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		cmd.InitDefaultHelpFlag()
+		// Merge the parents' persistent flags, which cobra skips for
+		// commands that parse their own flags.
+		_ = cmd.InheritedFlags()
 		pos, err := parsePackerFlags(cmd, args)
 		if errors.Is(err, errHelpShown) {
 			return cmd.Help()
