@@ -14,6 +14,9 @@ import (
 // SupportedBuilders are the builder types amibake runs.
 var SupportedBuilders = map[string]bool{"amazon-ebs": true}
 
+// SupportedDataSources are the data source types amibake evaluates.
+var SupportedDataSources = map[string]bool{"amazon-ami": true}
+
 // Options configure a validation.
 type Options struct {
 	Load template.LoadOptions
@@ -62,6 +65,16 @@ func Paths(paths []string, opts Options) *Result {
 // reported as a warning (build refuses it).
 func Builds(t *template.Template, validateBuild func(*template.Build) hcl.Diagnostics) hcl.Diagnostics {
 	var diags hcl.Diagnostics
+	for _, d := range t.DataSources {
+		if !SupportedDataSources[d.Type] {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Unsupported data source type",
+				Detail:   fmt.Sprintf("amibake evaluates only amazon-ami data sources; data %q %q cannot be evaluated, so `amibake build` will fail on it.", d.Type, d.Name),
+				Subject:  d.DefRange.Ptr(),
+			})
+		}
+	}
 	for _, b := range t.Builds {
 		if b.Source == nil {
 			continue
