@@ -79,12 +79,14 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 
 func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error) {
 	hooks := b.Hooks
-	if b.ErrorCleanup != nil {
-		prev := hooks.OnStepError
-		hooks.OnStepError = func(ctx context.Context, name string, err error) {
-			if prev != nil {
-				prev(ctx, name, err)
-			}
+	prev := hooks.OnStepError
+	hooks.OnStepError = func(ctx context.Context, name string, err error) {
+		// Packer's order: the error, then the cleanup messages.
+		b.UI.Error(err.Error())
+		if prev != nil {
+			prev(ctx, name, err)
+		}
+		if b.ErrorCleanup != nil {
 			var comm communicator.Communicator
 			if st.Comm != nil {
 				comm = st.Comm

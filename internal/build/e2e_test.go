@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,6 +48,8 @@ func newEnv(t *testing.T, lat ec2sim.Latency) *env {
 		"AWS_ENDPOINT_URL":          srv.URL(),
 		"AMIBAKE_CHECKIP_URL":       srv.URL() + "/_sim/myip",
 		"AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_ACCESS_KEY_ID":         "AKIDSIMULATOR",
+		"AWS_SECRET_ACCESS_KEY":     "simulator-secret",
 		"HOME":                      e.dir,
 	}
 	for k, v := range e.vars {
@@ -56,7 +59,7 @@ func newEnv(t *testing.T, lat ec2sim.Latency) *env {
 	_ = os.WriteFile(empty, nil, 0o600)
 	t.Setenv("AWS_CONFIG_FILE", empty)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
-	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"} {
+	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "PACKER_RUN_UUID", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -86,7 +89,10 @@ func (e *env) build(t *testing.T, path string, lo template.LoadOptions, opts Opt
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, _, err := Run(ctx, tmpl, root, opts)
+	res, bdiags, err := Run(ctx, tmpl, root, opts)
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, bdiags.Error())
+	}
 	return &run{res: res, out: out, err: errOut, runErr: err}
 }
 
