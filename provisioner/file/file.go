@@ -5,6 +5,7 @@ package file
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -190,6 +191,7 @@ func uploadFile(ctx context.Context, comm communicator.Communicator, src, dst st
 func (p *Provisioner) download(ctx context.Context, u ui.UI, comm communicator.Communicator) error {
 	for _, src := range p.sources {
 		dst := p.cfg.Destination
+		given := dst
 		// The local parent must exist; a destination ending in "/" is a
 		// directory that receives the source by its base name.
 		dir := dst
@@ -212,6 +214,13 @@ func (p *Provisioner) download(ctx context.Context, u ui.UI, comm communicator.C
 			continue
 		}
 		if err := downloadFile(ctx, comm, src, dst); err != nil {
+			// Packer needs "src/" for a directory; a directory named
+			// without the slash is downloaded whole (src itself created
+			// inside the destination) rather than failing.
+			if derr := comm.DownloadDir(ctx, src, given, nil); derr == nil {
+				slog.Debug("file download: source is a directory", "src", src, "file_err", err)
+				continue
+			}
 			u.Error(fmt.Sprintf("Download failed: %s", err))
 			return fmt.Errorf("download %s to %s: %w", src, dst, err)
 		}

@@ -233,6 +233,8 @@ func TestDownload(t *testing.T) {
 			files: map[string]string{"cfg/conf": "conf", "cfg/sub/nested": "nested"}},
 		{name: "directory into directory", hcl: `source = "/etc/app/"` + "\n" + `destination = "LOCAL/cfg/"`,
 			files: map[string]string{"cfg/conf": "conf", "cfg/sub/nested": "nested"}},
+		{name: "directory without slash", hcl: `source = "/etc/app"` + "\n" + `destination = "LOCAL/dl/"`,
+			files: map[string]string{"dl/app/conf": "conf", "dl/app/sub/nested": "nested"}},
 		{name: "several sources", hcl: `sources = ["/var/log/app.log", "/etc/app/conf"]` + "\n" + `destination = "LOCAL/"`,
 			files: map[string]string{"app.log": "log", "conf": "conf"}},
 	}

@@ -64,6 +64,8 @@ func TestOverSSH(t *testing.T) {
 			want: map[string]string{"motd": "hi"}},
 		{name: "download dir contents", hcl: `source = "L/app/"` + "\n" + `destination = "R"` + "\n" + `direction = "download"`, in: "R",
 			want: map[string]string{"a.txt": "a", "sub/b.txt": "b"}},
+		{name: "download dir without slash", hcl: `source = "L/app"` + "\n" + `destination = "R/"` + "\n" + `direction = "download"`, in: "R",
+			want: map[string]string{"app/a.txt": "a", "app/sub/b.txt": "b"}},
 		{name: "download file into dir", hcl: `source = "L/one.txt"` + "\n" + `destination = "R/"` + "\n" + `direction = "download"`, in: "R",
 			want: map[string]string{"one.txt": "one"}},
 	}
