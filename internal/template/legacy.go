@@ -66,6 +66,12 @@ func RenderData(s string, data any) (string, error) {
 	if err != nil {
 		return "", cleanTemplateError(err)
 	}
+	if len(t.Templates()) > 1 {
+		return "", &templateError{summary: "Invalid template", msg: "{{define}} and {{block}} are not supported in Packer templates"}
+	}
+	if err := checkTree(t.Tree.Root); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	if err := t.Execute(&b, data); err != nil {
 		return "", cleanTemplateError(err)
@@ -140,6 +146,7 @@ func pureFuncs(now time.Time) template.FuncMap {
 			return "", &legacyFuncError{"Invalid isotime call", fmt.Sprintf("isotime takes at most one layout argument, got %d", len(layout))}
 		},
 		"uuid":           func() string { return uuid.NewString() },
+		"printf":         safePrintf,
 		"packer_version": func() string { return PackerVersion },
 	}
 }
@@ -209,6 +216,9 @@ func (e *legacyEnv) render(s string) (string, error) {
 	}
 	if len(t.Templates()) > 1 {
 		return "", &templateError{summary: "Invalid template", msg: "{{define}} and {{block}} are not supported in Packer templates"}
+	}
+	if err := checkTree(t.Tree.Root); err != nil {
+		return "", err
 	}
 	root := t.Tree.Root
 	if deferred(root) {
@@ -550,4 +560,55 @@ func legacySuggest(given string, candidates []string) string {
 		}
 	}
 	return best
+}
+
+// safePrintf is text/template's printf without huge widths or precisions
+// ("%999999999s"), which would allocate gigabytes.
+func safePrintf(format string, args ...any) (string, error) {
+	n := 0
+	for _, c := range format {
+		if c >= '0' && c <= '9' {
+			n = n*10 + int(c-'0')
+			if n > 4096 {
+				return "", &legacyFuncError{"Invalid printf format", "widths and precisions above 4096 are not supported"}
+			}
+			continue
+		}
+		n = 0
+	}
+	return fmt.Sprintf(format, args...), nil
+}
+
+// checkTree refuses what could make a template run unbounded: range over
+// anything but build-time data (Go ranges over integers), and the
+// template/define/block statements Packer templates do not use.
+func checkTree(root *parse.ListNode) error {
+	var err error
+	walkNodes(root, func(n parse.Node) {
+		if err != nil {
+			return
+		}
+		switch n := n.(type) {
+		case *parse.RangeNode:
+			if !readsData(n.Pipe) {
+				err = &templateError{summary: "Invalid template", msg: "range may only iterate over build-time data such as .SourceAMITags", offset: int(n.Position()), hasOffset: true}
+			}
+		case *parse.TemplateNode:
+			err = &templateError{summary: "Invalid template", msg: "{{template}} is not supported in Packer templates", offset: int(n.Position()), hasOffset: true}
+		}
+	})
+	return err
+}
+
+// readsData reports whether a range pipeline is a plain field, variable
+// or dot: something that holds a collection rather than a computed number.
+func readsData(p *parse.PipeNode) bool {
+	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	switch p.Cmds[0].Args[0].(type) {
+	case *parse.FieldNode, *parse.DotNode, *parse.VariableNode, *parse.ChainNode:
+		return true
+	}
+	return false
 }

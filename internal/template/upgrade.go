@@ -2,6 +2,7 @@ package template
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -508,7 +509,16 @@ func (u *upgrader) arg(n parse.Node, c strCtx) (string, bool) {
 	case *parse.StringNode:
 		return hclQuote(n.Text), true
 	case *parse.NumberNode:
-		return n.Text, true
+		// Go spellings (0x1f, .5, 'a') are not HCL2's: write the value.
+		switch {
+		case n.IsInt:
+			return strconv.FormatInt(n.Int64, 10), true
+		case n.IsUint:
+			return strconv.FormatUint(n.Uint64, 10), true
+		case n.IsFloat && !math.IsInf(n.Float64, 0) && !math.IsNaN(n.Float64):
+			return strconv.FormatFloat(n.Float64, 'f', -1, 64), true
+		}
+		return "", false
 	case *parse.BoolNode:
 		return strconv.FormatBool(n.True), true
 	case *parse.PipeNode:
@@ -617,7 +627,9 @@ func comment(b *hclwrite.Body, text string) {
 func hclQuote(s string) string { return `"` + escapeTemplateText(s) + `"` }
 
 // escapeTemplateText escapes s for the inside of an HCL2 quoted template.
+// HCL2 source is UTF-8: invalid bytes become U+FFFD.
 func escapeTemplateText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
