@@ -289,3 +289,18 @@ func TestPackerDocumentationExample(t *testing.T) {
 		t.Errorf("written file:\n%s", data)
 	}
 }
+
+// BenchmarkPostProcess measures one write of the manifest: lock, read,
+// parse, write, fsync, rename (-force on a new run keeps it one build).
+func BenchmarkPostProcess(b *testing.B) {
+	out := filepath.Join(b.TempDir(), "m.json")
+	p, _ := New(provisionertest.HCL(b, "manifest", fmt.Sprintf("output = %q", out), nil), nil)
+	p.Force = true
+	a := ebs("amazon-ebs", map[string]string{"ap-northeast-1": "ami-02749c4f55b57389c"})
+	for i := 0; b.Loop(); i++ {
+		p.RunUUID = fmt.Sprint("bench-", i)
+		if _, _, err := p.PostProcess(context.Background(), nil, a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
