@@ -33,6 +33,7 @@ const (
 	recKept    = "kept"
 	recEnd     = "end"
 	recReap    = "reap"
+	recSwept   = "swept"
 )
 
 // Status is how a run ended.
@@ -220,6 +221,11 @@ func (j *Journal) End(status Status) error {
 func (j *Journal) Reaping() error {
 	return j.write(record{T: recReap, PID: os.Getpid()})
 }
+
+// Swept records that a cleanup searched every region of the run by its
+// tags and removed everything it found, so `cleanup --all` need not search
+// again until the run records something new.
+func (j *Journal) Swept() error { return j.write(record{T: recSwept, PID: os.Getpid()}) }
 
 // Kept records that a resource stays on purpose (an available AMI found
 // by a cleanup), so that it is no longer listed as left.

@@ -22,6 +22,7 @@ type Run struct {
 	Ended    time.Time
 	Running  bool // a live process holds the run's lock
 	LastPID  int  // the last process that took the run (build or cleanup)
+	Swept    bool // a cleanup searched the run's tags since its last intent
 
 	// Resources holds every create intent, in order, with what became of it.
 	Resources []Resource
@@ -142,7 +143,10 @@ func readFile(path, runID string) (*Run, error) {
 			run.LastPID = r.PID
 		case recReap:
 			run.LastPID = r.PID
+		case recSwept:
+			run.Swept = true
 		case recIntent:
+			run.Swept = false
 			byEntry[r.Entry] = len(run.Resources)
 			run.Resources = append(run.Resources, Resource{Entry: r.Entry, Kind: r.Kind, Region: r.Region, Build: r.Build, Token: r.Token, Intended: r.Time})
 		case recCreated:

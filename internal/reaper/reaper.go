@@ -71,7 +71,8 @@ func (r *Reaper) Run(ctx context.Context, dir, runID string) (*Report, error) {
 }
 
 // All runs Run for every run in the ledger that is not running and has
-// something left.
+// something left, or has not been searched by its tags since it ended (a
+// resource the run wrongly believed deleted is found that way, once).
 func (r *Reaper) All(ctx context.Context, dir string) (*Report, error) {
 	rep := &Report{DryRun: r.opt.DryRun}
 	runs, listErr := ledger.List(dir)
@@ -84,7 +85,7 @@ func (r *Reaper) All(ctx context.Context, dir string) (*Report, error) {
 			rep.Skipped = append(rep.Skipped, RunNote{run.ID, runningNote(run)})
 			continue
 		}
-		if len(run.Left()) == 0 {
+		if len(run.Left()) == 0 && (run.Swept || len(run.Regions()) == 0) {
 			rep.Clean++
 			continue
 		}
@@ -148,6 +149,7 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 		byRegion[res.Region] = append(byRegion[res.Region], res)
 	}
 	// Tags find what the ledger lost; look in every region the run used.
+	failedBefore := rep.Count(Failed)
 	for _, region := range run.Regions() {
 		if ctx.Err() != nil {
 			break
@@ -157,7 +159,13 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 			return err
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if j != nil && rep.Count(Failed) == failedBefore {
+		_ = j.Swept()
+	}
+	return nil
 }
 
 // Tagged removes resources tagged amibake:run-id in regions whose
