@@ -43,6 +43,25 @@ var postProcessorsSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: "post-processor", LabelNames: []string{"type"}}},
 }
 
+// BuildFields are the attributes of HCL2's `build` object (Packer's
+// amazon-ebs generated data), known only while the build runs.
+var BuildFields = []string{
+	"ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID",
+	"PackerHTTPIP", "PackerHTTPPort", "PackerHTTPAddr", "SSHPublicKey", "SSHPrivateKey",
+	"SourceAMI", "SourceAMIName", "SourceAMIOwner", "SourceAMIOwnerName",
+	"SourceAMICreationDate", "BuildRegion", "WinRMPassword",
+}
+
+// unknownBuildObject stands for `build` at load time: its fields are
+// unknown, but a misspelt one is reported with a suggestion.
+var unknownBuildObject = func() cty.Value {
+	attrs := make(map[string]cty.Value, len(BuildFields))
+	for _, f := range BuildFields {
+		attrs[f] = cty.UnknownVal(cty.String)
+	}
+	return cty.ObjectVal(attrs)
+}()
+
 // sourceUse is one source a build runs, possibly with in-build settings.
 type sourceUse struct {
 	typ, name string    // the top-level source's labels
@@ -176,7 +195,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 		b := &Build{Name: name, BuildName: buildName, Description: description, Source: &src, block: index}
 
 		pctx := sctx.NewChild()
-		pctx.Variables = map[string]cty.Value{"build": cty.DynamicVal}
+		pctx.Variables = map[string]cty.Value{"build": unknownBuildObject}
 		for _, pb := range c.Blocks {
 			switch pb.Type {
 			case "provisioner":

@@ -70,6 +70,7 @@ func TestHCL2Diagnostics(t *testing.T) {
 		{file: "function_error.pkr.hcl", wantError: true},
 		{file: "invalid_variable_name.pkr.hcl", wantError: true},
 		{file: "tabs_and_unicode.pkr.hcl", wantError: true},
+		{file: "build_field_typo.pkr.hcl", wantError: true},
 		{file: "vars.pkr.hcl", golden: "undefined_cli_var", opts: LoadOptions{Vars: map[string]string{"regon": "x"}}, wantError: true},
 		{file: "vars.pkr.hcl", golden: "cli_var_wrong_type", opts: LoadOptions{Vars: map[string]string{"count": "many"}}, wantError: true},
 		{file: "vars.pkr.hcl", golden: "var_file_undeclared", opts: LoadOptions{VarFiles: []string{"testdata/diag/extra.pkrvars.hcl"}}},
