@@ -3,6 +3,8 @@ package ec2sim_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -32,6 +34,7 @@ func startSim(t testing.TB, opts ec2sim.Options) *ec2sim.Server {
 
 func awsConfig(srv *ec2sim.Server, region string) aws.Config {
 	return aws.Config{
+		HTTPClient:   &http.Client{Transport: hideWriteTo{http.DefaultTransport}},
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "simulator-secret", ""),
 		BaseEndpoint: aws.String(srv.URL()),
@@ -49,6 +52,24 @@ func client(srv *ec2sim.Server, region string, retries ...int) *ec2.Client {
 	return ec2.NewFromConfig(awsConfig(srv, region), func(o *ec2.Options) {
 		o.RetryMaxAttempts = attempts
 	})
+}
+
+// hideWriteTo works around a smithy-go race: the SDK closes the request
+// body once response headers arrive, the body's WriteTo then returns
+// io.EOF, and net/http, still finishing the request write, takes that for
+// a write error and closes the connection while the response body is
+// being read. Hiding WriteTo makes the transport use Read, which returns
+// a clean EOF.
+type hideWriteTo struct{ rt http.RoundTripper }
+
+func (h hideWriteTo) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{r.Body, r.Body}
+	}
+	return h.rt.RoundTrip(r)
 }
 
 func apiCode(err error) string {

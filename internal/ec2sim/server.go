@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -270,9 +271,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.WriteString("<requestId>" + reqID + "</requestId>")
 	out.WriteString(c.x.b.String())
 	out.WriteString("</" + q.Action + "Response>")
+	settle()
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
+	w.Header().Set("x-amzn-RequestId", reqID)
 	_, _ = io.WriteString(w, out.String())
 }
+
+// settle gives the client's HTTP transport a moment to finish writing the
+// request before the answer arrives. smithy-go closes the request body as
+// soon as response headers are in, and its body's WriteTo then returns
+// io.EOF, which net/http takes for a write error and closes the
+// connection mid-response ("use of closed network connection" for answers
+// larger than 4 KiB). Real AWS is never fast enough to lose this race; an
+// in-process simulator on loopback is.
+func settle() { time.Sleep(time.Millisecond) }
 
 func (s *Server) record(action string) {
 	s.mu.Lock()
