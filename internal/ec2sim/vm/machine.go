@@ -281,6 +281,12 @@ func hostDBWith(file, name, line string) (string, error) {
 }
 
 func (mc *Machine) sshdConfig() string {
+	// internal-sftp runs inside sshd, out of reach of the login-shell
+	// wrapper: to drop SFTP sessions we follow sshd's log of sessions.
+	logLevel := "INFO"
+	if mc.m.opts.DropProbability > 0 {
+		logLevel = "VERBOSE" // "Starting session: subsystem 'sftp' ..."
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Port %d\nAddressFamily inet\n", mc.spec.Port)
 	for _, ip := range mc.spec.IPs {
@@ -306,8 +312,8 @@ PrintLastLog no
 X11Forwarding no
 MaxStartups 100:30:200
 MaxSessions 64
-LogLevel INFO
-`, filepath.Join(mc.ctl, "authorized_keys"), mc.spec.User, mc.root)
+LogLevel %s
+`, filepath.Join(mc.ctl, "authorized_keys"), mc.spec.User, mc.root, logLevel)
 	return b.String()
 }
 
@@ -499,6 +505,12 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
 			line := sc.Text()
 			tail.add(line)
 			mc.m.log.Debug("sshd", "instance", mc.spec.InstanceID, "line", line)
+			if strings.HasPrefix(line, "Starting session: subsystem 'sftp'") {
+				if d := mc.decideDrop(30); d > 0 {
+					mc.m.log.Debug("dropping sftp session", "instance", mc.spec.InstanceID, "after", d)
+					time.AfterFunc(d, mc.killSessions)
+				}
+			}
 			if strings.HasPrefix(line, "Server listening on ") {
 				select {
 				case listening <- line:
@@ -657,12 +669,10 @@ func (mc *Machine) readControl(f *os.File, gen int, done chan struct{}) {
 // "0" or the seconds after which to drop. Decisions come from a per-machine
 // generator seeded with Options.Seed, in the order sessions start.
 func (mc *Machine) answerSession(pid int) {
-	mc.rngMu.Lock()
 	ans := "0"
-	if mc.rng.Float64() < mc.m.opts.DropProbability {
-		ans = fmt.Sprintf("0.%03d", 1+mc.rng.IntN(150))
+	if d := mc.decideDrop(150); d > 0 {
+		ans = fmt.Sprintf("%.3f", d.Seconds())
 	}
-	mc.rngMu.Unlock()
 	f, err := inRoot(mc.root, fmt.Sprintf("run/amibake/s.%d", pid), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		mc.m.log.Debug("answer session", "instance", mc.spec.InstanceID, "err", err)
@@ -676,6 +686,52 @@ func (mc *Machine) answerSession(pid int) {
 		mc.m.log.Debug("dropping session", "instance", mc.spec.InstanceID, "after", ans)
 	}
 	_, _ = io.WriteString(f, ans+"\n")
+}
+
+// decideDrop draws the next session's fate: 0, or how long into the
+// session to drop it (1 ms to maxMillis).
+func (mc *Machine) decideDrop(maxMillis int) time.Duration {
+	p := mc.m.opts.DropProbability
+	if p <= 0 {
+		return 0
+	}
+	mc.rngMu.Lock()
+	defer mc.rngMu.Unlock()
+	if mc.rng.Float64() >= p {
+		return 0
+	}
+	return time.Duration(1+mc.rng.IntN(maxMillis)) * time.Millisecond
+}
+
+// killSessions drops every SSH connection of the machine: SIGKILL to the
+// sshd processes that run as the instance user (one per connection).
+func (mc *Machine) killSessions() {
+	ents, _ := os.ReadDir("/proc")
+	uid := strconv.FormatUint(uint64(mc.uid), 10)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var name, owner string
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 2 && f[0] == "Name:" {
+				name = f[1]
+			}
+			if len(f) >= 2 && f[0] == "Uid:" {
+				owner = f[1]
+				break
+			}
+		}
+		if name == "sshd" && owner == uid {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func (mc *Machine) guestReboot(gen int) {

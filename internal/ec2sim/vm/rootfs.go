@@ -240,6 +240,94 @@ while :; do
 	kill $s 2>/dev/null
 done
 `
+	// The remote end of the legacy scp protocol ("scp -t DIR" to upload,
+	// "scp -f PATH" to download), which Packer's file transfer speaks;
+	// OpenSSH's scp speaks SFTP by default and needs none of this.
+	scpScript = `#!/bin/sh
+set -f
+mode= recursive=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--) shift; break ;;
+	-*)
+		case $1 in *t*) mode=sink ;; esac
+		case $1 in *f*) mode=source ;; esac
+		case $1 in *r*) recursive=1 ;; esac
+		shift ;;
+	*) break ;;
+	esac
+done
+ack() { printf '\0'; }
+warn() { printf '\001scp: %s\n' "$1"; }
+getack() {
+	a=$(busybox dd bs=1 count=1 2>/dev/null | busybox od -An -tx1)
+	[ "$(echo $a)" = 00 ]
+}
+perm4() { p=$(busybox stat -c %a "$1"); while [ ${#p} -lt 4 ]; do p=0$p; done; echo $p; }
+sendfile() {
+	printf 'C%s %s %s\n' "$(perm4 "$1")" "$(busybox stat -c %s "$1")" "$(basename "$1")"
+	getack || exit 1
+	cat "$1"
+	ack
+	getack || exit 1
+}
+senddir() {
+	printf 'D%s 0 %s\n' "$(perm4 "$1")" "$(basename "$1")"
+	getack || exit 1
+	for e in "$1"/* "$1"/.*; do
+		case ${e##*/} in .|..) continue ;; esac
+		if [ -d "$e" ]; then senddir "$e"; elif [ -f "$e" ]; then sendfile "$e"; fi
+	done
+	printf 'E\n'
+	getack || exit 1
+}
+if [ "$mode" = source ]; then
+	getack || exit 1
+	for f in "$@"; do
+		if [ -d "$f" ] && [ -n "$recursive" ]; then senddir "$f"
+		elif [ -f "$f" ]; then sendfile "$f"
+		else warn "$f: No such file or directory"
+		fi
+	done
+	exit 0
+fi
+[ "$mode" = sink ] || { echo "usage: scp -t DIR | scp -f PATH (remote end only)" >&2; exit 1; }
+target=${1:-.}
+cur=$target
+fresh=
+[ -d "$target" ] || fresh=1
+ack
+while IFS= read -r line; do
+	case $line in
+	C*|D*)
+		set -- $line
+		perm=${1#?}
+		name=${line#* * }
+		case $name in */*|..|.) warn "$name: invalid name"; exit 1 ;; esac
+		if [ -n "$fresh" ] && [ "$cur" = "$target" ]; then dest=$target; else dest=$cur/$name; fi
+		;;
+	esac
+	case $line in
+	C*)
+		ack
+		busybox dd of="$dest" bs=65536 count="$2" iflag=count_bytes,fullblock 2>/dev/null || { warn "$dest: write failed"; exit 1; }
+		chmod "$perm" "$dest"
+		busybox dd bs=1 count=1 of=/dev/null 2>/dev/null
+		ack ;;
+	D*)
+		mkdir -p "$dest" && chmod "$perm" "$dest" || { warn "$dest: cannot create directory"; exit 1; }
+		cur=$dest fresh=
+		ack ;;
+	E*)
+		cur=$(dirname "$cur")
+		ack ;;
+	T*)
+		ack ;;
+	*)
+		warn "protocol error: $line"; exit 1 ;;
+	esac
+done
+`
 	profileScript = `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 `
 )
@@ -250,6 +338,7 @@ var scripts = map[string]string{
 	"usr/bin/poweroff":              poweroffScript,
 	"usr/bin/halt":                  poweroffScript,
 	"usr/bin/shutdown":              shutdownScript,
+	"usr/bin/scp":                   scpScript,
 	"usr/bin/bash":                  bashScript,
 	"usr/lib/amibake/login-shell":   loginShellScript,
 	"usr/lib/amibake/run-user-data": runUserDataScript,

@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -35,6 +37,7 @@ var ubuntu = Flavor{Name: "ubuntu-24.04", User: "ubuntu", OSRelease: ubuntuRelea
 var (
 	keysOnce   sync.Once
 	rsaSigner  ssh.Signer
+	edPrivate  ed25519.PrivateKey
 	edSigner   ssh.Signer
 	ipCounter  atomic.Uint32
 	instanceNo atomic.Uint32
@@ -48,6 +51,7 @@ func clientKeys(t testing.TB) (rsaKey, edKey ssh.Signer) {
 		}
 		rsaSigner, _ = ssh.NewSignerFromKey(rk)
 		_, ek, _ := ed25519.GenerateKey(rand.Reader)
+		edPrivate = ek
 		edSigner, _ = ssh.NewSignerFromKey(ek)
 	})
 	return rsaSigner, edSigner
@@ -477,7 +481,7 @@ func TestDropFault(t *testing.T) {
 		mc := launch(t, m, "snap-d", func(s *LaunchSpec) { s.InstanceID = "i-0drop" })
 		var b strings.Builder
 		var c *ssh.Client
-		for i := 0; i < 12; i++ {
+		for i := 0; i < 10; i++ {
 			if c == nil {
 				c = dial(t, mc.addr, "ubuntu", rk, nil)
 			}
@@ -485,7 +489,7 @@ func TestDropFault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = s.Run("echo start; sleep 0.2; echo end")
+			err = s.Run("echo start; sleep 0.05; echo end")
 			s.Close()
 			var missing *ssh.ExitMissingError
 			switch {
@@ -676,5 +680,133 @@ func TestReapsStateOfDeadSimulator(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("live simulator's state removed: %v", err)
+	}
+}
+
+// OpenSSH's own clients: ssh, sftp, scp over SFTP and legacy scp (-O, the
+// protocol Packer's file transfer speaks).
+func TestOpenSSHClients(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-o", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	_, ek := clientKeys(t)
+	mc := launch(t, m, "snap-o", func(s *LaunchSpec) {
+		s.AuthorizedKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ek.PublicKey())))
+	})
+	dir := t.TempDir()
+	blk, err := ssh.MarshalPrivateKey(edPrivate, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(key, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "payload")
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 20000)
+	if err := os.WriteFile(src, payload, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tree/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tree/sub/f"), []byte("deep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ip := mc.IPs()[0]
+	common := []string{"-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "GSSAPIAuthentication=no"}
+	tests := []struct {
+		name string
+		cmd  []string
+		want string // file inside the rootfs
+		data []byte
+	}{
+		{"ssh", append(append([]string{"ssh"}, common...), "ubuntu@"+ip, "echo via-openssh > /tmp/ssh-out"), "tmp/ssh-out", []byte("via-openssh\n")},
+		{"scp over sftp", append(append([]string{"scp"}, common...), src, "ubuntu@"+ip+":/tmp/scp-sftp"), "tmp/scp-sftp", payload},
+		{"legacy scp", append(append([]string{"scp", "-O"}, common...), src, "ubuntu@"+ip+":/tmp/"), "tmp/payload", payload},
+		{"legacy scp -r", append(append([]string{"scp", "-O", "-r"}, common...), filepath.Join(dir, "tree"), "ubuntu@"+ip+":/home/ubuntu/"), "home/ubuntu/tree/sub/f", []byte("deep\n")},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command(tt.cmd[0], tt.cmd[1:]...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v: %s", tt.name, err, out)
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(mc.RootDir(), tt.want))
+		if err != nil || !bytes.Equal(got, tt.data) {
+			t.Errorf("%s: /%s has %d bytes (%v), want %d", tt.name, tt.want, len(got), err, len(tt.data))
+		}
+	}
+	// Downloads, both protocols.
+	for _, legacy := range []bool{true} {
+		args := []string{}
+		if legacy {
+			args = append(args, "-O")
+		}
+		dst := filepath.Join(dir, fmt.Sprint("down-", legacy))
+		args = append(append(args, common...), "ubuntu@"+ip+":/tmp/payload", dst)
+		if out, err := exec.Command("scp", args...).CombinedOutput(); err != nil {
+			t.Errorf("scp download (legacy %v): %v: %s", legacy, err, out)
+			continue
+		}
+		if got, _ := os.ReadFile(dst); !bytes.Equal(got, payload) {
+			t.Errorf("scp download (legacy %v): %d bytes", legacy, len(got))
+		}
+	}
+	batch := filepath.Join(dir, "batch")
+	os.WriteFile(batch, []byte("put "+src+" /opt/from-sftp\nls /opt\n"), 0o644)
+	if out, err := exec.Command("sftp", append(append([]string{"-b", batch}, common...), "ubuntu@"+ip)...).CombinedOutput(); err != nil || !strings.Contains(string(out), "from-sftp") {
+		t.Errorf("sftp: %v: %s", err, out)
+	}
+}
+
+// At probability 1 every session is dropped mid-way: exec loses its exit
+// status, an SFTP upload fails, and the client sees the connection go.
+func TestDropEverySession(t *testing.T) {
+	m := newManager(t, Options{DropProbability: 1, Seed: 1})
+	if err := m.SeedSnapshot("snap-d1", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-d1", nil)
+
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.CombinedOutput("echo started; sleep 2; echo finished")
+	var missing *ssh.ExitMissingError
+	if !errors.As(err, &missing) && !errors.Is(err, io.EOF) {
+		t.Errorf("exec: %v, want the connection dropped without exit status", err)
+	}
+	if strings.Contains(string(out), "finished") {
+		t.Errorf("exec output %q: the command was not cut short", out)
+	}
+
+	c2 := dial(t, mc.addr, "ubuntu", rk, nil)
+	err = func() error {
+		sc, err := sftp.NewClient(c2)
+		if err != nil {
+			return err
+		}
+		defer sc.Close()
+		f, err := sc.Create("/tmp/big")
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 64; i++ {
+			if _, err := f.Write(bytes.Repeat([]byte("x"), 1<<20)); err != nil {
+				return err
+			}
+		}
+		return f.Close()
+	}()
+	if err == nil {
+		t.Errorf("64 MiB SFTP upload succeeded despite DropProbability 1")
+	}
+	if err := c2.Wait(); err == nil {
+		t.Logf("connection closed cleanly")
 	}
 }
