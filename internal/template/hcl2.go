@@ -308,9 +308,13 @@ func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {
 		}
 		if !progress {
 			var names []string
+			var subject *hcl.Range
 			for _, n := range nodes {
 				if key := n.kind + "." + n.name; !done[key] {
 					names = append(names, key)
+					if subject == nil {
+						subject = n.rng.Ptr()
+					}
 				}
 			}
 			sort.Strings(names)
@@ -318,6 +322,7 @@ func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {
 				Severity: hcl.DiagError,
 				Summary:  "Dependency cycle",
 				Detail:   "These values refer to each other, so none can be evaluated first: " + strings.Join(names, ", ") + ".",
+				Subject:  subject,
 			})
 			break
 		}
