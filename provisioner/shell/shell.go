@@ -296,6 +296,15 @@ func (p *Provisioner) runScript(ctx context.Context, u ui.UI, comm communicator.
 		return err
 	}
 
+	// A reboot's SIGTERM or SIGKILL may reach the script before the link
+	// drops, and sshd then reports the signal instead of hanging up.
+	// Packer fails there; with expect_disconnect it is the expected end.
+	exitErr := CheckExitCode(res.ExitStatus, c.ValidExitCodes)
+	if !res.Disconnected && exitErr != nil && c.ExpectDisconnect && killedBySignal(res.ExitStatus) {
+		slog.Info("script killed by a signal with expect_disconnect set; treating it as a disconnect",
+			"script", path, "exit_status", res.ExitStatus)
+		res.Disconnected = true
+	}
 	if res.Disconnected {
 		if !c.ExpectDisconnect && !slices.Contains(c.ValidExitCodes, DisconnectExitCode) {
 			return errors.New("Script disconnected unexpectedly. " +
@@ -311,8 +320,8 @@ func (p *Provisioner) runScript(ctx context.Context, u ui.UI, comm communicator.
 		if err != nil {
 			return fmt.Errorf("reconnect after the script disconnected: %w", err)
 		}
-	} else if err := CheckExitCode(res.ExitStatus, c.ValidExitCodes); err != nil {
-		return err
+	} else if exitErr != nil {
+		return exitErr
 	}
 
 	if !c.SkipClean {
@@ -321,6 +330,12 @@ func (p *Provisioner) runScript(ctx context.Context, u ui.UI, comm communicator.
 		}
 	}
 	return nil
+}
+
+// killedBySignal reports whether a shell exit status means death by
+// SIGHUP, SIGKILL or SIGTERM (128+n), as processes die in a reboot.
+func killedBySignal(status int) bool {
+	return status == 128+1 || status == 128+9 || status == 128+15
 }
 
 // remove deletes a remote file, retrying through a reboot.

@@ -376,6 +376,42 @@ func TestExpectDisconnect(t *testing.T) {
 	}
 }
 
+// A reboot's SIGTERM can end the script with status 143 before the link
+// drops; with expect_disconnect that is a disconnect, without it a failure.
+func TestKilledBySignal(t *testing.T) {
+	for _, tt := range []struct {
+		extra   string
+		status  int
+		wantErr string
+	}{
+		{extra: "expect_disconnect = true", status: 143},
+		{extra: "expect_disconnect = true", status: 137},
+		{extra: "expect_disconnect = true", status: 2, wantErr: "non-zero exit status: 2"},
+		{status: 143, wantErr: "non-zero exit status: 143"},
+	} {
+		t.Run(fmt.Sprint(tt.extra, tt.status), func(t *testing.T) {
+			p := newHCL(t, "inline = [\"reboot\"]\nremote_path = \"/tmp/r.sh\"\n"+tt.extra)
+			comm := &provisionertest.Comm{}
+			comm.Handler = func(ctx context.Context, cmd *communicator.Cmd) (communicator.Result, error) {
+				if strings.HasPrefix(cmd.Command, "rm -f") {
+					return comm.Interpret(cmd)
+				}
+				return communicator.Result{ExitStatus: tt.status}, nil
+			}
+			err := p.Provision(context.Background(), &provisionertest.UI{}, comm, build)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || comm.Reconnects != 1 {
+				t.Fatalf("err %v, reconnects %d", err, comm.Reconnects)
+			}
+		})
+	}
+}
+
 func TestStartRetry(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) {
 		p := newHCL(t, "inline = [\"x\"]\nremote_path = \"/tmp/x.sh\"")
