@@ -232,7 +232,9 @@ func TestDescribeImagesFilters(t *testing.T) {
 	if _, err := f.c.CreateTags(f.ctx, &ec2.CreateTagsInput{Resources: []string{own}, Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String("infra")}}}); err != nil {
 		t.Fatal(err)
 	}
-	f2 := func(name string, values ...string) types.Filter { return types.Filter{Name: aws.String(name), Values: values} }
+	f2 := func(name string, values ...string) types.Filter {
+		return types.Filter{Name: aws.String(name), Values: values}
+	}
 	tests := []struct {
 		name  string
 		in    ec2.DescribeImagesInput
@@ -391,7 +393,9 @@ func TestEventualConsistency(t *testing.T) {
 		t.Fatalf("a listing right after launch shows the new instance")
 	}
 	// The SDK waiter retries NotFound until the id is known.
-	w := ec2.NewInstanceRunningWaiter(f.c, func(o *ec2.InstanceRunningWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond })
+	w := ec2.NewInstanceRunningWaiter(f.c, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond
+	})
 	if err := w.Wait(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
 		t.Fatalf("running waiter: %v", err)
 	}
@@ -408,7 +412,9 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if s := f.state(t, id); s != types.InstanceStateNamePending {
 		t.Fatalf("state right after launch = %s, want pending", s)
 	}
-	fast := func(o *ec2.InstanceRunningWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond }
+	fast := func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
+	}
 	if err := ec2.NewInstanceRunningWaiter(f.c, fast).Wait(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +435,9 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if sc := stop.StoppingInstances[0]; sc.CurrentState.Name != types.InstanceStateNameStopping || sc.PreviousState.Name != types.InstanceStateNameRunning {
 		t.Fatalf("stop answered %s → %s", sc.PreviousState.Name, sc.CurrentState.Name)
 	}
-	if err := ec2.NewInstanceStoppedWaiter(f.c, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond }).
+	if err := ec2.NewInstanceStoppedWaiter(f.c, func(o *ec2.InstanceStoppedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
+	}).
 		Wait(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +448,9 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if im := f.image(t, ami); im.State != types.ImageStatePending {
 		t.Fatalf("new image state = %s, want pending", im.State)
 	}
-	if err := ec2.NewImageAvailableWaiter(f.c, func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond }).
+	if err := ec2.NewImageAvailableWaiter(f.c, func(o *ec2.ImageAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
+	}).
 		Wait(f.ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +470,9 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if _, err := f.c.TerminateInstances(f.ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ec2.NewInstanceTerminatedWaiter(f.c, func(o *ec2.InstanceTerminatedWaiterOptions) { o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond }).
+	if err := ec2.NewInstanceTerminatedWaiter(f.c, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 50*time.Millisecond
+	}).
 		Wait(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

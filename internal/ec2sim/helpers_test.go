@@ -85,3 +85,5 @@ func ctxT(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
