@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type jsonLoader struct {
 	tmpl  *Template
 	diags hcl.Diagnostics
 
+	tmplDir   string // {{template_dir}}: the template's absolute directory
 	vars      map[string]string
 	varDecl   map[string]*Variable
 	builders  []*jsonBuilder
@@ -68,6 +70,11 @@ func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnos
 		buildName: map[string]bool{},
 	}
 	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+	abs := path
+	if !filepath.IsAbs(abs) && opts.Cwd != "" {
+		abs = filepath.Join(opts.Cwd, abs)
+	}
+	l.tmplDir = absDir(abs)
 	root, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
 		return l.tmpl, fixSyntaxDiags(path, src, diags)
@@ -326,7 +333,7 @@ func (l *jsonLoader) resolveVariables() {
 			l.vars[k] = v
 		}
 	}
-	env := &legacyEnv{vars: l.vars, env: l.opts.env, enableEnv: true, tmplDir: absDir(l.path), now: l.now,
+	env := &legacyEnv{vars: l.vars, env: l.opts.env, enableEnv: true, tmplDir: l.tmplDir, now: l.now,
 		file: l.path, src: l.src, pending: pending, cwd: l.opts.Cwd}
 	for len(pending) > 0 {
 		progress := false
@@ -635,7 +642,7 @@ func (l *jsonLoader) intValue(it jsonItem) int {
 }
 
 func (l *jsonLoader) env(b *jsonBuilder) *legacyEnv {
-	return &legacyEnv{vars: l.vars, env: l.opts.env, buildName: b.name, buildType: b.typ, tmplDir: absDir(l.path),
+	return &legacyEnv{vars: l.vars, env: l.opts.env, buildName: b.name, buildType: b.typ, tmplDir: l.tmplDir,
 		now: l.now, file: l.path, src: l.src, cwd: l.opts.Cwd}
 }
 

@@ -344,7 +344,9 @@ func (e *legacyEnv) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	}
 	s, d := e.renderExpr(v.AsString(), expr.Range())
 	if d.HasErrors() {
-		return cty.UnknownVal(cty.String), append(diags, d...)
+		// The string as written: the error is reported once, without
+		// "unknown value" errors cascading from the plugin's decoding.
+		return v, append(diags, d...)
 	}
 	return cty.StringVal(s), append(diags, d...)
 }
