@@ -158,13 +158,16 @@ func (c *Comm) Run(ctx context.Context, cmd *communicator.Cmd) (communicator.Res
 	}
 	defer sess.Close()
 
-	// x/crypto copies stdout and stderr from two goroutines; one writer
-	// given for both must not see interleaved partial writes.
-	if cmd.Stdout != nil && cmd.Stdout == cmd.Stderr {
-		w := &lockedWriter{w: cmd.Stdout}
-		sess.Stdout, sess.Stderr = w, w
-	} else {
-		sess.Stdout, sess.Stderr = cmd.Stdout, cmd.Stderr
+	// x/crypto copies stdout and stderr from two goroutines that can
+	// outlive a cancelled Run: the gate serialises them (one writer may be
+	// given for both) and shuts them out once Run returns.
+	g := &outputGate{}
+	defer g.close()
+	if cmd.Stdout != nil {
+		sess.Stdout = &gatedWriter{g: g, w: cmd.Stdout}
+	}
+	if cmd.Stderr != nil {
+		sess.Stderr = &gatedWriter{g: g, w: cmd.Stderr}
 	}
 	var stdin io.WriteCloser
 	if cmd.Stdin != nil {
@@ -257,13 +260,27 @@ func isDead(conn *connection) bool {
 	}
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+type outputGate struct {
+	mu     sync.Mutex
+	closed bool
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+func (g *outputGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+type gatedWriter struct {
+	g *outputGate
+	w io.Writer
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	w.g.mu.Lock()
+	defer w.g.mu.Unlock()
+	if w.g.closed {
+		return len(p), nil
+	}
+	return w.w.Write(p)
 }

@@ -49,6 +49,7 @@ func run(t *testing.T, c *ssh.Comm, command string) (string, communicator.Result
 }
 
 func TestExecExitCodes(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	for _, tc := range []struct {
@@ -89,6 +90,7 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 }
 
 func TestExecStreamsOutput(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	var stdout, stderr streamWriter
@@ -114,6 +116,7 @@ func TestExecStreamsOutput(t *testing.T) {
 }
 
 func TestExecStdin(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	var out bytes.Buffer
@@ -130,6 +133,7 @@ func TestExecStdin(t *testing.T) {
 }
 
 func TestExecPTY(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	for _, pty := range []bool{false, true} {
@@ -156,6 +160,7 @@ func TestExecPTY(t *testing.T) {
 }
 
 func TestRunContextCancel(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	for _, tc := range []struct {

@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/amibake/amibake/internal/communicator"
 	"github.com/amibake/amibake/internal/communicator/ssh"
@@ -21,6 +23,7 @@ import (
 // OpenSSH >= 8.8 refuses SHA-1 "ssh-rsa" signatures; an RSA key must be
 // used with rsa-sha2-256/512 (Packer issue 11733).
 func TestRSAKeyUsesSHA2(t *testing.T) {
+	t.Parallel()
 	signer, pemKey := sshtest.GenerateRSAKey(t)
 	for _, algos := range []string{"rsa-sha2-256,rsa-sha2-512", "rsa-sha2-256", "rsa-sha2-512"} {
 		t.Run(algos, func(t *testing.T) {
@@ -41,6 +44,7 @@ func TestRSAKeyUsesSHA2(t *testing.T) {
 }
 
 func TestED25519Key(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	if got := c.AuthAlgorithm(); got != gossh.KeyAlgoED25519 {
@@ -53,6 +57,7 @@ func TestED25519Key(t *testing.T) {
 
 // Signers given directly (an in-memory temporary key) work without PEM.
 func TestSignersAuth(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	connect(t, srv, func(c *ssh.Config) {
 		c.PrivateKey = nil
@@ -61,6 +66,7 @@ func TestSignersAuth(t *testing.T) {
 }
 
 func TestAuthFailureMessage(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	wrong, _ := gossh.NewSignerFromKey(other)
@@ -93,6 +99,7 @@ func TestAuthFailureMessage(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		cfg    ssh.Config
@@ -124,14 +131,18 @@ func neverDial(ctx context.Context, network, addr string) (net.Conn, error) {
 // The port is closed at first (the instance is booting); Connect keeps
 // trying and succeeds once sshd listens.
 func TestConnectRetriesUntilPortOpens(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	srv.Stop()
+	restarted := make(chan struct{})
 	go func() {
+		defer close(restarted)
 		time.Sleep(700 * time.Millisecond)
 		srv.Restart()
 	}()
 	start := time.Now()
 	c := connect(t, srv, nil)
+	<-restarted
 	if d := time.Since(start); d < 600*time.Millisecond {
 		t.Errorf("connected after %v, before sshd started", d)
 	}
@@ -141,6 +152,7 @@ func TestConnectRetriesUntilPortOpens(t *testing.T) {
 }
 
 func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
 	port := closedPort(t)
 	cfg := ssh.Config{Host: "127.0.0.1", Port: port, User: "root", Password: "x", Timeout: 700 * time.Millisecond}
 	start := time.Now()
@@ -174,21 +186,41 @@ func closedPort(t *testing.T) int {
 // A reboot: sshd and every session die, the running command reports
 // Disconnected, and Reconnect waits for the host to come back.
 func TestDisconnectAndReconnect(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, nil)
 	key := c.HostKey()
+
+	type runResult struct {
+		res communicator.Result
+		err error
+	}
+	ran := make(chan runResult, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		srv.Stop()
+		res, err := c.Run(context.Background(), &communicator.Cmd{Command: "sleep 20"})
+		ran <- runResult{res, err}
+	}()
+	waitFor(t, "the command to start", func() bool { return strings.Contains(srv.Log(), "Starting session: command") })
+	srv.Stop()
+	r := <-ran
+	if r.err != nil || !r.res.Disconnected {
+		t.Fatalf("Run during reboot = %+v, %v; want Disconnected", r.res, r.err)
+	}
+
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
 		time.Sleep(500 * time.Millisecond)
 		srv.Restart()
 	}()
-	res, err := c.Run(context.Background(), &communicator.Cmd{Command: "sleep 20"})
-	if err != nil || !res.Disconnected {
-		t.Fatalf("Run during reboot = %+v, %v; want Disconnected", res, err)
-	}
-	if err := c.Reconnect(context.Background()); err != nil {
+	start := time.Now()
+	err := c.Reconnect(context.Background())
+	<-restarted
+	if err != nil {
 		t.Fatalf("Reconnect: %v", err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("reconnected after %v, before sshd was back", d)
 	}
 	if out, _ := run(t, c, "echo back"); out != "back\n" {
 		t.Errorf("after reconnect: %q", out)
@@ -198,16 +230,27 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	}
 	// Running on a dead connection reports Disconnected too.
 	srv.Stop()
-	time.Sleep(100 * time.Millisecond)
-	res, err = c.Run(context.Background(), &communicator.Cmd{Command: "true"})
+	res, err := c.Run(context.Background(), &communicator.Cmd{Command: "true"})
 	if err != nil || !res.Disconnected {
 		t.Errorf("Run on dead connection = %+v, %v", res, err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 // SIGSTOPped sshd processes keep TCP alive but never answer: only the
 // keep-alives notice.
 func TestKeepAliveDetectsDeadPeer(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	c := connect(t, srv, func(c *ssh.Config) {
 		c.KeepAliveInterval = 100 * time.Millisecond
@@ -229,6 +272,7 @@ func TestKeepAliveDetectsDeadPeer(t *testing.T) {
 }
 
 func TestHostKeyPinning(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	pinned := ssh.ParseConsoleFingerprints(srv.ConsoleOutput())
 	if len(pinned) != len(srv.HostKeys) {
@@ -262,6 +306,7 @@ func TestHostKeyPinning(t *testing.T) {
 }
 
 func TestHostKeyTOFU(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	checker := ssh.TrustOnFirstUse()
 	c := connect(t, srv, func(c *ssh.Config) { c.HostKey = checker })
@@ -275,7 +320,7 @@ func TestHostKeyTOFU(t *testing.T) {
 	// Another server (new host keys) at the same address: rejected.
 	port := srv.Port
 	srv.Stop()
-	impostor := sshtest.Start(t, sshtest.Options{Port: port, ClientKey: srv.ClientKey})
+	impostor := sshtest.Start(t, sshtest.Options{Host: srv.Host, Port: port, ClientKey: srv.ClientKey})
 	err := c.Reconnect(context.Background())
 	var hk *ssh.HostKeyError
 	if !errors.As(err, &hk) {
@@ -288,11 +333,12 @@ func TestHostKeyTOFU(t *testing.T) {
 }
 
 func TestInsecureHostKey(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
 	checker := ssh.InsecureIgnoreHostKey()
 	c := connect(t, srv, func(c *ssh.Config) { c.HostKey = checker })
 	srv.Stop()
-	other := sshtest.Start(t, sshtest.Options{Port: srv.Port, ClientKey: srv.ClientKey})
+	other := sshtest.Start(t, sshtest.Options{Host: srv.Host, Port: srv.Port, ClientKey: srv.ClientKey})
 	if err := c.Reconnect(context.Background()); err != nil {
 		t.Fatalf("insecure checking rejected a new key: %v", err)
 	}
@@ -300,6 +346,7 @@ func TestInsecureHostKey(t *testing.T) {
 }
 
 func TestBastion(t *testing.T) {
+	t.Parallel()
 	target := sshtest.Start(t, sshtest.Options{Host: "127.0.0.2"})
 	bastion := sshtest.Start(t, sshtest.Options{Host: "127.0.0.3", ExtraConfig: []string{"AllowTcpForwarding yes"}})
 	bastionPin := ssh.ParseConsoleFingerprints(bastion.ConsoleOutput())
@@ -316,5 +363,44 @@ func TestBastion(t *testing.T) {
 	}
 	if !strings.Contains(bastion.Log(), "Accepted publickey") {
 		t.Errorf("bastion not used:\n%s", bastion.Log())
+	}
+}
+
+func TestAgentAuth(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	raw, err := gossh.ParseRawPrivateKey(srv.ClientKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = agent.ServeAgent(keyring, conn); conn.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	c := connect(t, srv, func(c *ssh.Config) { c.PrivateKey = nil; c.AgentAuth = true })
+	if out, _ := run(t, c, "echo via agent"); out != "via agent\n" {
+		t.Errorf("got %q", out)
+	}
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	cfg := baseConfig(srv)
+	cfg.PrivateKey, cfg.AgentAuth = nil, true
+	if _, err := ssh.Connect(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "SSH_AUTH_SOCK is not set") {
+		t.Errorf("without an agent: %v", err)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amibake/amibake/internal/communicator/ssh"
 	"github.com/amibake/amibake/internal/communicator/ssh/sshtest"
@@ -116,6 +118,7 @@ func treeLines(prefix string, withLog bool) []string {
 }
 
 func TestUploadDirTrailingSlash(t *testing.T) {
+	t.Parallel()
 	for _, mode := range transferModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
@@ -153,6 +156,7 @@ func TestUploadDirTrailingSlash(t *testing.T) {
 }
 
 func TestDownloadDirTrailingSlash(t *testing.T) {
+	t.Parallel()
 	for _, mode := range transferModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
@@ -191,6 +195,7 @@ func TestDownloadDirTrailingSlash(t *testing.T) {
 }
 
 func TestUploadDownloadFile(t *testing.T) {
+	t.Parallel()
 	payload := make([]byte, 3<<20+17) // several SFTP packets, odd tail
 	if _, err := rand.Read(payload); err != nil {
 		t.Fatal(err)
@@ -283,6 +288,7 @@ func TestUploadDownloadFile(t *testing.T) {
 
 // A reader whose length is unknown (a pipe) still uploads in full.
 func TestUploadUnsizedReader(t *testing.T) {
+	t.Parallel()
 	for _, mode := range transferModes[:2] {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
@@ -295,6 +301,43 @@ func TestUploadUnsizedReader(t *testing.T) {
 			}
 			if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
 				t.Errorf("got %d bytes, want %d", len(got), len(data))
+			}
+		})
+	}
+}
+
+// slowReader yields a little data, then blocks until ctx ends.
+type slowReader struct {
+	ctx  context.Context
+	sent bool
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		return copy(p, "partial"), nil
+	}
+	<-r.ctx.Done()
+	time.Sleep(10 * time.Millisecond)
+	return copy(p, "more"), nil
+}
+
+func TestUploadContextCancel(t *testing.T) {
+	t.Parallel()
+	for _, mode := range transferModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			srv := sshtest.Start(t, mode.opts)
+			c := connect(t, srv, func(c *ssh.Config) { c.FileTransfer = mode.method })
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err := c.Upload(ctx, filepath.Join(t.TempDir(), "f"), &slowReader{ctx: ctx}, nil)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want deadline exceeded", err)
+			}
+			// The connection is still usable.
+			if out, _ := run(t, c, "echo ok"); out != "ok\n" {
+				t.Errorf("after cancel: %q", out)
 			}
 		})
 	}

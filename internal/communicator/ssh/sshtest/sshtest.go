@@ -13,6 +13,7 @@ import (
 	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -33,7 +34,8 @@ const SSHD = "/usr/sbin/sshd"
 // Options tune the server. The zero value gives an ed25519-keyed root
 // login on 127.0.0.1 with SFTP.
 type Options struct {
-	// Host is a loopback address; 127.0.0.1 when empty.
+	// Host is a loopback address; a random one in 127.0.0.0/8 when empty,
+	// so that a port freed by one test's Stop cannot be taken by another's.
 	Host string
 	// Port is chosen free when 0.
 	Port int
@@ -89,7 +91,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{Host: opts.Host, Port: opts.Port, User: "root", Dir: t.TempDir(), t: t}
 	if s.Host == "" {
-		s.Host = "127.0.0.1"
+		s.Host = fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
 	}
 	if s.Port == 0 {
 		s.Port = freePort(t, s.Host)
@@ -242,12 +244,17 @@ func (s *Server) Restart() {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 
+	// Ready when this sshd (not some other process) says it listens.
+	listening := fmt.Sprintf("Server listening on %s port %d.", s.Host, s.Port)
+	before := strings.Count(s.log.String(), listening)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return
+		if strings.Count(s.log.String(), listening) > before {
+			c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+			if err == nil {
+				c.Close()
+				return
+			}
 		}
 		select {
 		case <-exited:
@@ -255,7 +262,7 @@ func (s *Server) Restart() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("sshtest: sshd not listening on %s after 10s: %v\n%s", s.Addr(), err, s.Log())
+			s.t.Fatalf("sshtest: sshd not listening on %s after 10s:\n%s", s.Addr(), s.Log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
