@@ -367,6 +367,11 @@ func (p *Provisioner) retry(ctx context.Context, comm communicator.Communicator,
 		if ctx.Err() != nil {
 			return err
 		}
+		// A missing remote_folder or a permission problem will not heal
+		// by waiting: Packer retries those for start_retry_timeout.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return err
+		}
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("%w (gave up after start_retry_timeout %s)", err, p.startRetryTimeout)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -430,6 +431,17 @@ func TestStartRetry(t *testing.T) {
 		err := p.Provision(context.Background(), &provisionertest.UI{}, comm, build)
 		if !errors.Is(err, provisionertest.ErrTransport) || !strings.Contains(err.Error(), "start_retry_timeout 50ms") {
 			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("permission denied fails at once", func(t *testing.T) {
+		p := newHCL(t, "inline = [\"x\"]\nremote_folder = \"/root/x\"")
+		p.retryDelay = time.Hour
+		comm := &provisionertest.Comm{Handler: func(ctx context.Context, cmd *communicator.Cmd) (communicator.Result, error) {
+			return communicator.Result{}, fmt.Errorf("sftp: open /root/x/s.sh: %w", fs.ErrPermission)
+		}}
+		err := p.Provision(context.Background(), &provisionertest.UI{}, comm, build)
+		if !errors.Is(err, fs.ErrPermission) || comm.Reconnects != 0 {
+			t.Fatalf("got %v after %d reconnects", err, comm.Reconnects)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
