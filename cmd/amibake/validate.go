@@ -63,6 +63,7 @@ func newValidateCmd(f *factory) *cobra.Command {
 		asJSON      bool
 		evalData    bool
 		noColorFlag bool
+		noWarnUndef bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [flags] TEMPLATE...",
@@ -81,6 +82,7 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON document with every diagnostic")
 	cmd.Flags().BoolVar(&evalData, "evaluate-datasources", false, "evaluate data sources (contacts AWS)")
 	cmd.Flags().BoolVar(&noColorFlag, "no-color", false, "disable colors")
+	cmd.Flags().BoolVar(&noWarnUndef, "no-warn-undeclared-var", false, "do not warn about variables set in var files but not declared")
 	cmd.RunE = runPacker(func(cmd *cobra.Command, paths []string) error {
 		if len(paths) == 0 {
 			return &usageError{fmt.Errorf("validate needs at least one template path\nSee '%s --help'.", cmd.CommandPath())}
@@ -94,6 +96,9 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 		lo.DataSource = evaluateDataSource
 		res := validate.Paths(paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
 		f.Secrets.Add(res.Sensitive...)
+		if noWarnUndef {
+			res.Diags = dropUndeclaredWarnings(res.Diags)
+		}
 		out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
 		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
 		if asJSON {
@@ -115,4 +120,17 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 		return nil
 	})
 	return cmd
+}
+
+// dropUndeclaredWarnings removes "Undefined variable" warnings, as
+// Packer's -no-warn-undeclared-var does.
+func dropUndeclaredWarnings(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagWarning && d.Summary == "Undefined variable" {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }

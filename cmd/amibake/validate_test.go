@@ -71,6 +71,8 @@ func TestValidateCommand(t *testing.T) {
 		{name: "syntax only", args: []string{"validate", "-syntax-only", dir + "/needs_var.pkr.hcl"}, code: 0, golden: "valid"},
 		{name: "other builder type warns", args: []string{"validate", dir + "/docker.pkr.hcl"}, structure: true, code: 0, golden: "docker"},
 		{name: "except other builder", args: []string{"validate", "-except", "docker.*", dir + "/docker.pkr.hcl"}, structure: true, code: 0, golden: "valid"},
+		{name: "undeclared var-file variable warns", args: []string{"validate", "-var-file", dir + "/extra.pkrvars.hcl", dir + "/good.pkr.hcl"}, code: 0, golden: "undeclared_warning"},
+		{name: "no-warn-undeclared-var", args: []string{"validate", "-no-warn-undeclared-var", "-var-file", dir + "/extra.pkrvars.hcl", dir + "/good.pkr.hcl"}, code: 0, golden: "valid"},
 		{name: "missing file", args: []string{"validate", dir + "/nope.pkr.hcl"}, code: 1, golden: "missing"},
 	}
 	for _, tc := range cases {

@@ -1,0 +1,2 @@
+secret = "override"
+regoin = "x"
