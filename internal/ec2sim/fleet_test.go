@@ -34,7 +34,7 @@ func fleetInput(lt, token string) *ec2.CreateFleetInput {
 		Type: types.FleetTypeInstant,
 		LaunchTemplateConfigs: []types.FleetLaunchTemplateConfigRequest{{
 			LaunchTemplateSpecification: &types.FleetLaunchTemplateSpecificationRequest{LaunchTemplateId: aws.String(lt), Version: aws.String("1")},
-			Overrides: []types.FleetLaunchTemplateOverridesRequest{{InstanceType: types.InstanceTypeT3Small}},
+			Overrides:                   []types.FleetLaunchTemplateOverridesRequest{{InstanceType: types.InstanceTypeT3Small}},
 		}},
 		TargetCapacitySpecification: &types.TargetCapacitySpecificationRequest{TotalTargetCapacity: aws.Int32(1), DefaultTargetCapacityType: types.DefaultTargetCapacityTypeSpot},
 		TagSpecifications:           []types.TagSpecification{tagSpec(types.ResourceTypeInstance, "fleet-tag", "yes")},
