@@ -583,6 +583,12 @@ func (stepShare) Cleanup(context.Context, *State) error { return nil }
 // the AMIs.
 type stepFinish struct{}
 
-func (stepFinish) Name() string                          { return "finish" }
-func (stepFinish) Run(_ context.Context, s *State) error { s.Succeeded = true; return nil }
+func (stepFinish) Name() string { return "finish" }
+func (stepFinish) Run(ctx context.Context, s *State) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("build cancelled: %w", context.Cause(ctx))
+	}
+	s.Succeeded = true
+	return nil
+}
 func (stepFinish) Cleanup(context.Context, *State) error { return nil }

@@ -52,6 +52,9 @@ type Options struct {
 	Shared *awsclient.Shared
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
+	// BeforeStep, when set, is called before each step of every build,
+	// after the -debug pause (progress displays, tests).
+	BeforeStep func(ctx context.Context, build, step string) error
 }
 
 // BuildResult is one build's outcome.
@@ -221,6 +224,17 @@ func runOne(ctx context.Context, p prepared, bui ui.UI, root *ui.Root, opts Opti
 			return err
 		}
 	}
+	if opts.BeforeStep != nil {
+		prev := b.Hooks.BeforeStep
+		b.Hooks.BeforeStep = func(ctx context.Context, name string) error {
+			if prev != nil {
+				if err := prev(ctx, name); err != nil {
+					return err
+				}
+			}
+			return opts.BeforeStep(ctx, p.b.Name, name)
+		}
+	}
 	if opts.OnError == pipeline.OnErrorAsk {
 		b.Hooks.AskOnError = func(ctx context.Context, name string, err error) pipeline.Decision {
 			bui.Error(fmt.Sprintf("Step %q failed: %v", name, err))
@@ -328,7 +342,7 @@ func report(root *ui.Root, uis []ui.UI, res *Result) {
 		}
 	}
 	if len(failed) > 0 {
-		root.Message("")
+		root.Error("")
 		root.Error("==> Some builds didn't complete successfully and had errors:")
 		for _, b := range failed {
 			root.Error(fmt.Sprintf("--> %s: %v", b.Name, b.Err))
