@@ -98,6 +98,56 @@ func TestAuthFailureMessage(t *testing.T) {
 	}
 }
 
+// The key is installed only after the first attempts fail (cloud-init
+// still running): authentication failures are retried.
+func TestAuthRetriedUntilKeyInstalled(t *testing.T) {
+	t.Parallel()
+	srv := sshtest.Start(t, sshtest.Options{})
+	srv.SetAuthorizedKeys()
+	installed := make(chan struct{})
+	go func() {
+		defer close(installed)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if strings.Count(srv.Log(), "Connection closed by authenticating user") >= 2 {
+				break
+			}
+		}
+		srv.SetAuthorizedKeys(srv.ClientKey.PublicKey())
+	}()
+	c := connect(t, srv, func(c *ssh.Config) { c.HandshakeAttempts = 20 })
+	<-installed
+	if out, _ := run(t, c, "echo in"); out != "in\n" {
+		t.Errorf("got %q", out)
+	}
+}
+
+// With keep-alives off, ReadWriteTimeout alone notices a stalled peer.
+func TestReadWriteTimeout(t *testing.T) {
+	t.Parallel()
+	srv := sshtest.Start(t, sshtest.Options{})
+	c := connect(t, srv, func(c *ssh.Config) {
+		c.KeepAliveInterval = -1
+		c.ReadWriteTimeout = 300 * time.Millisecond
+	})
+	t.Cleanup(srv.ResumeSessions)
+	ran := make(chan communicator.Result, 1)
+	go func() {
+		res, _ := c.Run(context.Background(), &communicator.Cmd{Command: "echo started; sleep 0.1; echo tick; sleep 20"})
+		ran <- res
+	}()
+	waitFor(t, "the command to start", func() bool { return strings.Contains(srv.Log(), "Starting session") })
+	time.Sleep(200 * time.Millisecond)
+	srv.PauseSessions()
+	select {
+	case res := <-ran:
+		if !res.Disconnected {
+			t.Errorf("Run = %+v, want Disconnected", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stalled connection was not noticed")
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

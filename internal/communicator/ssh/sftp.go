@@ -88,6 +88,8 @@ func (c *Comm) Upload(ctx context.Context, dst string, r io.Reader, fi os.FileIn
 		} else if st, err := sc.Stat(dst); err == nil && st.IsDir() {
 			dst = path.Join(dst, fi.Name())
 		}
+	} else if strings.HasSuffix(dst, "/") {
+		return fmt.Errorf("upload %s: destination is a directory and the source has no name", dst)
 	}
 	mode := os.FileMode(0o644)
 	if fi != nil {

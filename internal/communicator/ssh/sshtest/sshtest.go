@@ -127,9 +127,7 @@ func Start(t testing.TB, opts Options) *Server {
 		s.ClientKeyPEM = writeKey(t, s.ClientKeyFile, priv)
 	}
 	authKeys := filepath.Join(s.Dir, "authorized_keys")
-	if err := os.WriteFile(authKeys, gossh.MarshalAuthorizedKey(s.ClientKey.PublicKey()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.SetAuthorizedKeys(s.ClientKey.PublicKey())
 
 	// A private HOME keeps the machine's dotfiles out of the sessions: a
 	// ~/.bashrc doing slow work (or leaving locks behind when a test kills
@@ -217,6 +215,23 @@ func freePort(t testing.TB, host string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// SetAuthorizedKeys replaces the keys allowed to log in (none when empty),
+// as cloud-init installing the key late would.
+func (s *Server) SetAuthorizedKeys(keys ...gossh.PublicKey) {
+	s.t.Helper()
+	var data []byte
+	for _, k := range keys {
+		data = append(data, gossh.MarshalAuthorizedKey(k)...)
+	}
+	file := filepath.Join(s.Dir, "authorized_keys")
+	if err := os.WriteFile(file+".tmp", data, 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // Restart starts sshd again (after Stop) on the same address with the
