@@ -95,6 +95,9 @@ type legacyEnv struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cachedValue
+
+	funcsOnce sync.Once
+	funcMap   template.FuncMap
 }
 
 // errPendingVar defers a variable default that reads another variable
@@ -151,7 +154,13 @@ func pureFuncs(now time.Time) template.FuncMap {
 	}
 }
 
+// funcs returns the function map, built once per environment.
 func (e *legacyEnv) funcs() template.FuncMap {
+	e.funcsOnce.Do(func() { e.funcMap = e.newFuncs() })
+	return e.funcMap
+}
+
+func (e *legacyEnv) newFuncs() template.FuncMap {
 	f := pureFuncs(e.now)
 	getenv := e.env
 	if getenv == nil {
