@@ -141,7 +141,19 @@ func NewRunner(b *tmpl.Block, build map[string]cty.Value, opts Options) (*Runner
 			diags = append(diags, provisioner.Errorf(b, "use_linux_pathing",
 				"Use script or scripts with use_linux_pathing.",
 				"Packer is unable to use the Command and Inline features with the Windows Linux Subsystem"))
-		} else if runtime.GOOS != "windows" {
+		} else if runtime.GOOS == "windows" {
+			for i, s := range r.scripts {
+				abs, err := filepath.Abs(s)
+				if err == nil {
+					abs, err = LinuxPath(abs)
+				}
+				if err != nil {
+					diags = append(diags, provisioner.Errorf(b, attr, "use_linux_pathing needs scripts on a drive, such as C:/scripts/x.sh.", "%s", err))
+					continue
+				}
+				r.scripts[i] = abs
+			}
+		} else {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagWarning,
 				Summary:  "use_linux_pathing has no effect on " + runtime.GOOS,
@@ -172,6 +184,17 @@ func NewRunner(b *tmpl.Block, build map[string]cty.Value, opts Options) (*Runner
 		return nil, diags
 	}
 	return r, diags
+}
+
+// LinuxPath maps a Windows path to its Windows Subsystem for Linux path:
+// C:\path\x.sh (or C:/path/x.sh) becomes /mnt/c/path/x.sh.
+func LinuxPath(win string) (string, error) {
+	p := strings.ReplaceAll(win, "\\", "/")
+	drive, rest, ok := strings.Cut(p, ":/")
+	if !ok || drive == "" || strings.Contains(drive, "/") {
+		return "", fmt.Errorf("cannot convert %q to a Linux path: expected a drive such as C:/", win)
+	}
+	return "/mnt/" + strings.ToLower(drive) + "/" + rest, nil
 }
 
 // Config returns the decoded configuration with defaults applied.

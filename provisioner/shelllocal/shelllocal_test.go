@@ -194,3 +194,17 @@ func TestCheckExitCodeShared(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestLinuxPath(t *testing.T) {
+	for in, want := range map[string]string{
+		`C:\Users\me\x.sh`:  "/mnt/c/Users/me/x.sh",
+		"D:/scripts/a b.sh": "/mnt/d/scripts/a b.sh",
+		"/already/linux":    "",
+		"relative/x.sh":     "",
+	} {
+		got, err := LinuxPath(in)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("LinuxPath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
