@@ -145,6 +145,9 @@ func (c *Comm) Reconnect(ctx context.Context) error {
 // ctx ends the remote command is sent SIGTERM, the session closed, and
 // ctx's error returned.
 func (c *Comm) Run(ctx context.Context, cmd *communicator.Cmd) (communicator.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return communicator.Result{}, fmt.Errorf("ssh: run %q: %w", cmd.Command, err)
+	}
 	conn, err := c.current()
 	if err != nil {
 		return communicator.Result{}, err

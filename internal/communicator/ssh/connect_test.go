@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,7 +47,18 @@ func TestRSAKeyUsesSHA2(t *testing.T) {
 func TestED25519Key(t *testing.T) {
 	t.Parallel()
 	srv := sshtest.Start(t, sshtest.Options{})
-	c := connect(t, srv, nil)
+	var dialed []string
+	c := connect(t, srv, func(c *ssh.Config) {
+		// The Dial override carries the connection.
+		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dialed = append(dialed, network+" "+addr)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	if want := []string{"tcp " + srv.Addr()}; !slices.Equal(dialed, want) {
+		t.Errorf("dialed %v, want %v", dialed, want)
+	}
 	if got := c.AuthAlgorithm(); got != gossh.KeyAlgoED25519 {
 		t.Errorf("AuthAlgorithm = %q", got)
 	}
