@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,7 +78,16 @@ func finalLog(mc *Machine, first bool, userOutput string) string {
 	if first {
 		now := time.Now().UTC()
 		ts := now.Format("Jan _2 15:04:05")
-		fmt.Fprintf(&b, "ci-info: no authorized SSH keys fingerprints found for user %s.\n", mc.spec.User)
+		if pub, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(mc.spec.AuthorizedKey)); err == nil {
+			if comment == "" {
+				comment = "-"
+			}
+			fmt.Fprintf(&b, "ci-info: ++++++++Authorized keys from %s/.ssh/authorized_keys for user %s++++++++\n", homeOf(mc.spec.User), mc.spec.User)
+			fmt.Fprintf(&b, "ci-info: | Keytype | Fingerprint (sha256) | Options | Comment |\n")
+			fmt.Fprintf(&b, "ci-info: | %s | %s | - | %s |\n", pub.Type(), strings.TrimPrefix(ssh.FingerprintSHA256(pub), "SHA256:"), comment)
+		} else {
+			fmt.Fprintf(&b, "ci-info: no authorized SSH keys fingerprints found for user %s.\n", mc.spec.User)
+		}
 		lines := []string{"", "#############################################################", "-----BEGIN SSH HOST KEY FINGERPRINTS-----"}
 		for _, k := range mc.hostKeys {
 			lines = append(lines, fmt.Sprintf("%d %s root@%s (%s)", keyBits(k), ssh.FingerprintSHA256(k), mc.hostname, keyTypeName(k)))
@@ -167,12 +177,25 @@ func ParseHostKeyFingerprints(console string) []HostKeyFingerprint {
 		case strings.Contains(line, "-----END SSH HOST KEY FINGERPRINTS-----"):
 			in = false
 		case in:
-			var fp HostKeyFingerprint
-			if _, err := fmt.Sscanf(line, "%d %s %s (%s", &fp.Bits, &fp.Fingerprint, &fp.Comment, &fp.Type); err == nil {
-				fp.Type = strings.TrimSuffix(fp.Type, ")")
+			if fp, ok := parseFingerprintLine(line); ok {
 				out = append(out, fp)
 			}
 		}
 	}
 	return out
+}
+
+// parseFingerprintLine parses "256 SHA256:... root@host (ED25519)".
+func parseFingerprintLine(line string) (HostKeyFingerprint, bool) {
+	f := strings.Fields(line)
+	if len(f) != 4 || !strings.HasPrefix(f[1], "SHA256:") || len(f[1]) == len("SHA256:") {
+		return HostKeyFingerprint{}, false
+	}
+	bits, err := strconv.Atoi(f[0])
+	typ, ok := strings.CutPrefix(f[3], "(")
+	typ, ok2 := strings.CutSuffix(typ, ")")
+	if err != nil || bits <= 0 || !ok || !ok2 || typ == "" || strings.ContainsAny(typ, "()") {
+		return HostKeyFingerprint{}, false
+	}
+	return HostKeyFingerprint{Bits: bits, Fingerprint: f[1], Comment: f[2], Type: typ}, true
 }

@@ -165,6 +165,20 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ $# -eq 0 ] && exec /bin/sh -l
+# "sudo su [-] [-c CMD]": busybox's su would ask for a password.
+if [ "$1" = su ]; then
+	shift
+	cmd=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-c|--command) shift; cmd=$1 ;;
+		-s|--shell) shift ;;
+		esac
+		[ $# -gt 0 ] && shift
+	done
+	[ -n "$cmd" ] && exec /bin/sh -c "$cmd"
+	exec /bin/sh -l
+fi
 exec "$@"
 `
 	// A real reboot(2) would reboot the machine running the simulator:

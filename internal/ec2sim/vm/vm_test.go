@@ -188,6 +188,8 @@ func TestLoginExecAndIsolation(t *testing.T) {
 		{"test $(id -u) -ne 0 && echo unprivileged", 0, "unprivileged\n"},
 		{"sudo -E -S -n -H -u root -- sh -c 'echo $0 ran'", 0, "sh ran\n"},
 		{"sudo FOO=bar sh -c 'echo $FOO'", 0, "bar\n"},
+		{"sudo su - -c 'echo via su'", 0, "via su\n"},
+		{"echo 'packer' | sudo -S sh -c 'PACKER_BUILD_NAME=x; echo $PACKER_BUILD_NAME'", 0, "x\n"},
 		{"echo $HOME; cd && pwd", 0, "/home/ubuntu\n/home/ubuntu\n"},
 		{"ls /home/ubuntu/../../etc/passwd", 0, "/home/ubuntu/../../etc/passwd\n"},
 		{"echo data | bash -c 'cat'", 0, "data\n"},
