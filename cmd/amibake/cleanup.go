@@ -36,8 +36,10 @@ func newCleanupCmd(f *factory) *cobra.Command {
 		Long: `Remove the temporary instances, volumes, security groups and key pairs that
 a run left behind (after SIGKILL, a crash, or a second Ctrl-C).
 
-  --run-id ID   the run named in amibake's "what is left" message; found in
-                the local ledger, then by its amibake:run-id tag
+  --run-id ID   the run named in amibake's "what is left" message: what its
+                local ledger lists, and anything tagged with its run id in the
+                regions it used (with --region, a run whose ledger is on
+                another machine is found by its tags alone)
   --all         every run in the local ledger whose process is gone
   --tagged      every resource tagged amibake:run-id in the --region list
                 whose amibake:created-at is older than --older-than (a CI
@@ -61,7 +63,7 @@ snapshots. Running cleanup twice, even at once, is safe.`,
 	fl.BoolVar(&o.all, "all", false, "clean up every run in the local ledger that is not running")
 	fl.BoolVar(&o.tagged, "tagged", false, "clean up by amibake's tags in --region, without the ledger")
 	fl.DurationVar(&o.olderThan, "older-than", 2*time.Hour, "with --tagged: only resources created longer ago than this")
-	fl.StringSliceVar(&o.regions, "region", nil, "with --tagged: regions to search (default: AWS_REGION)")
+	fl.StringSliceVar(&o.regions, "region", nil, "regions to search, with --tagged (default: AWS_REGION) or --run-id")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "list what would be removed, remove nothing")
 	fl.BoolVar(&o.includeImages, "include-images", false, "also remove images left pending or failed, and their snapshots")
 	fl.StringVar(&o.ledgerDir, "ledger-dir", "", "the run ledger's directory (default $XDG_STATE_HOME/amibake/runs)")
@@ -80,8 +82,10 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		return &usageError{errors.New("cleanup needs exactly one of --run-id ID, --all, --tagged\nSee 'amibake cleanup --help'.")}
 	case o.runID != "" && !ledger.ValidRunID(o.runID):
 		return &usageError{fmt.Errorf("--run-id %q is not a run id (letters, digits, - and _)", o.runID)}
-	case !o.tagged && (len(o.regions) > 0 || olderThanSet):
-		return &usageError{errors.New("--region and --older-than go with --tagged; --run-id and --all find the regions in the ledger")}
+	case !o.tagged && olderThanSet:
+		return &usageError{errors.New("--older-than goes with --tagged")}
+	case o.all && len(o.regions) > 0:
+		return &usageError{errors.New("--region goes with --tagged or --run-id; --all finds the regions in the ledger")}
 	case o.olderThan < 0:
 		return &usageError{errors.New("--older-than must not be negative")}
 	}
@@ -112,6 +116,13 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 	var rep *reaper.Report
 	var err error
 	switch {
+	case o.runID != "" && len(regions) > 0:
+		// The run's ledger may be on another machine: its tags are enough.
+		if _, rerr := ledger.Read(dir, o.runID); errors.Is(rerr, ledger.ErrNoRun) {
+			rep, err = r.RunTagged(ctx, o.runID, regions)
+		} else {
+			rep, err = r.Run(ctx, dir, o.runID)
+		}
 	case o.runID != "":
 		rep, err = r.Run(ctx, dir, o.runID)
 	case o.all:

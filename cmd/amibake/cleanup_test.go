@@ -102,6 +102,12 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1 removed") {
 		t.Fatalf("cleanup --run-id: exit %d\n%s", code, out)
 	}
+	// --run-id with --region: a run whose ledger is elsewhere, by its tags.
+	key("remote", time.Now(), "run-remote")
+	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--run-id", "run-remote", "--region", "us-east-1", "--ledger-dir", dir)
+	if code != 0 || !strings.Contains(out, "1 removed") {
+		t.Fatalf("cleanup --run-id --region: exit %d\n%s", code, out)
+	}
 	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir)
 	if code != 0 || !strings.Contains(out, "Nothing to clean up") {
 		t.Errorf("cleanup --all after: exit %d\n%s", code, out)

@@ -59,6 +59,7 @@ type config struct {
 	faults      bool
 	verbose     bool
 	keep        bool
+	consistency time.Duration
 }
 
 // The template: the tutorial's shape with a quick provisioner, so that
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.bin, "bin", "bin/amibake", "the amibake binary (make build)")
 	fs.StringVar(&c.template, "template", "", "template to build (default: a small built-in one)")
 	fs.DurationVar(&c.timeout, "timeout", 4*time.Minute, "a build running longer than this is hung")
-	fs.BoolVar(&c.faults, "faults", true, "inject faults")
+	fs.BoolVar(&c.faults, "faults", true, "inject faults: throttling 10%, 5xx 5%, capacity 5% of launches, failed images 2%, SSH drops 5%")
+	fs.DurationVar(&c.consistency, "consistency", 2*time.Second, "the simulator's eventual-consistency window")
 	fs.BoolVar(&c.verbose, "v", false, "print every build's output")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (ledgers, template) for a look afterwards")
 	if err := fs.Parse(args); err != nil {
@@ -143,11 +145,10 @@ func newSoak(ctx context.Context, c config, out io.Writer) (*soak, error) {
 	}
 	s := &soak{c: c, out: out, work: work, bin: bin, rng: rand.New(rand.NewPCG(uint64(c.seed), 0x50a4)), counts: map[string]bool{}}
 	lat := ec2sim.DefaultLatency()
+	lat.Consistency = c.consistency
 	opts := ec2sim.Options{Latency: lat, Seed: c.seed}
+	s.consistency = lat.Consistency
 	if c.faults {
-		lat.Consistency = 2 * time.Second
-		opts.Latency = lat
-		s.consistency = lat.Consistency
 		opts.SSHDropProbability = 0.05
 		opts.Faults = []ec2sim.FaultRule{
 			{Action: "*", Fault: ec2sim.FaultThrottle, Probability: 0.10},
@@ -523,6 +524,10 @@ func exitString(ps *os.ProcessState, err error) string {
 		return fmt.Sprint(err)
 	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		names := map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}
+		if n, ok := names[ws.Signal()]; ok {
+			return "killed by " + n
+		}
 		return "killed by " + ws.Signal().String()
 	}
 	return fmt.Sprintf("exit %d", ps.ExitCode())

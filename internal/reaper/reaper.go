@@ -168,6 +168,23 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 	return nil
 }
 
+// RunTagged removes what run runID left in regions, found by its
+// amibake:run-id tag alone: for a run whose ledger is on another machine.
+func (r *Reaper) RunTagged(ctx context.Context, runID string, regions []string) (*Report, error) {
+	rep := &Report{DryRun: r.opt.DryRun}
+	var errs []error
+	for _, region := range regions {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		if err := r.region(ctx, region, &scope{runID: runID}, rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
 // Tagged removes resources tagged amibake:run-id in regions whose
 // amibake:created-at is older than olderThan. Runs that are alive in the
 // local ledger dir (when dir is not empty) are left alone.
