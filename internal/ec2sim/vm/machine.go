@@ -327,8 +327,9 @@ func (mc *Machine) IPs() []string { return mc.spec.IPs }
 func (mc *Machine) RootDir() string { return mc.root }
 
 // RebootRequested fires when a command in the instance ran reboot. The
-// machine has already ended every session and is booting again; the
-// channel is a notification (buffered, coalescing).
+// machine has already stopped sshd and ended every session, like a real
+// reboot; the owner brings it back with Reboot (or Boot), after whatever
+// latency it simulates. The channel is buffered and coalescing.
 func (mc *Machine) RebootRequested() <-chan struct{} { return mc.reboot }
 
 // PowerOffRequested fires when a command ran poweroff, halt or shutdown -h.
@@ -745,9 +746,6 @@ func (mc *Machine) guestReboot(gen int) {
 	select {
 	case mc.reboot <- struct{}{}:
 	default:
-	}
-	if err := mc.bootLocked(context.Background()); err != nil {
-		mc.m.log.Error("reboot requested by instance", "instance", mc.spec.InstanceID, "err", err)
 	}
 }
 

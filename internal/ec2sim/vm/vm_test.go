@@ -378,7 +378,14 @@ func TestRebootAndPowerOffFromInside(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("connection survived the reboot")
 	}
-	// The machine comes back by itself; a client reconnects.
+	if c, err := dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
+		c.Close()
+		t.Errorf("sshd answers while the machine reboots")
+	}
+	// The owner (the EC2 simulator) brings it back; a client reconnects.
+	if err := mc.Reboot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var c2 *ssh.Client
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c2, err = dialErr(mc.addr, "ubuntu", rk, nil); err == nil {
