@@ -412,3 +412,31 @@ func BenchmarkLoadJSONTutorial(b *testing.B) {
 		}
 	}
 }
+
+// TestJSONConcurrentDecode decodes one build's blocks from several
+// goroutines, as parallel builds and their provisioners do (run with -race).
+func TestJSONConcurrentDecode(t *testing.T) {
+	tp, diags := Load("../../examples/multi-builder/multi-builder.json", testLoadOptions())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	done := make(chan string, 8)
+	for range 8 {
+		go func() {
+			var ebs testEBS
+			tp.Builds[0].Source.Decode(&ebs, nil)
+			var sh testShell
+			tp.Builds[0].Provisioners[0].Decode(&sh, nil)
+			done <- ebs.AMIName
+		}()
+	}
+	first := <-done
+	for range 7 {
+		if got := <-done; got != first {
+			t.Errorf("ami_name %q, then %q", first, got)
+		}
+	}
+	if first != "app-1.0.0-ubuntu-2026-11-25T23-44" {
+		t.Errorf("ami_name = %q", first)
+	}
+}
