@@ -374,6 +374,11 @@ func (l *jsonLoader) valueRange(name string, origin map[string]hcl.Range) hcl.Ra
 
 // readVarFile reads a legacy -var-file: a JSON object of strings.
 func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[string]hcl.Range) {
+	if strings.HasSuffix(path, ".hcl") {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong variable file format",
+			Detail: fmt.Sprintf("%s is an HCL2 variable file; legacy JSON templates read JSON variable files ({\"name\": \"value\"}), as Packer does.", path)})
+		return
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))})

@@ -440,3 +440,39 @@ func TestJSONConcurrentDecode(t *testing.T) {
 		t.Errorf("ami_name = %q", first)
 	}
 }
+
+func TestJSONVarFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	hclVars := filepath.Join(dir, "v.pkrvars.hcl")
+	os.WriteFile(hclVars, []byte(`region = "x"`), 0o644)
+	badJSON := filepath.Join(dir, "bad.json")
+	os.WriteFile(badJSON, []byte(`{"region": ["a"], "nope": "x"}`), 0o644)
+	tests := []struct{ file, want string }{
+		{hclVars, "Wrong variable file format"},
+		{badJSON, `Invalid value for variable "region"`},
+		{filepath.Join(dir, "missing.json"), "Failed to read variable file"},
+	}
+	for _, tt := range tests {
+		opts := testLoadOptions()
+		opts.VarFiles = []string{tt.file}
+		_, diags := Load("testdata/json/undefined_user_var.json", opts)
+		var all strings.Builder
+		for _, d := range diags {
+			all.WriteString(d.Summary + ": " + d.Detail + "\n")
+		}
+		if !strings.Contains(all.String(), tt.want) {
+			t.Errorf("%s: diagnostics %q, want %q", tt.file, all.String(), tt.want)
+		}
+	}
+	// Undeclared names in a var file are a warning, not an error.
+	opts := testLoadOptions()
+	opts.VarFiles = []string{badJSON}
+	_, diags := Load("testdata/json/undefined_user_var.json", opts)
+	warned := false
+	for _, d := range diags {
+		warned = warned || (d.Severity == hcl.DiagWarning && strings.Contains(d.Detail, `"nope"`))
+	}
+	if !warned {
+		t.Errorf("no warning for an undeclared var-file variable: %v", diags)
+	}
+}
