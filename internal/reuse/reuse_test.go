@@ -142,7 +142,7 @@ func TestFindIgnoresUnavailableAndOthers(t *testing.T) {
 	_, clients := startSim(t)
 	ctx := context.Background()
 	const region = "ap-northeast-1"
-	id := register(t, clients, region, "x", "dd")
+	id := register(t, clients, region, "gone-image", "dd")
 	c := clients(region).(*ec2.Client)
 	if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)}); err != nil {
 		t.Fatal(err)
