@@ -3,6 +3,13 @@
 // decode their own settings from a Block with gohcl-style struct tags, so a
 // new option is declared once, in the plugin's Config struct, and is
 // checked the same way in both formats.
+//
+// Load reads a template; WriteDiagnostics / WriteDiagnosticsJSON print
+// what went wrong; WriteInspect and FormatHCL back `inspect` and `fmt`.
+// HCL2 data sources stay unknown unless LoadOptions.EvaluateDataSources is
+// set with a LoadOptions.DataSource evaluator (the builder's), and values
+// only a running build knows (build.*) are supplied through Block.Decode's
+// extra variables; until then Decode stands placeholders in for them.
 package template
 
 import (
