@@ -410,16 +410,30 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 			if mc.gen != gen || mc.state != stateRunning {
 				return
 			}
-			if err := mc.startSSHD(runCtx, userData); err != nil {
+			if _, err := mc.startSSHD(runCtx, userData); err != nil {
 				mc.m.log.Error("start sshd after delay", "instance", mc.spec.InstanceID, "err", err)
 				mc.appendConsole(fmt.Sprintf("[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server: %v\n", err))
 			}
 		}()
 		return nil
 	}
-	if err := mc.startSSHD(ctx, userData); err != nil {
+	udDone, err := mc.startSSHD(ctx, userData)
+	if err != nil {
 		mc.stopLocked()
 		return fmt.Errorf("boot machine %s: %w", mc.spec.InstanceID, err)
+	}
+	// Real instances report "running" long before cloud-init is done; here
+	// boots take milliseconds, so give quick user data a moment to finish:
+	// a client reading the console right after boot then finds the host
+	// key fingerprints, printed after the user data.
+	if udDone != nil {
+		t := time.NewTimer(time.Second)
+		select {
+		case <-udDone:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	mc.m.log.Debug("machine booted", "instance", mc.spec.InstanceID, "took", time.Since(mc.bootedAt))
 	return nil
@@ -457,7 +471,9 @@ func (mc *Machine) prepareRun() error {
 	return nil
 }
 
-func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
+// startSSHD starts the machine's namespace with sshd and, on the first
+// boot, the user data; the returned channel closes when the user data is done.
+func (mc *Machine) startSSHD(ctx context.Context, userData bool) (<-chan struct{}, error) {
 	cmd := exec.Command(busyboxPath, "sh", "-c", setupScript)
 	home := homeOf(mc.spec.User)
 	cmd.Env = []string{
@@ -469,7 +485,7 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
 	if userData {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer w.Close()
 		udr = r
@@ -486,13 +502,13 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
 		if udr != nil {
 			udr.Close()
 		}
-		return err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		if udr != nil {
 			udr.Close()
 		}
-		return fmt.Errorf("start sshd: %w", err)
+		return nil, fmt.Errorf("start sshd: %w", err)
 	}
 	exited := make(chan struct{})
 	mc.proc, mc.exited = cmd, exited
@@ -525,8 +541,13 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
+	var udDone chan struct{}
 	if udr != nil {
-		go mc.collectUserData(udr)
+		udDone = make(chan struct{})
+		go func() {
+			defer close(udDone)
+			mc.collectUserData(udr)
+		}()
 	}
 	timeout := time.NewTimer(15 * time.Second)
 	defer timeout.Stop()
@@ -535,14 +556,14 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) error {
 		case <-listening:
 			n++
 		case <-exited:
-			return fmt.Errorf("sshd exited: %s", tail.String())
+			return nil, fmt.Errorf("sshd exited: %s", tail.String())
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-timeout.C:
-			return fmt.Errorf("sshd did not listen within 15s: %s", tail.String())
+			return nil, fmt.Errorf("sshd did not listen within 15s: %s", tail.String())
 		}
 	}
-	return nil
+	return udDone, nil
 }
 
 // Shutdown stops sshd and every process of the machine.

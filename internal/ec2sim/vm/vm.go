@@ -351,8 +351,8 @@ type Flavor struct {
 	OSRelease string // contents of /etc/os-release
 }
 
-// SeedSnapshot registers a pristine image of the flavor. It costs nothing
-// until an instance is created from it.
+// SeedSnapshot registers a pristine image of the flavor, replacing any
+// snapshot of that id. It costs nothing until an instance is created from it.
 func (m *Manager) SeedSnapshot(snapshotID string, f Flavor) error {
 	if err := validID("snapshot", snapshotID); err != nil {
 		return err
@@ -365,10 +365,18 @@ func (m *Manager) SeedSnapshot(snapshotID string, f Flavor) error {
 	if m.closed {
 		return errors.New("seed snapshot: manager closed")
 	}
-	if _, ok := m.snapshots[snapshotID]; ok {
-		return fmt.Errorf("seed snapshot %s: already exists", snapshotID)
+	// Seeding is idempotent (a simulator reset seeds its catalogue again):
+	// the id now names the pristine flavor, whatever it held before.
+	old := m.snapshots[snapshotID]
+	if old != nil && old.flavor == nil && old.dir == "" {
+		return fmt.Errorf("seed snapshot %s: being written", snapshotID)
 	}
 	m.snapshots[snapshotID] = &snapshot{flavor: &f}
+	if old != nil && old.dir != "" {
+		if err := os.RemoveAll(old.dir); err != nil {
+			return fmt.Errorf("seed snapshot %s: remove previous content: %w", snapshotID, err)
+		}
+	}
 	return nil
 }
 
