@@ -146,9 +146,6 @@ func (l *hcl2Loader) decodePacker() hcl.Diagnostics {
 	return diags
 }
 
-// baseCtx is the context of the template's top-level expressions.
-func (l *hcl2Loader) baseCtx() *hcl.EvalContext { return l.ctx }
-
 // evalLocalsAndData evaluates locals and data sources in dependency
 // order: either may refer to the other.
 func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {

@@ -411,9 +411,27 @@ func parseTypeString(s string) (cty.Type, error) {
 	return ty, nil
 }
 
+// convertErr words a cty conversion error for a diagnostic detail.
 func convertErr(err error) string {
 	if pe, ok := err.(cty.PathError); ok && len(pe.Path) > 0 {
-		return err.Error()
+		return fmt.Sprintf("%s (at %s)", pe.Error(), formatPath(pe.Path))
 	}
 	return err.Error()
+}
+
+func formatPath(p cty.Path) string {
+	var b strings.Builder
+	for _, step := range p {
+		switch s := step.(type) {
+		case cty.GetAttrStep:
+			fmt.Fprintf(&b, ".%s", s.Name)
+		case cty.IndexStep:
+			if s.Key.Type() == cty.String {
+				fmt.Fprintf(&b, "[%q]", s.Key.AsString())
+			} else if s.Key.Type() == cty.Number {
+				fmt.Fprintf(&b, "[%s]", s.Key.AsBigFloat().Text('f', -1))
+			}
+		}
+	}
+	return strings.TrimPrefix(b.String(), ".")
 }
