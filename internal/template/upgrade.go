@@ -48,6 +48,20 @@ func UpgradeJSON(path string, src []byte, opts UpgradeOptions) ([]byte, hcl.Diag
 		return nil, hcl.Diagnostics{l.typeDiag(root, "The template must be a JSON object", "object")}
 	}
 	l.root(items)
+	// only, except and override must name builders, as when loading.
+	for _, p := range l.provs {
+		l.filterOf(p.items)
+		for _, it := range p.items {
+			if it.Name == "override" {
+				l.overrides(it)
+			}
+		}
+	}
+	for _, chain := range l.posts {
+		for _, p := range chain {
+			l.filterOf(p.items)
+		}
+	}
 	if l.diags.HasErrors() {
 		return nil, l.diags
 	}

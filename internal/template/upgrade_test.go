@@ -67,7 +67,9 @@ func TestUpgradeWarnings(t *testing.T) {
 }
 
 func TestUpgradeErrors(t *testing.T) {
-	for _, f := range []string{"testdata/json/syntax_error.json", "testdata/json/structure.json"} {
+	bad := filepath.Join(t.TempDir(), "only.json")
+	os.WriteFile(bad, []byte(`{"builders":[{"type":"amazon-ebs","name":"web"}],"provisioners":[{"type":"shell","only":["wbe"]}]}`), 0o644)
+	for _, f := range []string{"testdata/json/syntax_error.json", "testdata/json/structure.json", bad} {
 		src, _ := os.ReadFile(f)
 		out, diags := UpgradeJSON(f, src, UpgradeOptions{})
 		if !diags.HasErrors() || out != nil {
