@@ -6,10 +6,30 @@
 //
 // Layout under Options.Dir (default /var/lib/amibake-ec2sim):
 //
-//	run-XXXX/              one per Manager, removed by Close
+//	run-XXXX/              one per Manager, a tmpfs, removed by Close
+//	  owner                pid and start time, so a later Manager can reap it
 //	  snapshots/<id>/      immutable root filesystem trees
 //	  instances/<id>/ctl/  sshd_config, host keys, authorized_keys, passwd
 //	  instances/<id>/root/ the chroot (root-owned, 0755, contents owned by the instance uid)
+//
+// What sshd needs, learned the hard way:
+//   - ChrootDirectory: every path component root-owned and not group- or
+//     world-writable (so not under /tmp); the login shell must exist inside.
+//   - The login user is looked up in the host's passwd: each machine's sshd
+//     runs in a mount namespace where generated passwd/group/shadow files are
+//     bind-mounted over /etc, so the host's files are never touched.
+//   - AuthorizedKeysFile is read with the user's uid: mode 0644, StrictModes no.
+//   - A missing /run/sshd (privilege separation) is fatal: each namespace
+//     mounts its own small tmpfs on /run.
+//   - With ChrootDirectory sshd does not check that the shell exists on the
+//     host, so the login shell can be a script inside the root.
+//   - Debian's busybox runs its own applets before PATH (reboot, poweroff,
+//     halt, su): a script of the same name cannot shadow them. busybox's
+//     reboot signals PID 1, so PID 1 of each machine is an init running as
+//     the instance user, which turns those signals into requests to us.
+//   - OpenSSH 9.2's default PubkeyAcceptedAlgorithms refuses ssh-rsa (SHA-1):
+//     RSA keys work only through rsa-sha2-256/512.
+//   - sshd -r (no re-exec per connection) saves ~50 ms of dynamic linking.
 package vm
 
 import (
