@@ -473,12 +473,39 @@ func TestRootUserImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rk, _ := clientKeys(t)
-	mc := launch(t, m, "snap-tut", func(s *LaunchSpec) { s.User = "root" })
-	c := dial(t, mc.addr, "root", rk, nil)
-	out, st := run(t, c, "whoami; pwd; id -u")
-	lines := strings.Fields(out)
-	if st != 0 || len(lines) != 3 || lines[0] != "root" || lines[1] != "/root" || lines[2] == "0" {
-		t.Errorf("root image: %d %q, want root, /root and a non-zero uid", st, out)
+	// Two addresses (public and private IP) and a port other than 22.
+	second := nextIP()
+	mc := launch(t, m, "snap-tut", func(s *LaunchSpec) {
+		s.User = "root"
+		s.IPs = append(s.IPs, second)
+		s.Port = 2222
+	})
+	for _, ip := range mc.IPs() {
+		c := dial(t, net.JoinHostPort(ip, "2222"), "root", rk, nil)
+		out, st := run(t, c, "whoami; pwd; id -u")
+		lines := strings.Fields(out)
+		if st != 0 || len(lines) != 3 || lines[0] != "root" || lines[1] != "/root" || lines[2] == "0" {
+			t.Errorf("root image via %s: %d %q, want root, /root and a non-zero uid", ip, st, out)
+		}
+	}
+	if ip := second; ip == mc.IPs()[0] {
+		t.Fatal("addresses not distinct")
+	}
+	// Nothing of the host is visible or reachable from inside.
+	c := dial(t, net.JoinHostPort(second, "2222"), "root", rk, nil)
+	for _, cmd := range []string{
+		"cat /etc/shadow",
+		"ls " + m.base,
+		"ls /usr/sbin/sshd",
+		"touch /newdir",
+	} {
+		if out, st := run(t, c, cmd); st == 0 {
+			t.Errorf("%q succeeded inside the instance: %q", cmd, out)
+		}
+	}
+	// The machine's init shrugs off SIGKILL from inside, like a real one.
+	if out, st := run(t, c, "kill -9 1; sleep 0.1; cat /proc/1/comm"); st != 0 || out != "sh\n" {
+		t.Errorf("after kill -9 1: %d %q", st, out)
 	}
 }
 
