@@ -380,7 +380,16 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 	case stateDestroyed:
 		return fmt.Errorf("boot machine %s: destroyed", mc.spec.InstanceID)
 	case stateRunning:
-		return nil
+		if mc.exited == nil {
+			return nil // up, or sshd still delayed
+		}
+		select {
+		case <-mc.exited:
+			// Died behind our back: clean up and boot again.
+			mc.stopLocked()
+		default:
+			return nil
+		}
 	}
 	mc.gen++
 	if err := mc.prepareRun(); err != nil {

@@ -852,3 +852,25 @@ func TestDropEverySession(t *testing.T) {
 		t.Logf("connection closed cleanly")
 	}
 }
+
+// A machine whose processes died behind the simulator's back boots again.
+func TestBootAfterCrash(t *testing.T) {
+	m := newManager(t, Options{})
+	if err := m.SeedSnapshot("snap-k", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := clientKeys(t)
+	mc := launch(t, m, "snap-k", nil)
+	mc.mu.Lock()
+	_ = mc.proc.Process.Kill()
+	exited := mc.exited
+	mc.mu.Unlock()
+	<-exited
+	if err := mc.Boot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	if out, st := run(t, c, "echo back"); st != 0 || out != "back\n" {
+		t.Errorf("after crash and boot: %d %q", st, out)
+	}
+}
