@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/amibake/amibake/internal/plan"
+	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
+)
+
+func init() { commands = append(commands, newPlanCmd) }
+
+func newPlanCmd(f *factory) *cobra.Command {
+	var (
+		tf     templateFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "plan [flags] TEMPLATE",
+		Short: "Show what a build would do, without creating anything",
+		Long: `Resolve a template's variables and each build's source AMI, and print per build
+the AMI it would create, the regions, the temporary resources (key pair, security
+group and the CIDRs it would open), the provisioners with the files they would
+upload, the input digest and whether an AMI with that digest already exists in
+each region (reuse, copy or bake). Only read-only AWS calls are made.
+
+Packer's single-dash flags (-var, -var-file, -only, -except) work.`,
+		Args:               cobra.ArbitraryArgs,
+		DisableFlagParsing: true,
+	}
+	tf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a versioned JSON document (for CI)")
+	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return &usageError{fmt.Errorf("plan needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		return runPlan(cmd.Context(), f, &tf, asJSON, args[0])
+	})
+	return cmd
+}
+
+func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, path string) error {
+	lo, err := tf.loadOptions(f)
+	if err != nil {
+		return err
+	}
+	lo.Now = time.Now()
+	if evaluateDataSource != nil {
+		lo.EvaluateDataSources, lo.DataSource = true, evaluateDataSource
+	}
+	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+	t, diags := template.Load(path, lo)
+	if t != nil {
+		f.Secrets.Add(t.Sensitive...)
+	}
+	if diags.HasErrors() {
+		files := map[string]*hcl.File{}
+		if t != nil {
+			files = t.Files
+		}
+		_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
+		return &exitError{code: 1}
+	}
+	twin, tdiags := plan.LoadTwin(path, lo)
+	if tdiags.HasErrors() {
+		twin = nil // the first load worked: plan without volatile detection
+		f.Log.Debug("second load for volatile values failed", "err", tdiags.Error())
+	}
+	doc, err := plan.Make(ctx, t, twin, plan.Options{Getenv: f.Getenv})
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("%s", f.Secrets.Mask(err.Error()))}
+	}
+	out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
+	if asJSON {
+		return doc.WriteJSON(out)
+	}
+	return doc.WriteText(out)
+}

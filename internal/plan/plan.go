@@ -1,0 +1,163 @@
+// Package plan says what `amibake build` would do, without doing it: per
+// build, the source AMI it resolves, the AMI name, the regions, the
+// temporary resources and what the security group would open, the
+// provisioners and the files they upload, and the build's input digest
+// with whether an AMI baked from the same inputs already exists (reuse),
+// exists in some target regions (copy) or not at all (bake). It makes only
+// read-only calls (sts GetCallerIdentity, ec2 Describe*).
+//
+// The digest half (LoadTwin, DigestBuild, ResolveSourceAMI, Decide) is
+// what `amibake build --reuse` uses before launching anything.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/amibake/amibake/builder/amazonebs"
+	"github.com/amibake/amibake/internal/awsclient"
+	"github.com/amibake/amibake/internal/digest"
+	"github.com/amibake/amibake/internal/reuse"
+	"github.com/amibake/amibake/internal/template"
+)
+
+// FormatVersion is the version of plan's JSON document; it changes only
+// when a field changes meaning or goes away.
+const FormatVersion = 1
+
+// TwinOffset is how far the second load's clock is from the first: more
+// than a year and not a whole number of any unit, so that a value built
+// from any part of timestamp() (year, day, second) differs.
+const TwinOffset = 366*24*time.Hour + time.Hour + time.Minute + time.Second + time.Millisecond
+
+// Actions a build would take.
+const (
+	ActionReuse = "reuse" // every target region has an AMI with the digest
+	ActionCopy  = "copy"  // some have one: copy it to the others
+	ActionBake  = "bake"  // none has one
+)
+
+// LoadTwin loads the template a second time with the clock moved by
+// TwinOffset (uuidv4() and {{uuid}} differ on their own), for DigestBuild
+// to find the options whose values change every run.
+func LoadTwin(path string, lo template.LoadOptions) (*template.Template, hcl.Diagnostics) {
+	now := lo.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	lo.Now = now.Add(TwinOffset)
+	return template.Load(path, lo)
+}
+
+// TwinOf returns the build of twin named like b, nil if there is none.
+func TwinOf(twin *template.Template, name string) *template.Build {
+	if twin == nil {
+		return nil
+	}
+	for _, b := range twin.Builds {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// Session opens the AWS session a build's access options describe, as the
+// builder does (credentials checked with sts GetCallerIdentity unless
+// skip_credential_validation).
+func Session(ctx context.Context, shared *awsclient.Shared, c *amazonebs.Config) (*awsclient.Session, error) {
+	var ar *awsclient.AssumeRole
+	if a := c.AssumeRole; a != nil {
+		ar = &awsclient.AssumeRole{
+			RoleARN: a.RoleARN, DurationSeconds: a.DurationSeconds, ExternalID: a.ExternalID,
+			Policy: a.Policy, PolicyARNs: a.PolicyARNs, SessionName: a.SessionName,
+			Tags: a.Tags, TransitiveTagKeys: a.TransitiveTagKeys,
+		}
+	}
+	return awsclient.New(ctx, shared, awsclient.Options{
+		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
+		AssumeRole: ar, CustomEndpointEC2: c.CustomEndpointEC2,
+		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+	})
+}
+
+// Regions are the regions a build's AMI ends up in: the build region, then
+// ami_regions, without repeats.
+func Regions(c *amazonebs.Config, buildRegion string) []string {
+	out := []string{buildRegion}
+	for _, r := range c.AMIRegions {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Decision is what a build with reuse enabled should do.
+type Decision struct {
+	Digest      *Digest
+	SourceImage *types.Image
+	BuildRegion string
+	// Regions are every target region, build region first.
+	Regions []string
+	// Found maps the regions that already have an AMI with the digest to it.
+	Found map[string]string
+	// Action is ActionReuse, ActionCopy or ActionBake.
+	Action string
+}
+
+// DecideInput is what Decide needs.
+type DecideInput struct {
+	Input
+	// EC2 returns the client of a region ("" the build region), as
+	// awsclient.Session.EC2.
+	EC2 func(region string) *ec2.Client
+	// BuildRegion is the session's region.
+	BuildRegion string
+}
+
+// Decide resolves the source AMI, computes the digest and looks for AMIs
+// carrying it in every target region. Read-only.
+func Decide(ctx context.Context, in DecideInput) (*Decision, error) {
+	b := in.Build
+	if in.Config == nil {
+		cfg, diags := decodeConfig(b)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("%s: %s", b.Name, diags.Error())
+		}
+		in.Config = cfg
+	}
+	im, err := ResolveSourceAMI(ctx, in.EC2(""), in.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name, err)
+	}
+	in.SourceAMI = aws.ToString(im.ImageId)
+	d, err := DigestBuild(in.Input)
+	if err != nil {
+		return nil, err
+	}
+	regions := Regions(in.Config, in.BuildRegion)
+	found, err := reuse.Find(ctx, reuse.SessionClients(in.EC2), d.Sum, regions)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name, err)
+	}
+	dec := &Decision{Digest: d, SourceImage: im, BuildRegion: in.BuildRegion, Regions: regions, Found: found, Action: ActionBake}
+	switch {
+	case len(found) == len(regions):
+		dec.Action = ActionReuse
+	case len(found) > 0:
+		dec.Action = ActionCopy
+	}
+	return dec, nil
+}
+
+// Sum is digest.Version, for callers that print it.
+const DigestVersion = digest.Version
