@@ -55,18 +55,27 @@ func TestExecExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		cmd        string
 		wantOut    string
+		wantErr    string
 		wantStatus int
 	}{
-		{"echo hello", "hello\n", 0},
-		{"exit 3", "", 3},
-		{"echo out; echo err >&2; exit 42", "out\nerr\n", 42},
-		{"false", "", 1},
-		{"kill -TERM $$", "", 128 + 15},
+		{"echo hello", "hello\n", "", 0},
+		{"exit 3", "", "", 3},
+		{"echo out; echo err >&2; exit 42", "out\n", "err\n", 42},
+		{"false", "", "", 1},
+		{"kill -TERM $$", "", "", 128 + 15},
+		{"no-such-command-xyz", "", "no-such-command-xyz", 127},
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {
-			out, res := run(t, c, tc.cmd)
-			if out != tc.wantOut || res.ExitStatus != tc.wantStatus || res.Disconnected {
-				t.Errorf("got (%q, %+v), want (%q, status %d)", out, res, tc.wantOut, tc.wantStatus)
+			// Order across the two streams is not kept (nor is it by
+			// OpenSSH's client): each is checked alone.
+			var stdout, stderr bytes.Buffer
+			res, err := c.Run(context.Background(), &communicator.Cmd{Command: tc.cmd, Stdout: &stdout, Stderr: &stderr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stdout.String() != tc.wantOut || !strings.Contains(stderr.String(), tc.wantErr) ||
+				(tc.wantErr == "" && stderr.Len() > 0) || res.ExitStatus != tc.wantStatus || res.Disconnected {
+				t.Errorf("got (%q, %q, %+v), want (%q, %q, status %d)", stdout.String(), stderr.String(), res, tc.wantOut, tc.wantErr, tc.wantStatus)
 			}
 		})
 	}

@@ -86,9 +86,6 @@ func Start(t testing.TB, opts Options) *Server {
 	if _, err := os.Stat(SSHD); err != nil {
 		t.Fatalf("sshtest: %v (install openssh-server)", err)
 	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatalf("sshtest: privilege separation directory: %v", err)
-	}
 	s := &Server{Host: opts.Host, Port: opts.Port, User: "root", Dir: t.TempDir(), t: t}
 	if s.Host == "" {
 		s.Host = fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
@@ -168,7 +165,7 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 	// Test the config first: a bad line is then reported clearly.
-	if out, err := exec.Command(SSHD, "-t", "-f", s.config).CombinedOutput(); err != nil {
+	if out, err := sshdCommand("-t", "-f", s.config).CombinedOutput(); err != nil {
 		t.Fatalf("sshtest: sshd -t: %v\n%s", err, out)
 	}
 	t.Cleanup(s.Kill)
@@ -234,6 +231,16 @@ func (s *Server) SetAuthorizedKeys(keys ...gossh.PublicKey) {
 	}
 }
 
+// sshdCommand runs sshd in a private mount namespace with its own /run.
+func sshdCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command("/bin/sh", append([]string{"-c",
+		`mount --make-rprivate / && mount -t tmpfs -o mode=755,size=64k sshtest-run /run && mkdir -m 755 /run/sshd && exec "$0" "$@"`,
+		SSHD}, args...)...)
+	// Its own process group, so Stop can take the sessions down too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
+	return cmd
+}
+
 // Restart starts sshd again (after Stop) on the same address with the
 // same keys, and waits until it accepts connections.
 func (s *Server) Restart() {
@@ -246,10 +253,12 @@ func (s *Server) Restart() {
 	if s.log == nil {
 		s.log = &syncBuffer{}
 	}
-	cmd := exec.Command(SSHD, "-D", "-e", "-f", s.config)
+	// sshd needs /run/sshd (privilege separation) and other tests on the
+	// machine may create or remove it: give sshd its own, on a tmpfs /run in
+	// a private mount namespace. sh and then sshd exec in place, so the pid
+	// is sshd's.
+	cmd := sshdCommand("-D", "-e", "-f", s.config)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	// Its own process group, so Stop can take the sessions down too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		s.t.Fatalf("sshtest: start sshd: %v", err)
