@@ -15,7 +15,37 @@ import (
 // EC2 keeps the most recent 64 KiB of console output.
 const consoleLimit = 64 << 10
 
-const cloudInitVersion = "24.4-0ubuntu1~24.04.2"
+// osConsole is what differs between distributions on the console.
+type osConsole struct{ kernel, cloudInit string }
+
+var (
+	ubuntuConsole = osConsole{
+		kernel:    "6.8.0-1021-aws (buildd@lcy02-amd64-104) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0, GNU ld (GNU Binutils for Ubuntu) 2.42) #23-Ubuntu SMP",
+		cloudInit: "24.4-0ubuntu1~24.04.2",
+	}
+	osConsoles = map[string]osConsole{
+		"amzn": {
+			kernel:    "6.1.119-129.201.amzn2023.x86_64 (mockbuild@ip-10-0-33-99) (gcc (GCC) 11.4.1 20230605 (Red Hat 11.4.1-2), GNU ld version 2.39-6.amzn2023.0.10) #1 SMP PREEMPT_DYNAMIC",
+			cloudInit: "22.2.2",
+		},
+		"debian": {
+			kernel:    "6.1.0-28-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
+			cloudInit: "22.4.2",
+		},
+	}
+)
+
+// consoleFor picks the console flavor from /etc/os-release's ID.
+func consoleFor(osRelease string) osConsole {
+	for _, l := range strings.Split(osRelease, "\n") {
+		if id, ok := strings.CutPrefix(l, "ID="); ok {
+			if c, ok := osConsoles[strings.Trim(id, `"' `)]; ok {
+				return c
+			}
+		}
+	}
+	return ubuntuConsole
+}
 
 func (mc *Machine) appendConsole(s string) {
 	mc.consMu.Lock()
@@ -42,8 +72,10 @@ func (mc *Machine) uptime() float64 {
 func bootLog(mc *Machine, first bool) string {
 	var b strings.Builder
 	now := time.Now().UTC()
-	fmt.Fprintf(&b, "[    0.000000] Linux version 6.8.0-1021-aws (buildd@lcy02-amd64-104) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0, GNU ld (GNU Binutils for Ubuntu) 2.42) #23-Ubuntu SMP\n")
-	fmt.Fprintf(&b, "[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz-6.8.0-1021-aws root=PARTUUID=%s ro console=tty1 console=ttyS0 nvme_core.io_timeout=4294967295 panic=-1\n", partUUID(mc.spec.InstanceID))
+	osc := consoleFor(mc.osRelease)
+	cloudInitVersion := osc.cloudInit
+	fmt.Fprintf(&b, "[    0.000000] Linux version %s\n", osc.kernel)
+	fmt.Fprintf(&b, "[    0.000000] Command line: BOOT_IMAGE=/boot/vmlinuz-%s root=PARTUUID=%s ro console=tty1 console=ttyS0 nvme_core.io_timeout=4294967295 panic=-1\n", strings.Fields(osc.kernel)[0], partUUID(mc.spec.InstanceID))
 	fmt.Fprintf(&b, "[    1.201733] EXT4-fs (nvme0n1p1): mounted filesystem with ordered data mode. Quota mode: none.\n")
 	fmt.Fprintf(&b, "[    2.318420] systemd[1]: Hostname set to <%s>.\n", mc.hostname)
 	fmt.Fprintf(&b, "Cloud-init v. %s running 'init-local' at %s. Up 4.51 seconds.\n", cloudInitVersion, now.Format(time.RFC1123Z))
@@ -71,6 +103,7 @@ func partUUID(id string) string {
 // logger, hence the "<14>... ec2:" prefix), then "finished".
 func finalLog(mc *Machine, first bool, userOutput string) string {
 	var b strings.Builder
+	cloudInitVersion := consoleFor(mc.osRelease).cloudInit
 	b.WriteString(userOutput)
 	if userOutput != "" && !strings.HasSuffix(userOutput, "\n") {
 		b.WriteString("\n")

@@ -100,3 +100,20 @@ func FuzzParseHostKeyFingerprints(f *testing.F) {
 		}
 	})
 }
+
+func TestConsoleFlavor(t *testing.T) {
+	tests := []struct {
+		osRelease, wantKernel string
+	}{
+		{"NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2023\"\n", "amzn2023"},
+		{"ID=debian\nVERSION_ID=\"12\"\n", "cloud-amd64"},
+		{"ID=ubuntu\n", "-aws"},
+		{"", "-aws"},
+	}
+	for _, tt := range tests {
+		mc := &Machine{spec: LaunchSpec{InstanceID: "i-1", IPs: []string{"127.0.0.2"}}, osRelease: tt.osRelease}
+		if got := bootLog(mc, true); !strings.Contains(strings.SplitN(got, "\n", 2)[0], tt.wantKernel) {
+			t.Errorf("os-release %q: first line %q, want kernel containing %q", tt.osRelease, strings.SplitN(got, "\n", 2)[0], tt.wantKernel)
+		}
+	}
+}

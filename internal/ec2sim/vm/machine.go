@@ -60,6 +60,8 @@ type Machine struct {
 	root     string // the chroot
 	hostname string
 	hostKeys []ssh.PublicKey
+	// osRelease is read from the root filesystem at boot (console flavor).
+	osRelease string
 
 	reboot   chan struct{}
 	poweroff chan struct{}
@@ -394,6 +396,9 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 	mc.gen++
 	if err := mc.prepareRun(); err != nil {
 		return fmt.Errorf("boot machine %s: %w", mc.spec.InstanceID, err)
+	}
+	if b, err := readInRoot(mc.root, "etc/os-release"); err == nil {
+		mc.osRelease = string(b)
 	}
 	firstBoot := !mc.booted
 	mc.booted = true
