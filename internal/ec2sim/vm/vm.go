@@ -146,6 +146,12 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	reapStale(dir, m.log)
 	m.base, err = os.MkdirTemp(dir, "run-")
+	if errors.Is(err, os.ErrNotExist) {
+		// Another simulator's Close removed the (then empty) directory.
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			m.base, err = os.MkdirTemp(dir, "run-")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create state directory in %s: %w", dir, err)
 	}
