@@ -287,3 +287,15 @@ func (o overlayBody) JustAttributes() (hcl.Attributes, hcl.Diagnostics) {
 	return attrs, append(d, d2...)
 }
 func (o overlayBody) MissingItemRange() hcl.Range { return o.base.MissingItemRange() }
+
+func BenchmarkUpgradeJSON(b *testing.B) {
+	src, err := os.ReadFile("../../examples/multi-builder/multi-builder.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, diags := UpgradeJSON("multi-builder.json", src, UpgradeOptions{}); diags.HasErrors() {
+			b.Fatal(diags)
+		}
+	}
+}
