@@ -63,6 +63,8 @@ type State struct {
 	Snapshots      map[string][]string // region -> snapshot ids
 	// Succeeded is set by the last step; cleanups undo products otherwise.
 	Succeeded bool
+
+	births births
 }
 
 func (s *State) ec2(region string) *ec2.Client { return s.EC2(region) }

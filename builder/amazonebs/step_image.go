@@ -96,6 +96,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 			return fmt.Errorf("create AMI %q from instance %s: %w", name, aws.ToString(s.Instance.InstanceId), err)
 		}
 		id = aws.ToString(out.ImageId)
+		s.born(id)
 		st.entry = entry
 		if err := s.created(entry, id); err != nil {
 			return fmt.Errorf("record AMI %s in the run journal: %w", id, err)
@@ -154,6 +155,7 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 		return fmt.Errorf("copy AMI %s to an encrypted AMI: %w", id, err)
 	}
 	encID := aws.ToString(out.ImageId)
+	s.born(encID)
 	_ = s.created(entry, encID)
 	s.AMIs[s.Region] = encID
 	s.ImageID = encID
@@ -208,6 +210,7 @@ func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []
 			return "", fmt.Errorf("snapshot volume %s (%s): %w", vol, dev, err)
 		}
 		_ = s.created(entry, aws.ToString(out.SnapshotId))
+		s.born(aws.ToString(out.SnapshotId))
 		snaps = append(snaps, snap{device: dev, id: aws.ToString(out.SnapshotId), size: aws.ToInt32(out.VolumeSize)})
 	}
 	if len(snaps) == 0 {
@@ -262,6 +265,7 @@ func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []
 		return "", fmt.Errorf("register AMI %q from snapshots %s: %w", s.AMIName, strings.Join(ids, ", "), err)
 	}
 	st.entry = entry
+	s.born(aws.ToString(out.ImageId))
 	_ = s.created(entry, aws.ToString(out.ImageId))
 	return aws.ToString(out.ImageId), nil
 }
@@ -498,6 +502,7 @@ func copyTo(ctx context.Context, s *State, region, desc string, specs []types.Ta
 		return "", nil, fmt.Errorf("copy AMI %s to %s: %w", s.ImageID, region, err)
 	}
 	id := aws.ToString(out.ImageId)
+	s.born(id)
 	_ = s.created(entry, id)
 	im, err := waitImage(ctx, s, region, id)
 	if err != nil {

@@ -154,7 +154,14 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("record the source instance in the run journal: %w", err)
 	}
-	out, err := client.RunInstances(ctx, in)
+	var out *ec2.RunInstancesOutput
+	// The new key pair and security group may not be visible yet; the
+	// ClientToken makes the retries safe.
+	err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
+		var err error
+		out, err = client.RunInstances(ctx, in)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("launch source instance: %w", err)
 	}
@@ -162,6 +169,7 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
 	}
 	st.id = aws.ToString(out.Instances[0].InstanceId)
+	s.born(st.id)
 	if err := s.created(entry, st.id); err != nil {
 		return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
 	}
@@ -169,20 +177,11 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	s.UI.Message("Instance ID: " + st.id)
 
 	s.UI.Say(fmt.Sprintf("Waiting for instance (%s) to become ready...", st.id))
-	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
-	desc, err := ec2.NewInstanceRunningWaiter(client, func(o *ec2.InstanceRunningWaiterOptions) {
-		o.MinDelay, o.MaxDelay = minD, maxD
-	}).WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{st.id}}, total)
+	running, err := waitInstance(ctx, s, st.id, types.InstanceStateNameRunning)
 	if err != nil {
-		return fmt.Errorf("wait for instance %s to be running: %w", st.id, err)
+		return err
 	}
-	for _, r := range desc.Reservations {
-		for i := range r.Instances {
-			if aws.ToString(r.Instances[i].InstanceId) == st.id {
-				s.Instance = &r.Instances[i]
-			}
-		}
-	}
+	s.Instance = running
 	return nil
 }
 
@@ -191,7 +190,10 @@ func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
 		return nil
 	}
 	s.UI.Say("Terminating the source AWS instance...")
-	if _, err := s.ec2("").TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{st.id}}); err != nil && apiCode(err) != "InvalidInstanceID.NotFound" {
+	if err := s.deleteRetry(ctx, st.id, "terminate instance "+st.id, func(ctx context.Context) error {
+		_, err := s.ec2("").TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{st.id}})
+		return err
+	}); err != nil {
 		s.UI.Error(fmt.Sprintf("Error terminating instance, may still be around: %v", err))
 		return fmt.Errorf("terminate source instance %s: %w", st.id, err)
 	}
@@ -226,11 +228,8 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 	}
 	client := s.ec2("")
 	id := aws.ToString(s.Instance.InstanceId)
-	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
-	if err := ec2.NewInstanceTerminatedWaiter(client, func(o *ec2.InstanceTerminatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = minD, maxD
-	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, total); err != nil {
-		return fmt.Errorf("wait for instance %s to terminate before deleting its volumes: %w", id, err)
+	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameTerminated); err != nil {
+		return fmt.Errorf("before deleting the volumes of instance %s: %w", id, err)
 	}
 	var errs []string
 	for _, v := range vols {
@@ -270,11 +269,8 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		}
 	}
 	s.UI.Say("Waiting for the instance to stop...")
-	minD, maxD, total := s.Waits.bounds(instanceWaitLimit)
-	if err := ec2.NewInstanceStoppedWaiter(client, func(o *ec2.InstanceStoppedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = minD, maxD
-	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, total); err != nil {
-		return fmt.Errorf("wait for instance %s to stop: %w", id, err)
+	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameStopped); err != nil {
+		return err
 	}
 	if c.ENASupport != nil || c.SRIOVSupport {
 		if c.ENASupport != nil {

@@ -159,6 +159,7 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("create temporary security group %s: %w", name, err)
 	}
 	st.created, st.entry = aws.ToString(out.GroupId), entry
+	s.born(st.created)
 	if err := s.created(entry, st.created); err != nil {
 		return fmt.Errorf("record security group %s in the run journal: %w", st.created, err)
 	}
@@ -173,8 +174,11 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 			perm.IpRanges = append(perm.IpRanges, types.IpRange{CidrIp: aws.String(cidr)})
 		}
 	}
-	if _, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-		GroupId: aws.String(st.created), IpPermissions: []types.IpPermission{perm},
+	if err := s.retryNotFound(ctx, "temporary security group "+st.created+" to be visible", func(ctx context.Context) error {
+		_, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(st.created), IpPermissions: []types.IpPermission{perm},
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("authorize port %d in temporary security group %s: %w", c.SSHPort, st.created, err)
 	}
@@ -302,7 +306,7 @@ func (st *stepSecurityGroup) Cleanup(ctx context.Context, s *State) error {
 		case "":
 			return true, nil
 		case "InvalidGroup.NotFound":
-			return true, nil
+			return !s.recent(id), nil // not visible yet, or gone
 		case "DependencyViolation", "InvalidGroup.InUse":
 			return false, nil
 		}

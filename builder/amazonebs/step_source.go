@@ -187,23 +187,36 @@ func deregister(ctx context.Context, s *State, region, id string, snapshots bool
 	client := s.ec2(region)
 	var snaps []string
 	if snapshots {
-		out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		var out *ec2.DescribeImagesOutput
+		err := s.deleteRetry(ctx, id, "describe AMI "+id, func(ctx context.Context) error {
+			var err error
+			out, err = client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("describe AMI %s before deregistering it: %w", id, err)
 		}
-		for _, im := range out.Images {
-			for _, b := range im.BlockDeviceMappings {
-				if b.Ebs != nil && b.Ebs.SnapshotId != nil {
-					snaps = append(snaps, *b.Ebs.SnapshotId)
+		if out != nil {
+			for _, im := range out.Images {
+				for _, b := range im.BlockDeviceMappings {
+					if b.Ebs != nil && b.Ebs.SnapshotId != nil {
+						snaps = append(snaps, *b.Ebs.SnapshotId)
+					}
 				}
 			}
 		}
 	}
-	if _, err := client.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)}); err != nil && apiCode(err) != "InvalidAMIID.NotFound" {
+	if err := s.deleteRetry(ctx, id, "deregister AMI "+id, func(ctx context.Context) error {
+		_, err := client.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)})
+		return err
+	}); err != nil {
 		return fmt.Errorf("deregister AMI %s in %s: %w", id, region, err)
 	}
 	for _, sn := range snaps {
-		if _, err := client.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(sn)}); err != nil && apiCode(err) != "InvalidSnapshot.NotFound" {
+		if err := s.deleteRetry(ctx, sn, "delete snapshot "+sn, func(ctx context.Context) error {
+			_, err := client.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(sn)})
+			return err
+		}); err != nil {
 			return fmt.Errorf("delete snapshot %s of AMI %s: %w", sn, id, err)
 		}
 		s.UI.Say("Deleted snapshot: " + sn)

@@ -380,7 +380,7 @@ func TestWaitsFrom(t *testing.T) {
 }
 
 func TestPollBoundedAndBacksOff(t *testing.T) {
-	w := Waits{MinDelay: time.Millisecond, MaxDelay: 4 * time.Millisecond, MaxAttempts: 5}
+	w := Waits{MinDelay: 2 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 5}
 	var times []time.Time
 	err := w.poll(context.Background(), "a thing", time.Minute, func(context.Context) (bool, error) {
 		times = append(times, time.Now())

@@ -20,10 +20,15 @@ type Waits struct {
 	MinDelay, MaxDelay time.Duration
 }
 
-// DefaultWaits starts polling after half a second and backs off to 15s.
+// DefaultWaits polls soon (a fifth of a second) and backs off gently (x1.2
+// per poll) to 15s: short waits end close to when the resource is ready,
+// long ones (an AMI: minutes) settle at one call per 15s.
 func DefaultWaits() Waits {
-	return Waits{MinDelay: 500 * time.Millisecond, MaxDelay: 15 * time.Second}
+	return Waits{MinDelay: 200 * time.Millisecond, MaxDelay: 15 * time.Second}
 }
+
+// backoff is the growth of the delay between polls.
+const backoff = 1.2
 
 // WaitsFrom applies aws_polling, or else Packer's environment variables.
 func WaitsFrom(c *Config, getenv func(string) string) Waits {
@@ -52,7 +57,7 @@ func WaitsFrom(c *Config, getenv func(string) string) Waits {
 func (w Waits) bounds(limit time.Duration) (minDelay, maxDelay, total time.Duration) {
 	minDelay, maxDelay = w.MinDelay, w.MaxDelay
 	if minDelay <= 0 {
-		minDelay = 500 * time.Millisecond
+		minDelay = 250 * time.Millisecond
 	}
 	if maxDelay < minDelay {
 		maxDelay = minDelay
@@ -91,7 +96,7 @@ func (w Waits) poll(ctx context.Context, what string, limit time.Duration, check
 			return fmt.Errorf("wait for %s: %w", what, context.Cause(ctx))
 		case <-t.C:
 		}
-		delay = min(delay*2, maxDelay)
+		delay = min(time.Duration(float64(delay)*backoff), maxDelay)
 	}
 }
 

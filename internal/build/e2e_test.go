@@ -25,7 +25,7 @@ type env struct {
 	dir  string
 }
 
-func newEnv(t *testing.T, lat ec2sim.Latency) *env {
+func newEnv(t testing.TB, lat ec2sim.Latency) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the simulator's instances run sshd, which needs root (make test runs as root)")

@@ -47,7 +47,8 @@ func TestExamples(t *testing.T) {
 			if _, err := os.Stat("manifest.json"); err == nil {
 				var m struct {
 					Builds []struct {
-						Name, ArtifactID string `json:"artifact_id"`
+						Name       string `json:"name"`
+						ArtifactID string `json:"artifact_id"`
 					} `json:"builds"`
 				}
 				b, _ := os.ReadFile("manifest.json")

@@ -16,6 +16,8 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // testdata is absolute: tests chdir to temporary directories.
 var testdata, _ = filepath.Abs("testdata")
 
+var tutorialPath, _ = filepath.Abs("../../examples/tutorial/hello_ami.json")
+
 // normalize replaces what changes from run to run: ids, names with
 // UUIDs, timestamps, fingerprints and durations.
 func normalize(s string) string {
