@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/amibake/amibake/internal/plan"
+	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -57,6 +58,13 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, pa
 	t, diags := template.Load(path, lo)
 	if t != nil {
 		f.Secrets.Add(t.Sensitive...)
+	}
+	if t != nil && !diags.HasErrors() {
+		// Check every build offline first, so a bad option is reported
+		// with its position before any AWS call.
+		for _, b := range t.Builds {
+			diags = append(diags, plugins.ValidateBuild(b)...)
+		}
 	}
 	if diags.HasErrors() {
 		files := map[string]*hcl.File{}
