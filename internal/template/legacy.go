@@ -98,6 +98,7 @@ type legacyEnv struct {
 
 	funcsOnce sync.Once
 	funcMap   template.FuncMap
+	proto     *template.Template
 }
 
 // errPendingVar defers a variable default that reads another variable
@@ -156,8 +157,18 @@ func pureFuncs(now time.Time) template.FuncMap {
 
 // funcs returns the function map, built once per environment.
 func (e *legacyEnv) funcs() template.FuncMap {
-	e.funcsOnce.Do(func() { e.funcMap = e.newFuncs() })
+	e.funcsOnce.Do(func() {
+		e.funcMap = e.newFuncs()
+		e.proto = template.New("legacy").Funcs(e.funcMap).Option("missingkey=zero")
+	})
 	return e.funcMap
+}
+
+// newTemplate returns an empty template with the functions: a clone of
+// one made once, as Funcs checks every function by reflection.
+func (e *legacyEnv) newTemplate() (*template.Template, error) {
+	e.funcs()
+	return e.proto.Clone()
 }
 
 func (e *legacyEnv) newFuncs() template.FuncMap {
@@ -219,7 +230,10 @@ func (e *legacyEnv) render(s string) (string, error) {
 		return s, nil
 	}
 	funcs := e.funcs()
-	t, err := template.New("legacy").Funcs(funcs).Option("missingkey=zero").Parse(s)
+	t, err := e.newTemplate()
+	if err == nil {
+		_, err = t.Parse(s)
+	}
 	if err != nil {
 		return "", cleanTemplateError(err)
 	}
