@@ -117,7 +117,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 			return err
 		}
 	}
-	if c.IMDSSupport != "" {
+	if c.IMDSSupport != "" && !c.AMIFromSnapshot { // RegisterImage already set it
 		if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
 			ImageId: aws.String(s.ImageID), ImdsSupport: &types.AttributeValue{Value: aws.String(c.IMDSSupport)},
 		}); err != nil {

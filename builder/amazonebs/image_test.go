@@ -1,0 +1,139 @@
+package amazonebs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// These builds use communicator = "none", so that the whole pipeline runs
+// against an API-only simulator (no sshd, no root).
+const noComm = `
+region        = "eu-west-1"
+instance_type = "t3.micro"
+communicator  = "none"
+source_ami_filter {
+  filters     = { name = "debian-12-amd64-*" }
+  owners      = ["136693071363"]
+  most_recent = true
+}
+`
+
+func describeImage(t *testing.T, st *State, region, id string) types.Image {
+	t.Helper()
+	out, err := st.ec2(region).DescribeImages(ctx(t), &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil || len(out.Images) != 1 {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	return out.Images[0]
+}
+
+func TestPipelineImageOptions(t *testing.T) {
+	srv := apiSim(t)
+	tests := []struct {
+		name  string
+		src   string
+		check func(t *testing.T, st *State, log string)
+	}{
+		{"ami_from_snapshot", `ami_name = "from-snap"
+ami_from_snapshot = true`, func(t *testing.T, st *State, log string) {
+			im := describeImage(t, st, "eu-west-1", st.AMIs["eu-west-1"])
+			if aws.ToString(im.Name) != "from-snap" || aws.ToString(im.RootDeviceName) == "" {
+				t.Errorf("image %s root %q", aws.ToString(im.Name), aws.ToString(im.RootDeviceName))
+			}
+			if !strings.Contains(log, "Registering the AMI from snapshots: from-snap") || strings.Contains(log, "Creating the AMI") {
+				t.Errorf("log:\n%s", log)
+			}
+			if len(st.Snapshots["eu-west-1"]) == 0 {
+				t.Error("no snapshots recorded")
+			}
+		}},
+		{"encrypt_boot", `ami_name = "encrypted"
+encrypt_boot = true`, func(t *testing.T, st *State, log string) {
+			im := describeImage(t, st, "eu-west-1", st.AMIs["eu-west-1"])
+			if aws.ToString(im.Name) != "encrypted" {
+				t.Errorf("name %q", aws.ToString(im.Name))
+			}
+			for _, b := range im.BlockDeviceMappings {
+				if b.Ebs != nil && !aws.ToBool(b.Ebs.Encrypted) {
+					t.Errorf("unencrypted mapping %+v", b)
+				}
+			}
+			out, _ := st.ec2("").DescribeImages(ctx(t), &ec2.DescribeImagesInput{Owners: []string{"self"}})
+			for _, o := range out.Images {
+				if strings.HasPrefix(aws.ToString(o.Name), "amibake-unencrypted-") {
+					t.Errorf("the unencrypted AMI %s is left", aws.ToString(o.ImageId))
+				}
+			}
+		}},
+		{"skip_create_ami", `skip_create_ami = true`, func(t *testing.T, st *State, log string) {
+			if len(st.AMIs) != 0 || strings.Contains(log, "Stopping the source instance") || strings.Contains(log, "Prevalidating") {
+				t.Errorf("AMIs %v, log:\n%s", st.AMIs, log)
+			}
+		}},
+		{"deprecate_at and extra volume", `ami_name = "deprecating"
+deprecate_at = "2030-01-02T03:04:05Z"
+launch_block_device_mappings {
+  device_name = "/dev/sdf"
+  volume_size = 4
+  volume_type = "gp3"
+  delete_on_termination = false
+}`, func(t *testing.T, st *State, log string) {
+			im := describeImage(t, st, "eu-west-1", st.AMIs["eu-west-1"])
+			// EC2 rounds the deprecation time to the minute.
+			if !strings.HasPrefix(aws.ToString(im.DeprecationTime), "2030-01-02T03:04") {
+				t.Errorf("deprecation %q", aws.ToString(im.DeprecationTime))
+			}
+			if !strings.Contains(log, "Deleting volume: vol-") {
+				t.Errorf("extra volume not deleted:\n%s", log)
+			}
+		}},
+		{"skip_save_build_region", `ami_name = "elsewhere"
+ami_regions = ["eu-west-2"]
+skip_save_build_region = true
+snapshot_users = ["111122223333"]`, func(t *testing.T, st *State, log string) {
+			if _, ok := st.AMIs["eu-west-1"]; ok || st.AMIs["eu-west-2"] == "" {
+				t.Errorf("AMIs = %v", st.AMIs)
+			}
+			snaps := st.Snapshots["eu-west-2"]
+			if len(snaps) == 0 {
+				t.Fatal("no snapshots in eu-west-2")
+			}
+			attr, err := st.ec2("eu-west-2").DescribeSnapshotAttribute(ctx(t), &ec2.DescribeSnapshotAttributeInput{
+				SnapshotId: aws.String(snaps[0]), Attribute: types.SnapshotAttributeNameCreateVolumePermission})
+			if err != nil || len(attr.CreateVolumePermissions) != 1 || aws.ToString(attr.CreateVolumePermissions[0].UserId) != "111122223333" {
+				t.Errorf("create volume permissions %+v %v", attr, err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, u := testState(t, srv, mustConfig(t, noComm+tt.src))
+			if err := runSteps(t, st); err != nil {
+				t.Fatalf("build: %v\n%s", err, u)
+			}
+			tt.check(t, st, u.String())
+		})
+	}
+}
+
+func TestPipelineFailureDeregisters(t *testing.T) {
+	srv := apiSim(t)
+	// The copy to a region the simulator does not serve fails after the
+	// AMI exists: the cleanups must deregister it.
+	st, u := testState(t, srv, mustConfig(t, noComm+`ami_name = "doomed"
+ami_regions = ["xx-nowhere-1"]`))
+	err := runSteps(t, st)
+	if err == nil {
+		t.Fatalf("the copy to xx-nowhere-1 succeeded?\n%s", u)
+	}
+	if !strings.Contains(u.String(), "Deregistering the AMI") {
+		t.Errorf("log:\n%s", u)
+	}
+	if inv := srv.Inventory(); len(inv.Regions["eu-west-1"].Images)+len(inv.Regions["eu-west-1"].Snapshots) != 0 {
+		t.Errorf("left: %+v", inv.Regions["eu-west-1"])
+	}
+}
