@@ -405,6 +405,9 @@ func (c *Comm) scpDownloadDir(ctx context.Context, src, dst string, exclude []st
 				if err := os.MkdirAll(local, 0o755); err != nil {
 					return err
 				}
+				if depth == 1 && contents {
+					return nil // dst itself keeps its mode
+				}
 				return os.Chmod(local, h.mode)
 			},
 			leaveDir: func() error {

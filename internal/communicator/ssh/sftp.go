@@ -197,7 +197,13 @@ func (c *Comm) UploadDir(ctx context.Context, dst, src string, exclude []string)
 	if sc == nil {
 		return c.scpUploadDir(ctx, dst, src, exclude)
 	}
-	if err := sftpUploadDir(ctx, sc, root, src, st.Mode().Perm(), exclude); err != nil {
+	// Only a directory we create in dst takes src's mode: "dir/" into /tmp
+	// must not chmod /tmp.
+	rootMode := st.Mode().Perm()
+	if root == dst {
+		rootMode = 0
+	}
+	if err := sftpUploadDir(ctx, sc, root, src, rootMode, exclude); err != nil {
 		return fmt.Errorf("upload directory %s to %s: %w", src, root, err)
 	}
 	return nil
@@ -207,8 +213,10 @@ func sftpUploadDir(ctx context.Context, sc *sftp.Client, root, src string, rootM
 	if err := sftpMkdirAll(sc, root); err != nil {
 		return err
 	}
-	if err := sc.Chmod(root, rootMode); err != nil {
-		return err
+	if rootMode != 0 {
+		if err := sc.Chmod(root, rootMode); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -337,6 +345,10 @@ func sftpDownloadDir(ctx context.Context, sc *sftp.Client, src, root string, exc
 		case info.IsDir():
 			if err := os.MkdirAll(local, 0o755); err != nil {
 				return err
+			}
+			// "dir/" into an existing dst leaves dst's mode alone.
+			if rel == "" && strings.HasSuffix(src, "/") {
+				continue
 			}
 			if err := os.Chmod(local, info.Mode().Perm()); err != nil {
 				return err

@@ -342,3 +342,69 @@ func TestUploadContextCancel(t *testing.T) {
 		})
 	}
 }
+
+// SFTP recreates symbolic links as links (scp, like OpenSSH's, copies
+// what they point to).
+func TestSFTPSymlinks(t *testing.T) {
+	t.Parallel()
+	srv := sshtest.Start(t, sshtest.Options{})
+	c := connect(t, srv, nil)
+	src := makeTree(t)
+	if err := os.Symlink("a.txt", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "up")
+	if err := c.UploadDir(context.Background(), dst, src+"/", []string{"sub"}); err != nil {
+		t.Fatal(err)
+	}
+	back := filepath.Join(t.TempDir(), "down")
+	if err := c.DownloadDir(context.Background(), dst+"/", back, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{dst, back} {
+		got := listing(t, root)
+		want := []string{". drwxr-xr-x", "a.txt -rw-r--r-- a.txt", "link -> a.txt", "skip.log -rw-r--r-- skip.log"}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s:\n%s\nwant:\n%s", root, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// Copying "dir/" into an existing directory leaves that directory's mode
+// alone (think /tmp, 1777), in both directions.
+func TestDirContentsKeepDestinationMode(t *testing.T) {
+	for _, mode := range transferModes[:2] {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			srv := sshtest.Start(t, mode.opts)
+			c := connect(t, srv, func(c *ssh.Config) { c.FileTransfer = mode.method })
+			src := makeTree(t)
+			for _, dir := range []string{"up", "down"} {
+				dst := filepath.Join(t.TempDir(), dir)
+				if err := os.Mkdir(dst, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dst, 0o777|os.ModeSticky); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if dir == "up" {
+					err = c.UploadDir(context.Background(), dst, src+"/", nil)
+				} else {
+					err = c.DownloadDir(context.Background(), src+"/", dst, nil)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, _ := os.Stat(dst)
+				if st.Mode() != os.ModeDir|os.ModeSticky|0o777 {
+					t.Errorf("%s: destination mode became %v", dir, st.Mode())
+				}
+				if _, err := os.Stat(filepath.Join(dst, "sub", "b.sh")); err != nil {
+					t.Errorf("%s: contents not copied: %v", dir, err)
+				}
+			}
+		})
+	}
+}
