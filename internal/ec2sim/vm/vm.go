@@ -107,9 +107,9 @@ func NewManager(opts Options) (*Manager, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("ec2sim machines need root: sshd must chroot and switch users (run as root, e.g. in a container or `sudo`)")
 	}
-	for _, p := range []string{sshdPath, busyboxPath, "/usr/bin/mount", "/usr/sbin/chroot"} {
+	for _, p := range []string{sshdPath, busyboxPath, "/usr/sbin/chroot"} {
 		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("ec2sim machines need %s (Debian: apt-get install openssh-server busybox-static mount coreutils): %w", p, err)
+			return nil, fmt.Errorf("ec2sim machines need %s (Debian: apt-get install openssh-server busybox-static coreutils): %w", p, err)
 		}
 	}
 	if opts.Log == nil {
