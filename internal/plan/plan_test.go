@@ -94,7 +94,12 @@ func copyTree(t testing.TB, from, to string) {
 	}
 }
 
+// client is a region's EC2 client; "" is the build region, as
+// awsclient.Session.EC2.
 func (e *env) client(region string) *ec2.Client {
+	if region == "" {
+		region = "ap-northeast-1"
+	}
 	return ec2.New(ec2.Options{
 		Region: region, BaseEndpoint: aws.String(e.srv.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATOR", "simulator-secret", ""),

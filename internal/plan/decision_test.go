@@ -1,0 +1,72 @@
+package plan
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/amibake/amibake/internal/reuse"
+	"github.com/amibake/amibake/internal/template"
+)
+
+// The path `amibake build --reuse` takes: decide, copy what is missing,
+// and hand the post-processors a reused artifact.
+func TestDecideCopyAndArtifact(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	lo := template.LoadOptions{Now: fixedNow}
+	tmpl, diags := template.Load("app.pkr.hcl", lo)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	twin, _ := LoadTwin("app.pkr.hcl", lo)
+	b := tmpl.Builds[0]
+	in := DecideInput{
+		Input: Input{Build: b, Twin: TwinOf(twin, b.Name), Sensitive: tmpl.Sensitive},
+		EC2:   e.client, BuildRegion: "ap-northeast-1",
+	}
+	dec, err := Decide(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec.Action != ActionBake || len(dec.Found) != 0 || len(dec.Regions) != 2 {
+		t.Fatalf("fresh: %+v", dec)
+	}
+	id := e.registerBase(t, "app-baked-before", map[string]string{reuse.TagKey: dec.Digest.Sum})
+	e.srv.ResetCalls()
+	if dec, err = Decide(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if dec.Action != ActionCopy || dec.Found["ap-northeast-1"] != id {
+		t.Fatalf("after tagging: %s %v", dec.Action, dec.Found)
+	}
+	for action := range e.srv.Calls() {
+		if action != "DescribeImages" {
+			t.Errorf("Decide called %s", action)
+		}
+	}
+	cfg, _ := decodeConfig(b)
+	opts := dec.CopyOptions(cfg)
+	if opts.Tags["Base"] != "ubuntu/images/hvm-ssd/ubuntu-bionic-18.04-amd64-server-20190212.1" || opts.Tags["Greeting"] != "hello" {
+		t.Errorf("copy tags not rendered: %v", opts.Tags)
+	}
+	opts.Poll = time.Millisecond
+	amis, err := reuse.CopyMissing(ctx, reuse.SessionClients(e.client), dec.Digest.Sum, dec.Found, dec.Regions, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dec.Artifact(b.Name, amis)
+	if !a.Reused || len(a.AMIs) != 2 || a.AMIs["ap-northeast-1"] != id || a.Data["InputDigest"] != dec.Digest.Sum || a.Data["SourceAMI"] != tutorialAMI {
+		t.Errorf("artifact %+v", a)
+	}
+	out, err := e.client("us-east-1").DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amis["us-east-1"]}})
+	if err != nil || len(out.Images) != 1 || aws.ToString(out.Images[0].Name) != "app-baked-before" {
+		t.Fatalf("copy: %v %+v", err, out)
+	}
+	if dec, err = Decide(ctx, in); err != nil || dec.Action != ActionReuse {
+		t.Fatalf("after the copy: %v %v", dec.Action, err)
+	}
+}
