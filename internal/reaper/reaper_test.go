@@ -378,3 +378,57 @@ func TestRunningRunIsSkipped(t *testing.T) {
 		t.Error("a live run's key pair was removed")
 	}
 }
+
+// Two `cleanup --all` at once on one ledger: each run is taken by one of
+// them (the other sees it locked or already clean), nothing fails.
+func TestTwoCleanupAllAtOnce(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.Latency{ShuttingDown: 20 * time.Millisecond}})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	dir := t.TempDir()
+	for i := range 4 {
+		run := fmt.Sprintf("run-%d", i)
+		j, err := ledger.Open(dir, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Start("t")
+		tags := tagsFor(run, time.Now())
+		e, _ := j.Intend(ledger.KindSecurityGroup, region, run)
+		sg := f.group(run, tags)
+		j.Created(e, sg)
+		e, _ = j.Intend(ledger.KindInstance, region, "tok-"+run)
+		j.Created(e, f.instance("tok-"+run, tags, sg))
+		j.Close()
+	}
+	var wg sync.WaitGroup
+	reps := make([]*Report, 2)
+	errs := make([]error, 2)
+	for i := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[i], errs[i] = New(fastOpts(srv.URL())).All(ctx, dir)
+		}()
+	}
+	wg.Wait()
+	removed := 0
+	for i, rep := range reps {
+		if errs[i] != nil || rep.Err() != nil {
+			t.Errorf("cleanup %d: %v %v\n%s", i, errs[i], rep.Err(), rep)
+		}
+		removed += rep.Count(Removed)
+	}
+	if inv := inventory(srv, region); len(inv.Instances)+len(inv.SecurityGroups)+len(inv.Volumes) != 0 {
+		t.Errorf("left: %+v", inv)
+	}
+	if removed < 8 { // 4 instances and 4 groups, each removed by one of them
+		t.Errorf("removed %d, want at least 8:\n%s\n%s", removed, reps[0], reps[1])
+	}
+	runs, _ := ledger.List(dir)
+	for _, r := range runs {
+		if len(r.Left()) != 0 {
+			t.Errorf("run %s still lists %+v", r.ID, r.Left())
+		}
+	}
+}
