@@ -6,9 +6,8 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ui"
 )
 
@@ -16,13 +15,18 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], ui.System()))
 }
 
-// run executes the command line and returns the process exit code.
+// run executes the command line and returns the process exit code. The
+// first SIGINT/SIGTERM cancels the command's context (builds clean up);
+// a second cancels the cleanup context that interrupt.Cleanup(ctx) returns.
 func run(ctx context.Context, args []string, ios *ui.IOStreams) int {
 	f := newFactory(ios)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	runCtx, _, sig, stop := interrupt.Context(ctx)
 	defer stop()
 	root := newRootCmd(f)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	return exitCode(err)
+	code := exitCode(root.ExecuteContext(runCtx))
+	if s := sig(); s != nil && code != 0 {
+		code = interrupt.ExitCode(s)
+	}
+	return code
 }
