@@ -84,7 +84,7 @@ func (f *fixture) createImage(t *testing.T, inst, name string) string {
 	return *out.ImageId
 }
 
-func edPublicKey(t *testing.T) []byte {
+func edPublicKey(t testing.TB) []byte {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	k, _ := ssh.NewPublicKey(pub)
 	return ssh.MarshalAuthorizedKey(k)

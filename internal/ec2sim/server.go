@@ -262,9 +262,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Transitions that take no time run after the answer is composed (so
 	// it shows the state AWS answers with) but before it is sent, so a
 	// zero-latency client never sees the intermediate state again.
+	// They are independent (one per instance or image): run them side by
+	// side, as EC2 would, so launching 100 instances does not boot them
+	// one after another.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for _, f := range c.then {
-		f()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f()
+		}()
 	}
+	wg.Wait()
 	var out strings.Builder
 	out.WriteString(xml.Header)
 	out.WriteString("<" + q.Action + "Response xmlns=\"" + ec2Namespace + "\">")

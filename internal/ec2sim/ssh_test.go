@@ -84,7 +84,9 @@ func TestGuestRebootAndPowerOff(t *testing.T) {
 	_ = s.Run("sudo poweroff")
 	s.Close()
 	cl.Close()
-	w := ec2.NewInstanceStoppedWaiter(c, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond })
+	w := ec2.NewInstanceStoppedWaiter(c, func(o *ec2.InstanceStoppedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond
+	})
 	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 20*time.Second); err != nil {
 		t.Fatalf("a guest poweroff should stop the instance: %v", err)
 	}
