@@ -1,6 +1,3 @@
-// Package ec2sim is a local EC2: an HTTP server on loopback that speaks
-// the EC2 Query API (and STS GetCallerIdentity) as AWS does, whose
-// instances are real SSH hosts run by the vm package.
 package ec2sim
 
 import (
