@@ -90,6 +90,64 @@ func TestGuestRebootAndPowerOff(t *testing.T) {
 	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 20*time.Second); err != nil {
 		t.Fatalf("a guest poweroff should stop the instance: %v", err)
 	}
+	// Started again, it answers SSH with its files intact.
+	if _, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceRunningWaiter(c).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cl = dialSSH(t, ip, "ubuntu", signer, ssh.InsecureIgnoreHostKey())
+	defer cl.Close()
+	if got := run(t, cl, "cat marker"); got != "before\n" {
+		t.Errorf("after stop and start the file reads %q", got)
+	}
+}
+
+func TestCopiedImageCarriesFilesystem(t *testing.T) {
+	needRoot(t)
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	c, id, ip, signer := sshInstance(t, srv, "*ubuntu-jammy-22.04-amd64-server-20261105")
+	ctx := ctxT(t)
+	cl := dialSSH(t, ip, "ubuntu", signer, ssh.InsecureIgnoreHostKey())
+	run(t, cl, "echo carried > carried.txt")
+	cl.Close()
+	img, err := c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(id), Name: aws.String("carry"), NoReboot: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	west := client(srv, "eu-west-1")
+	cp, err := west.CopyImage(ctx, &ec2.CopyImageInput{SourceRegion: aws.String("us-east-1"), SourceImageId: img.ImageId, Name: aws.String("carry")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewImageAvailableWaiter(west).Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{*cp.ImageId}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := west.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{KeyName: aws.String("west"), PublicKeyMaterial: ssh.MarshalAuthorizedKey(signer.PublicKey())}); err != nil {
+		t.Fatal(err)
+	}
+	run2, err := west.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: cp.ImageId, KeyName: aws.String("west"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wid := *run2.Instances[0].InstanceId
+	if err := ec2.NewInstanceRunningWaiter(west).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{wid}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	d, err := west.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{wid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wip := *d.Reservations[0].Instances[0].PublicIpAddress
+	if wip == ip {
+		t.Fatalf("instances in two regions share the address %s", ip)
+	}
+	cl = dialSSH(t, wip, "ubuntu", signer, ssh.InsecureIgnoreHostKey())
+	defer cl.Close()
+	if got := run(t, cl, "cat carried.txt; grep VERSION_ID /etc/os-release"); !strings.Contains(got, "carried") || !strings.Contains(got, "22.04") {
+		t.Errorf("instance from the copied image: %q", got)
+	}
 }
 
 func TestSSHFaults(t *testing.T) {
