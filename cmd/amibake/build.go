@@ -140,7 +140,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}()
 
 	res, bdiags, err := build.Run(ctx, t, root, build.Options{
-		ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
+		Only: o.tf.only, Except: o.tf.except, ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
 		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
 		CleanupContext: cleanupCtx,
 	})

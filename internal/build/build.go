@@ -30,6 +30,9 @@ import (
 
 // Options configure a run.
 type Options struct {
+	// Only and Except select builds by name (globs), as -only and -except
+	// do; the template loader may already have applied them.
+	Only, Except []string
 	// ParallelBuilds limits concurrent builds; 0 means no limit.
 	ParallelBuilds int
 	OnError        pipeline.OnError
@@ -134,6 +137,16 @@ func Preflight(t *template.Template) ([]prepared, hcl.Diagnostics) {
 // diagnostics printed by the caller from the returned diags) when a build
 // cannot start; otherwise every build's result.
 func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options) (*Result, hcl.Diagnostics, error) {
+	if len(opts.Only)+len(opts.Except) > 0 {
+		sel := *t
+		sel.Builds = nil
+		for _, b := range t.Builds {
+			if provisioner.Applies(opts.Only, opts.Except, b.Name) {
+				sel.Builds = append(sel.Builds, b)
+			}
+		}
+		t = &sel
+	}
 	builds, diags := Preflight(t)
 	if diags.HasErrors() {
 		return nil, diags, ErrPreflight

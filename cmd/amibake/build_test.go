@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ui"
+)
+
+// buildEnv starts a simulator and points the process environment at it,
+// as a user would: AWS_ENDPOINT_URL and the what-is-my-IP URL.
+func buildEnv(t *testing.T, noSSH bool) *ec2sim.Server {
+	t.Helper()
+	if os.Geteuid() != 0 && !noSSH {
+		t.Skip("the simulator's instances run sshd, which needs root (make test runs as root)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := ec2sim.Start(ctx, ec2sim.Options{Latency: ec2sim.ZeroLatency(), NoSSH: noSSH})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if inv := srv.Inventory(); !inv.Empty() {
+			t.Errorf("resources left behind: %+v", inv.Leftovers())
+		}
+		_ = srv.Close()
+		cancel()
+	})
+	home := t.TempDir()
+	empty := filepath.Join(home, "empty")
+	_ = os.WriteFile(empty, nil, 0o600)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": srv.URL(), "AMIBAKE_CHECKIP_URL": srv.URL() + "/_sim/myip",
+		"AWS_EC2_METADATA_DISABLED": "true", "HOME": home, "XDG_STATE_HOME": "",
+		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty,
+		"AWS_ACCESS_KEY_ID": "AKIDSIMULATOR", "AWS_SECRET_ACCESS_KEY": "simulator-secret",
+		"AWS_PROFILE": "", "AWS_REGION": "", "NO_COLOR": "1",
+	} {
+		t.Setenv(k, v)
+	}
+	t.Chdir(t.TempDir())
+	return srv
+}
+
+func runBuildCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ios, _, out, errOut := ui.Test()
+	f := newFactory(ios)
+	f.Getenv = os.Getenv
+	root := newRootCmd(f)
+	root.SetArgs(append([]string{"build"}, args...))
+	code := exitCode(root.ExecuteContext(context.Background()))
+	return code, out.String(), errOut.String()
+}
+
+func repoPath(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var tutorialJSON string
+
+func init() { tutorialJSON, _ = filepath.Abs("../../examples/tutorial/hello_ami.json") }
+
+func TestBuildCommandTutorial(t *testing.T) {
+	buildEnv(t, false)
+	code, out, errOut := runBuildCmd(t, "-color=false", tutorialJSON)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`==> Builds finished. The artifacts of successful builds are:\n--> amazon-ebs: AMIs were created:\nap-northeast-1: ami-[0-9a-f]+\n`).MatchString(out) {
+		t.Errorf("stdout:\n%s", out)
+	}
+	runs, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".local/state/amibake/runs/*"))
+	if len(runs) == 0 {
+		t.Error("no run journal written")
+	}
+	if strings.Contains(out+errOut, "fuga") {
+		t.Error("the template's secret_key reached the output")
+	}
+}
+
+func TestBuildCommandMachineReadable(t *testing.T) {
+	buildEnv(t, false)
+	code, out, errOut := runBuildCmd(t, "-machine-readable", tutorialJSON)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^\d+,amazon-ebs,ui,say,==> amazon-ebs: Connected to SSH!$`,
+		`(?m)^\d+,amazon-ebs,artifact-count,1$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,builder-id,mitchellh.amazonebs$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,id,ap-northeast-1:ami-[0-9a-f]+$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,string,AMIs were created:\\nap-northeast-1: ami-[0-9a-f]+$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,end$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("no line matching %s in:\n%s", re, out)
+		}
+	}
+}
+
+func TestBuildCommandErrors(t *testing.T) {
+	srv := buildEnv(t, true)
+	dir := t.TempDir()
+	unimpl := filepath.Join(dir, "unimpl.pkr.hcl")
+	_ = os.WriteFile(unimpl, []byte(`source "amazon-ebs" "x" {
+  region = "us-east-1"
+  source_ami = "ami-1"
+  instance_type = "t3.micro"
+  ssh_username = "ubuntu"
+  ami_name = "x-1"
+  vault_aws_engine {
+    name = "v"
+  }
+}
+build { sources = ["source.amazon-ebs.x"] }
+`), 0o600)
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no template", nil, 2, ""},
+		{"bad on-error", []string{"-on-error=explode", tutorialJSON}, 2, ""},
+		{"bad parallel", []string{"-parallel-builds=-1", tutorialJSON}, 2, ""},
+		{"bad var", []string{"-var", "novalue", tutorialJSON}, 2, ""},
+		{"missing file", []string{"nope.json"}, 1, "nope.json"},
+		{"unimplemented option", []string{unimpl}, 1, "vault_aws_engine"},
+		{"no build selected", []string{"-only=nothing", tutorialJSON}, 1, ""},
+	} {
+		// Usage errors are printed by main's exitCode on the process's
+		// stderr; only the exit code is checked for them.
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runBuildCmd(t, tt.args...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Errorf("exit %d (want %d), output lacks %q:\n%s\n%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+	if n := srv.Calls()["RunInstances"]; n != 0 {
+		t.Errorf("a refused build launched %d instances", n)
+	}
+}
