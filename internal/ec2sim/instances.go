@@ -94,7 +94,7 @@ func (s *Server) allocIP(next func() string) (string, error) {
 		s.ipInUse[ip] = true
 		return ip, nil
 	}
-	return "", apiErr("InsufficientFreeAddressesInSubnet", "No free addresses left in the subnet")
+	return "", apiErr("InsufficientFreeAddressesInSubnet", "No free address: port %d is taken on every candidate address (does something listen on 0.0.0.0:%d? set Options.SSHPort)", s.opt.SSHPort, s.opt.SSHPort)
 }
 
 func (sn *subnet) nextIP() string {
