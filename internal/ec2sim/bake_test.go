@@ -330,15 +330,30 @@ func TestWholeBakeNoSSH(t *testing.T) {
 }
 
 // BenchmarkWholeBake measures the simulator's overhead for a whole bake
-// (real sshd instances, zero-latency profile).
+// (real sshd instances, zero-latency profile), and counts its API calls.
 func BenchmarkWholeBake(b *testing.B) {
 	needRoot(b)
-	srv := startSim(b, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	benchBake(b, ec2sim.Options{Latency: ec2sim.ZeroLatency()}, true)
+}
+
+// BenchmarkWholeBakeNoSSH is the same bake through the API alone: the
+// Query API's share of the overhead.
+func BenchmarkWholeBakeNoSSH(b *testing.B) {
+	benchBake(b, ec2sim.Options{Latency: ec2sim.ZeroLatency(), NoSSH: true}, false)
+}
+
+func benchBake(b *testing.B, opts ec2sim.Options, withSSH bool) {
+	srv := startSim(b, opts)
+	calls := 0
 	b.ResetTimer()
 	for range b.N {
-		bake(b, srv, true)
+		bake(b, srv, withSSH)
 		b.StopTimer()
+		for _, n := range srv.Calls() {
+			calls += n
+		}
 		srv.Reset()
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(calls)/float64(b.N), "api-calls/op")
 }
