@@ -125,3 +125,11 @@ func TestPlanCommandReportsBadOptionsBeforeCalling(t *testing.T) {
 		t.Errorf("%d kinds of AWS calls made before the offline check failed: %v", n, srv.Calls())
 	}
 }
+
+func TestPlanCommandSkipsOtherBuilders(t *testing.T) {
+	planEnv(t)
+	code, out, errOut := runTemplateCmd(t, nil, "plan", "testdata/validate/docker.pkr.hcl")
+	if code != 0 || !strings.Contains(out, "skipped: builder type \"docker\"") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

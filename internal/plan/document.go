@@ -12,6 +12,7 @@ import (
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/digest"
+	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
 )
 
@@ -21,6 +22,14 @@ type Document struct {
 	DigestVersion string   `json:"digest_version"`
 	Template      string   `json:"template"`
 	Builds        []*Build `json:"builds"`
+	// Skipped are selected builds amibake cannot run (other builder types).
+	Skipped []Skipped `json:"skipped,omitempty"`
+}
+
+// Skipped is a build plan cannot say anything about.
+type Skipped struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // Build is one build's plan.
@@ -100,6 +109,14 @@ func Make(ctx context.Context, t *template.Template, twin *template.Template, op
 	}
 	doc := &Document{FormatVersion: FormatVersion, DigestVersion: digest.Version, Template: t.Path, Builds: []*Build{}}
 	for _, b := range t.Builds {
+		if b.Source == nil || b.Source.Type != plugins.BuilderAmazonEBS {
+			typ := "<none>"
+			if b.Source != nil {
+				typ = b.Source.Type
+			}
+			doc.Skipped = append(doc.Skipped, Skipped{Name: b.Name, Reason: fmt.Sprintf("builder type %q: amibake only runs amazon-ebs", typ)})
+			continue
+		}
 		bp, err := planBuild(ctx, t, b, TwinOf(twin, b.Name), opts)
 		if err != nil {
 			return nil, fmt.Errorf("plan build %s: %w", b.Name, err)

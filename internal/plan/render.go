@@ -25,7 +25,13 @@ func (d *Document) WriteText(w io.Writer) error {
 		}
 		bp.writeText(&b)
 	}
-	if len(d.Builds) == 0 {
+	for _, sk := range d.Skipped {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s: skipped: %s\n", sk.Name, sk.Reason)
+	}
+	if len(d.Builds) == 0 && len(d.Skipped) == 0 {
 		b.WriteString("No builds selected (check -only and -except).\n")
 	}
 	_, err := io.WriteString(w, b.String())
