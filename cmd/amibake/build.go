@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
@@ -19,7 +20,11 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newBuildCmd) }
+func init() {
+	commands = append(commands, newBuildCmd)
+	// validate -evaluate-datasources evaluates amazon-ami data sources.
+	evaluateDataSource = amazonebs.EvaluateDataSource
+}
 
 // buildOptions are the parsed flags of `amibake build`.
 type buildOptions struct {
@@ -81,6 +86,9 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}
 	root := ui.New(f.IO, ui.Options{MachineReadable: o.machineReadable, Timestamps: o.timestampUI, Secrets: f.Secrets})
 
+	// A build needs the data sources' real values.
+	lo.EvaluateDataSources = true
+	lo.DataSource = amazonebs.EvaluateDataSource
 	t, diags := template.Load(path, lo)
 	if t != nil {
 		for _, v := range t.Variables {

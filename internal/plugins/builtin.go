@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"github.com/amibake/amibake/postprocessor/manifest"
+	ppshelllocal "github.com/amibake/amibake/postprocessor/shelllocal"
 	"github.com/amibake/amibake/provisioner/breakpoint"
 	"github.com/amibake/amibake/provisioner/file"
 	"github.com/amibake/amibake/provisioner/shell"
@@ -14,4 +15,5 @@ func init() {
 	registerProvisioner("shell-local", shelllocal.New)
 	registerProvisioner("breakpoint", breakpoint.New)
 	registerPostProcessor("manifest", manifest.New)
+	registerPostProcessor("shell-local", ppshelllocal.New)
 }

@@ -1,0 +1,43 @@
+package amazonebs
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEvaluateDataSource(t *testing.T) {
+	srv := apiSim(t)
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL())
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	base := `region = "us-east-1"
+access_key = "AKIDTEST"
+secret_key = "secret"
+`
+	tests := []struct{ name, src, wantName, wantErr string }{
+		{"most recent", base + `filters = { name = "al2023-ami-2023.*-x86_64" }
+owners = ["amazon"]
+most_recent = true`, "al2023-ami-2023.9.20261105.0-kernel-6.1-x86_64", ""},
+		{"ambiguous", base + `filters = { name = "al2023-ami-2023.*-x86_64" }
+owners = ["amazon"]`, "", "More than one AMI found"},
+		{"no owner", base + `filters = { name = "x" }`, "", "Missing owners"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := hclBlock(t, tt.src)
+			b.Type = "amazon-ami"
+			v, diags := EvaluateDataSource(b)
+			if tt.wantErr != "" {
+				if !diags.HasErrors() || !strings.Contains(diags.Error(), tt.wantErr) {
+					t.Fatalf("diags %v, want %q", diags, tt.wantErr)
+				}
+				return
+			}
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if got := v.GetAttr("name").AsString(); got != tt.wantName || !strings.HasPrefix(v.GetAttr("id").AsString(), "ami-") {
+				t.Errorf("name %q id %q", got, v.GetAttr("id").AsString())
+			}
+		})
+	}
+}
