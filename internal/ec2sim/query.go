@@ -1,7 +1,6 @@
 package ec2sim
 
 import (
-	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -21,7 +20,7 @@ type Query struct {
 const maxParams = 10000
 
 // ParseQuery parses a form-encoded request body (and the URL's query
-// string, which AWS also accepts) into a Query.
+// string, which AWS also accepts) into a Query. Errors are *APIError.
 func ParseQuery(rawQuery string, body []byte) (*Query, error) {
 	q := &Query{Params: map[string]string{}}
 	for _, src := range []string{rawQuery, string(body)} {
@@ -30,11 +29,11 @@ func ParseQuery(rawQuery string, body []byte) (*Query, error) {
 		}
 		vals, err := url.ParseQuery(src)
 		if err != nil {
-			return nil, fmt.Errorf("malformed query string: %w", err)
+			return nil, apiErr("InvalidParameterValue", "malformed query string: %s", err)
 		}
 		for k, v := range vals {
 			if len(q.Params) >= maxParams {
-				return nil, fmt.Errorf("too many parameters (more than %d)", maxParams)
+				return nil, apiErr("InvalidParameterValue", "too many parameters (more than %d)", maxParams)
 			}
 			if len(v) > 0 {
 				q.Params[k] = v[len(v)-1]
@@ -44,7 +43,7 @@ func ParseQuery(rawQuery string, body []byte) (*Query, error) {
 	q.Action = q.Params["Action"]
 	q.Version = q.Params["Version"]
 	if q.Action == "" {
-		return nil, fmt.Errorf("the request must contain the parameter Action")
+		return nil, apiErr("MissingParameter", "The request must contain the parameter Action")
 	}
 	return q, nil
 }

@@ -200,7 +200,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q, err := ParseQuery(r.URL.RawQuery, body)
 	if err != nil {
-		writeEC2Error(w, apiErr("MissingParameter", "%s", err.Error()), reqID)
+		ae, ok := err.(*APIError)
+		if !ok {
+			ae = apiErr("InvalidParameterValue", "%s", err)
+		}
+		writeEC2Error(w, ae, reqID)
 		return
 	}
 	s.record(q.Action)

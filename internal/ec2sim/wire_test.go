@@ -113,3 +113,29 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+func TestQueryStringAndMalformedBody(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{NoSSH: true})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/?Action=DescribeRegions&Version=2016-11-15&RegionName.1=eu-west-1", nil)
+	req.Header.Set("Authorization", authHeader)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "<regionName>eu-west-1</regionName>") || strings.Contains(string(b), "us-east-1") {
+		t.Fatalf("GET with a query string: %d %s", resp.StatusCode, b)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL()+"/", strings.NewReader("Action=DescribeRegions&%zz"))
+	req.Header.Set("Authorization", authHeader)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "<Code>InvalidParameterValue</Code>") {
+		t.Fatalf("malformed body: %d %s", resp.StatusCode, b)
+	}
+}
