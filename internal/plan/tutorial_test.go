@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,26 @@ func BenchmarkDigestApp(b *testing.B) {
 		if _, err := DigestBuild(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Legacy JSON's {{uuid}} and {{isotime}} are volatile; a remote_file that
+// is written stays in the digest.
+func TestLegacyVolatile(t *testing.T) {
+	e := newEnv(t)
+	doc := e.plan(t, "../legacy.json", template.LoadOptions{})
+	if got, want := doc.Builds[0].Volatile, []string{"ami_name", "tags.RunID"}; !slices.Equal(got, want) {
+		t.Errorf("volatile = %v, want %v", got, want)
+	}
+	if doc.Builds[0].AMIName == "" || doc.Builds[0].InputDigest == "" {
+		t.Fatalf("plan: %+v", doc.Builds[0])
+	}
+	base := doc.Builds[0].InputDigest
+	if got := e.digestOf(t, "../legacy.json", template.LoadOptions{Vars: map[string]string{"team": "edge"}}); got == base {
+		t.Error("a user variable did not change the digest")
+	}
+	rewrite(t, "../legacy.json", func(s string) string { return strings.Replace(s, "fixed.sh", "other.sh", 1) })
+	if got := e.digestOf(t, "../legacy.json", template.LoadOptions{}); got == base {
+		t.Error("a written remote_file did not change the digest")
 	}
 }
