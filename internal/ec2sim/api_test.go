@@ -405,7 +405,7 @@ func TestEventualConsistency(t *testing.T) {
 }
 
 func TestLifecycleWithLatency(t *testing.T) {
-	lat := ec2sim.Latency{Pending: 150 * time.Millisecond, Stopping: 100 * time.Millisecond, ShuttingDown: 100 * time.Millisecond, ImagePending: 150 * time.Millisecond}
+	lat := ec2sim.Latency{Pending: 150 * time.Millisecond, SSHReady: 100 * time.Millisecond, Request: time.Millisecond, Stopping: 100 * time.Millisecond, ShuttingDown: 100 * time.Millisecond, ImagePending: 150 * time.Millisecond}
 	f := newFixture(t, ec2sim.Options{Latency: lat})
 	ud := base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho hello from user data\n"))
 	id := f.run(t, func(in *ec2.RunInstancesInput) { in.UserData = aws.String(ud) })
@@ -418,12 +418,22 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if err := ec2.NewInstanceRunningWaiter(f.c, fast).Wait(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.c.GetConsoleOutput(f.ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
-	if err != nil {
-		t.Fatal(err)
+	// Running comes before the boot finishes (SSHReady): the console fills
+	// in a moment later, as on EC2.
+	var console string
+	for range 100 {
+		out, err := f.c.GetConsoleOutput(f.ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+		if console = string(b); strings.Contains(console, "hello from user data") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if b, _ := base64.StdEncoding.DecodeString(aws.ToString(out.Output)); !strings.Contains(string(b), "hello from user data") {
-		t.Errorf("console output lacks the user data: %q", b)
+	if !strings.Contains(console, "hello from user data") {
+		t.Errorf("console output lacks the user data: %q", console)
 	}
 	if _, err := f.c.RebootInstances(f.ctx, &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
