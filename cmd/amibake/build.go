@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/build"
+	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
 	"github.com/amibake/amibake/internal/template"
@@ -176,4 +178,106 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+func init() { commands = append(commands, newDemoCmd) }
+
+// demoTemplate is the classic Packer tutorial template, built by
+// `amibake demo` when no template is given.
+const demoTemplate = `{
+  "variables": {
+    "aws_access_key": "hoge",
+    "aws_secret_key": "fuga"
+  },
+  "builders": [
+    {
+      "type": "amazon-ebs",
+      "access_key": "{{user ` + "`aws_access_key`" + `}}",
+      "secret_key": "{{user ` + "`aws_secret_key`" + `}}",
+      "region": "ap-northeast-1",
+      "source_ami": "ami-06128816a1c781a57",
+      "instance_type": "t2.micro",
+      "ssh_username": "root",
+      "ami_name": "hello_ami {{timestamp}}"
+    }
+  ]
+}
+`
+
+// newDemoCmd builds a template against the bundled EC2 simulator, started
+// in this process: the main job, end to end, on a machine without AWS.
+func newDemoCmd(f *factory) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo [flags] [TEMPLATE]",
+		Short: "Build a template against the bundled EC2 simulator (default: the Packer tutorial)",
+		Long: `Start the bundled EC2 simulator on loopback and build TEMPLATE against it (the
+classic Packer tutorial template when none is given), exactly as 'amibake build'
+would against AWS: only the endpoint differs. Instances are real OpenSSH hosts,
+which needs root. Accepts the flags of 'amibake build'.`,
+		Args:               cobra.ArbitraryArgs,
+		DisableFlagParsing: true,
+	}
+	o.tf.register(cmd)
+	fs := cmd.Flags()
+	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
+	fs.StringVar(&o.onError, "on-error", "cleanup", "cleanup, abort, ask or run-cleanup-provisioner")
+	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name")
+	fs.BoolVar(&o.debug, "debug", false, "pause before each step")
+	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
+	fs.BoolVar(&o.color, "color", true, "colour the output")
+	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
+	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return &usageError{fmt.Errorf("demo takes at most one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		ctx := cmd.Context()
+		path := ""
+		if len(args) == 1 {
+			path = args[0]
+		} else {
+			dir, err := os.MkdirTemp("", "amibake-demo-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			path = filepath.Join(dir, "hello_ami.json")
+			if err := os.WriteFile(path, []byte(demoTemplate), 0o600); err != nil {
+				return err
+			}
+		}
+		simCtx, stopSim := context.WithCancel(context.Background())
+		defer stopSim()
+		srv, err := ec2sim.Start(simCtx, ec2sim.Options{Latency: ec2sim.DefaultLatency()})
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("start the EC2 simulator: %w", err)}
+		}
+		defer srv.Close()
+		fmt.Fprintf(f.IO.ErrOut, "EC2 simulator listening on %s\n\n", srv.URL())
+		env := map[string]string{
+			"AWS_ENDPOINT_URL":          srv.URL(),
+			"AMIBAKE_CHECKIP_URL":       srv.URL() + "/_sim/myip",
+			"AWS_EC2_METADATA_DISABLED": "true",
+			"AWS_ACCESS_KEY_ID":         "AKIDAMIBAKEDEMO",
+			"AWS_SECRET_ACCESS_KEY":     "amibake-demo",
+		}
+		for k, v := range env {
+			// The SDK reads the process environment.
+			if err := os.Setenv(k, v); err != nil {
+				return err
+			}
+		}
+		for _, k := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_SESSION_TOKEN"} {
+			_ = os.Unsetenv(k)
+		}
+		getenv := f.Getenv
+		f.Getenv = func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return getenv(k)
+		}
+		return runBuild(ctx, f, o, path)
+	})
+	return cmd
 }
