@@ -454,6 +454,13 @@ func TestLifecycleWithLatency(t *testing.T) {
 	if _, err := f.c.ModifyInstanceAttribute(f.ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &types.AttributeValue{Value: aws.String("t3.large")}}); err != nil {
 		t.Fatalf("modify stopped instance type: %v", err)
 	}
+	// What Packer sets at stop time for ena_support and sriov_support.
+	if _, err := f.c.ModifyInstanceAttribute(f.ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), EnaSupport: &types.AttributeBooleanValue{Value: aws.Bool(true)}}); err != nil {
+		t.Fatalf("modify ENA support: %v", err)
+	}
+	if _, err := f.c.ModifyInstanceAttribute(f.ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), SriovNetSupport: &types.AttributeValue{Value: aws.String("simple")}}); err != nil {
+		t.Fatalf("modify SR-IOV support: %v", err)
+	}
 	ami := f.createImage(t, id, "latency-image")
 	if im := f.image(t, ami); im.State != types.ImageStatePending {
 		t.Fatalf("new image state = %s, want pending", im.State)

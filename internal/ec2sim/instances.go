@@ -1169,6 +1169,15 @@ func modifyInstanceAttribute(c *call) error {
 			*b.dst, changed = strings.EqualFold(v, "true"), true
 		}
 	}
+	if v, ok := val("SriovNetSupport"); ok {
+		if v != "simple" {
+			return apiErr("InvalidParameterValue", "Value (%s) for parameter sriovNetSupport is invalid.", v)
+		}
+		changed = true
+	}
+	if _, ok := val("Kernel"); ok {
+		return apiErr("UnsupportedOperation", "Kernel ids are not supported for HVM instances")
+	}
 	if v, ok := val("InstanceInitiatedShutdownBehavior"); ok {
 		if v != "stop" && v != "terminate" {
 			return apiErr("InvalidParameterValue", "Value (%s) for parameter instanceInitiatedShutdownBehavior is invalid.", v)
