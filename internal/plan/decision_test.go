@@ -70,3 +70,51 @@ func TestDecideCopyAndArtifact(t *testing.T) {
 		t.Fatalf("after the copy: %v %v", dec.Action, err)
 	}
 }
+
+// BenchmarkReusePath is what `build --reuse` does before handing the
+// post-processors a reused artifact when every region has the AMI: open the
+// session (credentials check), resolve the source AMI, digest, look up the
+// tag in each region. No instance is launched.
+func BenchmarkReusePath(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	lo := template.LoadOptions{Now: fixedNow}
+	tmpl, diags := template.Load("app.pkr.hcl", lo)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	twin, _ := LoadTwin("app.pkr.hcl", lo)
+	bld := tmpl.Builds[0]
+	cfg, _ := decodeConfig(bld)
+	in := DecideInput{Input: Input{Build: bld, Twin: TwinOf(twin, bld.Name), Config: cfg, Sensitive: tmpl.Sensitive}}
+	sess, err := Session(ctx, nil, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in.EC2, in.BuildRegion = sess.EC2, sess.Region()
+	dec, err := Decide(ctx, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := e.registerBase(b, "app-reused", map[string]string{reuse.TagKey: dec.Digest.Sum})
+	if _, err := reuse.CopyMissing(ctx, reuse.SessionClients(e.client), dec.Digest.Sum, map[string]string{"ap-northeast-1": id}, dec.Regions, reuse.CopyOptions{Poll: time.Millisecond}); err != nil {
+		b.Fatal(err)
+	}
+	e.srv.ResetCalls()
+	for b.Loop() {
+		sess, err := Session(ctx, nil, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.EC2 = sess.EC2
+		dec, err := Decide(ctx, in)
+		if err != nil || dec.Action != ActionReuse {
+			b.Fatalf("%v %v", dec, err)
+		}
+		_ = dec.Artifact(bld.Name, dec.Found)
+	}
+	b.StopTimer()
+	if n := e.srv.Calls()["RunInstances"]; n != 0 {
+		b.Fatalf("%d instances launched", n)
+	}
+}

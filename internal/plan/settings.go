@@ -6,7 +6,10 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/crypto/scrypt"
 )
 
 // settings turns a plugin's decoded configuration into generic JSON-like
@@ -123,10 +126,26 @@ func containsSecret(s string, secrets []string) bool {
 	return false
 }
 
+// hashed derives a stand-in for a string holding a secret with scrypt, not
+// a bare SHA-256: the digest is published in AMI tags and plan output, and
+// a fast hash of a short password could be reversed by guessing. The salt
+// is fixed so that every machine derives the same digest.
 func hashed(s string) string {
-	sum := sha256.Sum256([]byte("amibake-sensitive\x00" + s))
-	return "sensitive:sha256:" + hex.EncodeToString(sum[:])
+	if v, ok := hashCache.Load(s); ok {
+		return v.(string)
+	}
+	key, err := scrypt.Key([]byte(s), []byte("amibake-input-digest-v1"), 1<<14, 8, 1, 32)
+	if err != nil {
+		// Only invalid parameters fail; fall back to a salted SHA-256.
+		sum := sha256.Sum256([]byte("amibake-sensitive\x00" + s))
+		key = sum[:]
+	}
+	out := "sensitive:" + hex.EncodeToString(key)
+	hashCache.Store(s, out)
+	return out
 }
+
+var hashCache sync.Map
 
 // dropKeys removes top-level options from generic settings.
 func dropKeys(v any, keys []string) any {
