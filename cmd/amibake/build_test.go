@@ -55,7 +55,7 @@ func runBuildCmd(t *testing.T, args ...string) (int, string, string) {
 	f.Getenv = os.Getenv
 	root := newRootCmd(f)
 	root.SetArgs(append([]string{"build"}, args...))
-	code := exitCode(root.ExecuteContext(context.Background()))
+	code := exitCode(errOut, f.Secrets, root.ExecuteContext(context.Background()))
 	return code, out.String(), errOut.String()
 }
 

@@ -24,7 +24,7 @@ func run(ctx context.Context, args []string, ios *ui.IOStreams) int {
 	defer stop()
 	root := newRootCmd(f)
 	root.SetArgs(args)
-	code := exitCode(root.ExecuteContext(runCtx))
+	code := exitCode(ios.ErrOut, f.Secrets, root.ExecuteContext(runCtx))
 	if s := sig(); s != nil && code != 0 {
 		code = interrupt.ExitCode(s)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -76,23 +77,25 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 // Exit codes: 0 success, 1 failure, 2 usage, 130 SIGINT, 143 SIGTERM.
-func exitCode(err error) int {
+// The error is printed to w with secrets masked.
+func exitCode(w io.Writer, secrets *ui.Secrets, err error) int {
 	if err == nil {
 		return 0
 	}
+	say := func(err error) { fmt.Fprintln(w, "Error:", secrets.Mask(err.Error())) }
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "Error:", ee.err)
+			say(ee.err)
 		}
 		return ee.code
 	}
 	var ue *usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		say(err)
 		return 2
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
+	say(err)
 	return 1
 }
 

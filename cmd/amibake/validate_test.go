@@ -48,7 +48,7 @@ func runTemplateCmd(t *testing.T, env map[string]string, args ...string) (int, s
 	f.Getenv = func(k string) string { return env[k] }
 	root := newRootCmd(f)
 	root.SetArgs(args)
-	code := exitCode(root.ExecuteContext(context.Background()))
+	code := exitCode(errOut, f.Secrets, root.ExecuteContext(context.Background()))
 	return code, out.String(), errOut.String()
 }
 
