@@ -157,6 +157,19 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if len(bdiags) > 0 {
 		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())
 	}
+	// The AMIs are the product: tell the journal they stay on purpose.
+	if res != nil {
+		for _, b := range res.Builds {
+			for _, a := range b.Artifacts {
+				for region, id := range a.AMIs {
+					_ = journal.Kept(ledger.KindImage, region, id)
+					for _, sn := range a.Snapshots[region] {
+						_ = journal.Kept(ledger.KindSnapshot, region, sn)
+					}
+				}
+			}
+		}
+	}
 	status := ledger.StatusSucceeded
 	switch {
 	case ctx.Err() != nil:
