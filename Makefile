@@ -25,7 +25,7 @@ deps:
 
 # What the simulator's instances need: OpenSSH's sshd and a static busybox
 # for their root filesystems (Debian packages; needs root).
-SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux
+SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl
 setup:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -64,7 +64,7 @@ fuzz:
 
 # The main job on the embedded default: start the simulator and bake the
 # tutorial template against it.
-demo: build
+demo: setup build
 	$(ISOLATE) './bin/amibake demo examples/tutorial/hello_ami.json'
 
 clean:
