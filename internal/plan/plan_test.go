@@ -416,3 +416,26 @@ func restoreDir(t testing.TB, dir string, snap map[string][]byte) {
 		}
 	}
 }
+
+// The text of the reuse and copy actions, from a document built by hand.
+func TestRenderActions(t *testing.T) {
+	build := func(action string, regions ...RegionPlan) *Build {
+		return &Build{
+			Name: "app.amazon-ebs.x", Action: action, AMIName: "x-1", BuildRegion: "us-east-1", InputDigest: "d",
+			SourceAMI: SourceAMI{ID: "ami-src", Name: "base", Owner: "123", OwnerAlias: "amazon", CreationDate: "2026-01-01T00:00:00.000Z"},
+			Temporary: Temporary{Instance: "t3.micro instance", KeyPair: "existing key pair k",
+				SecurityGroup: SecurityGroup{IDs: []string{"sg-1"}, Why: "security_group_ids"}},
+			Provisioners: []ProvisionerInputs{{Type: "file", Files: []File{{Path: "gen.txt", Role: "upload", Generated: true}, {Path: "big.bin", Role: "upload", Size: 3 << 20}}}},
+			Regions:      regions,
+		}
+	}
+	doc := &Document{FormatVersion: FormatVersion, Builds: []*Build{
+		build(ActionReuse, RegionPlan{Region: "us-east-1", AMI: "ami-1", Action: ActionReuse}, RegionPlan{Region: "eu-west-1", AMI: "ami-2", Action: ActionReuse}),
+		build(ActionCopy, RegionPlan{Region: "us-east-1", Action: ActionCopy}, RegionPlan{Region: "eu-west-1", AMI: "ami-2", Action: ActionReuse}),
+	}, Skipped: []Skipped{{Name: "docker.d", Reason: `builder type "docker": amibake only runs amazon-ebs`}}}
+	var out bytes.Buffer
+	if err := doc.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "actions.txt.golden", out.String())
+}
