@@ -156,11 +156,9 @@ func (st *stepConnect) hostKeyChecker(ctx context.Context, s *State) (*ssh.HostK
 	case "tofu":
 		return ssh.TrustOnFirstUse(), nil
 	}
-	if s.Config.SSHHost != "" || s.Config.SSHBastionHost != "" {
+	if s.Config.SSHHost != "" {
 		// The console speaks for the instance, not for another host.
-		if s.Config.SSHHost != "" {
-			return ssh.TrustOnFirstUse(), nil
-		}
+		return ssh.TrustOnFirstUse(), nil
 	}
 	id := aws.ToString(s.Instance.InstanceId)
 	var fps []ssh.Fingerprint

@@ -67,6 +67,10 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Secrets.Add(string(private))
+	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
+	if err != nil {
+		return err
+	}
 	s.UI.Say("Creating temporary keypair: " + name)
 	entry, err := s.intend(ledger.KindKeyPair, s.Region, name)
 	if err != nil {
@@ -75,7 +79,7 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 	out, err := s.ec2("").ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName:           aws.String(name),
 		PublicKeyMaterial: gossh.MarshalAuthorizedKey(pub),
-		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeKeyPair, s.Config.Parsed.RunTags)},
+		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeKeyPair, runTags)},
 	})
 	if err != nil {
 		return fmt.Errorf("import temporary key pair %s: %w", name, err)

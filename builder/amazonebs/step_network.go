@@ -140,6 +140,10 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
+	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
+	if err != nil {
+		return err
+	}
 	name := "amibake_" + uuid.NewString()
 	s.UI.Say("Creating temporary security group for this instance: " + name)
 	entry, err := s.intend(ledger.KindSecurityGroup, s.Region, name)
@@ -149,7 +153,7 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	in := &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(name),
 		Description:       aws.String("Temporary group for amibake build " + s.BuildName),
-		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeSecurityGroup, st.runTags(s))},
+		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeSecurityGroup, runTags)},
 	}
 	if s.VPCID != "" {
 		in.VpcId = aws.String(s.VPCID)
@@ -183,14 +187,6 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("authorize port %d in temporary security group %s: %w", c.SSHPort, st.created, err)
 	}
 	return nil
-}
-
-func (st *stepSecurityGroup) runTags(s *State) map[string]string {
-	tags, err := s.renderTags("run_tags", s.Config.Parsed.RunTags)
-	if err != nil {
-		return s.Config.Parsed.RunTags
-	}
-	return tags
 }
 
 // connectsPublicly reports whether SSH will go to a public address.
