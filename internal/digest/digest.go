@@ -87,7 +87,10 @@ func (d *Hasher) AddFile(name, path string) error {
 
 // AddPath adds a file, or a directory walked in lexical order with every
 // entry's relative path, mode bits and content, so renames, permission
-// changes and edits all change the digest.
+// changes and edits all change the digest. A symbolic link enters with its
+// target and with the content it resolves to (scp uploads what links point
+// to; sftp recreates the link), a link to a directory with that directory's
+// walk; a link back into a directory being walked enters by target only.
 func (d *Hasher) AddPath(name, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -97,46 +100,92 @@ func (d *Hasher) AddPath(name, path string) error {
 		return d.AddFile(name, path)
 	}
 	inner := sha256.New()
-	var size int64
-	err = filepath.WalkDir(path, func(p string, e fs.DirEntry, err error) error {
+	w := &walker{h: inner, active: map[string]bool{}}
+	if err := w.dir(path, ""); err != nil {
+		return fmt.Errorf("digest %s: walk %s: %w", name, path, err)
+	}
+	d.addBytes(name, inner.Sum(nil))
+	d.parts[len(d.parts)-1].Size = w.size
+	return nil
+}
+
+type walker struct {
+	h    io.Writer
+	size int64
+	// active are the real paths of the directories being walked, so that
+	// a link cycle ends.
+	active map[string]bool
+}
+
+func (w *walker) dir(path, prefix string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if w.active[real] {
+		fmt.Fprintf(w.h, "%s\x00cycle\x00", prefix)
+		return nil
+	}
+	w.active[real] = true
+	defer delete(w.active, real)
+	entries, err := os.ReadDir(path) // sorted by name
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(path, e.Name())
+		rel := e.Name()
+		if prefix != "" {
+			rel = prefix + "/" + rel
+		}
+		info, err := os.Lstat(p)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(path, p)
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(inner, "%s\x00%o\x00", filepath.ToSlash(rel), info.Mode())
-		switch {
-		case info.Mode().IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			n, err := io.Copy(inner, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-			size += n
-		case info.Mode()&fs.ModeSymlink != 0:
+		fmt.Fprintf(w.h, "%s\x00%o\x00", rel, info.Mode())
+		if info.Mode()&fs.ModeSymlink != 0 {
 			target, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			inner.Write([]byte(target))
+			fmt.Fprintf(w.h, "%s\x00", target)
+			if info, err = os.Stat(p); err != nil {
+				// A dangling link uploads nothing but itself.
+				w.h.Write([]byte{0})
+				continue
+			}
 		}
-		inner.Write([]byte{0})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("digest %s: walk %s: %w", name, path, err)
+		switch {
+		case info.IsDir():
+			w.h.Write([]byte("dir\x00"))
+			if err := w.dir(p, rel); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular():
+			if err := w.file(p); err != nil {
+				return err
+			}
+		}
+		w.h.Write([]byte{0})
 	}
-	sum := inner.Sum(nil)
-	d.addBytes(name, sum)
-	d.parts[len(d.parts)-1].Size = size
 	return nil
+}
+
+func (w *walker) file(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Length first, so that content cannot be confused with the framing.
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w.h, "%d\x00", fi.Size())
+	n, err := io.Copy(w.h, io.LimitReader(f, fi.Size()))
+	w.size += n
+	return err
 }
 
 // Sum returns the hex digest of everything added.

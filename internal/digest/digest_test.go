@@ -165,3 +165,51 @@ func TestVolatileAndStrip(t *testing.T) {
 		t.Fatalf("strip removed the wrong things: %s", ca)
 	}
 }
+
+func TestAddPathFollowsLinks(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "upload")
+	outside := filepath.Join(root, "outside")
+	for _, d := range []string{dir, filepath.Join(outside, "sub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := filepath.Join(outside, "conf")
+	if err := os.WriteFile(target, []byte("a=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nested := filepath.Join(outside, "sub", "x")
+	if err := os.WriteFile(nested, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for link, to := range map[string]string{"conf": target, "subdir": filepath.Join(outside, "sub"), "loop": dir, "dangling": filepath.Join(root, "nope")} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := func() string {
+		h := New()
+		if err := h.AddPath("files", dir); err != nil {
+			t.Fatal(err)
+		}
+		return h.Sum()
+	}
+	first := sum()
+	if sum() != first {
+		t.Fatal("not stable")
+	}
+	if err := os.WriteFile(target, []byte("a=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := sum()
+	if second == first {
+		t.Error("the content behind a file link changed and the digest did not")
+	}
+	if err := os.WriteFile(nested, []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sum() == second {
+		t.Error("the content behind a directory link changed and the digest did not")
+	}
+}
