@@ -82,3 +82,27 @@ func TestPipelineTutorial(t *testing.T) {
 	}
 	t.Logf("calls: %v\n%s", srv.Calls(), u)
 }
+
+func TestPipelinePrivateIPAndRSAKey(t *testing.T) {
+	srv := sim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	st, u := testState(t, srv, mustConfig(t, tutorial+`
+ssh_interface = "private_ip"
+temporary_key_pair_type = "rsa"
+temporary_key_pair_bits = 2048
+run_tags = { Owner = "{{ .SourceAMIName }}" }
+`))
+	var seen string
+	st.Provision = func(ctx context.Context, comm communicator.Communicator, b *provisioner.Build) error {
+		seen = b.Host
+		return nil
+	}
+	if err := runSteps(t, st); err != nil {
+		t.Fatalf("build: %v\n%s", err, u)
+	}
+	if seen == "" || seen != aws.ToString(st.Instance.PrivateIpAddress) {
+		t.Errorf("connected to %q, want the private IP %q", seen, aws.ToString(st.Instance.PrivateIpAddress))
+	}
+	if strings.Contains(u.String(), "from 127.0.0.1/32") {
+		t.Errorf("a private connection opened SSH to the caller's public IP:\n%s", u)
+	}
+}
