@@ -126,7 +126,9 @@ type Input struct {
 // every provisioner that runs for the build with its options in order, the
 // content of every file those provisioners upload or run (and of
 // user_data_file), and digest.Version. Values that come from sensitive
-// variables enter only hashed.
+// variables enter only through scrypt. Post-processors and the
+// error-cleanup-provisioner stay out: they do not change a successful
+// image. Generated file-provisioner sources enter by path only.
 func DigestBuild(in Input) (*Digest, error) {
 	b := in.Build
 	if b == nil || b.Source == nil {
