@@ -118,6 +118,7 @@ func Steps(c *Config) []pipeline.Step[*State] {
 		&stepLaunch{},
 		&stepConnect{},
 		stepProvision{},
+		stepClearAuthorizedKeys{},
 		stepStop{},
 		stepDeregister{},
 		&stepCreateImage{},

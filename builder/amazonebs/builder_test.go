@@ -87,6 +87,7 @@ func TestPipelinePrivateIPAndRSAKey(t *testing.T) {
 	srv := sim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
 	st, u := testState(t, srv, mustConfig(t, tutorial+`
 ssh_interface = "private_ip"
+ssh_clear_authorized_keys = true
 temporary_key_pair_type = "rsa"
 temporary_key_pair_bits = 2048
 run_tags = { Owner = "{{ .SourceAMIName }}" }
@@ -104,5 +105,8 @@ run_tags = { Owner = "{{ .SourceAMIName }}" }
 	}
 	if strings.Contains(u.String(), "from 127.0.0.1/32") {
 		t.Errorf("a private connection opened SSH to the caller's public IP:\n%s", u)
+	}
+	if !strings.Contains(u.String(), "Trying to remove ephemeral keys from authorized_keys files") || strings.Contains(u.String(), "Error removing") {
+		t.Errorf("authorized_keys not cleared:\n%s", u)
 	}
 }

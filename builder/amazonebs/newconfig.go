@@ -43,8 +43,7 @@ var unimplemented = []string{
 	"snapshot_copy_duration_minutes", "deregistration_protection", "fast_launch",
 	"ssh_certificate_file", "ssh_bastion_interactive", "ssh_bastion_certificate_file",
 	"ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username", "ssh_proxy_password",
-	"ssh_local_tunnels", "ssh_remote_tunnels", "ssh_ciphers", "ssh_key_exchange_algorithms",
-	"ssh_clear_authorized_keys",
+	"ssh_local_tunnels", "ssh_remote_tunnels", "ssh_ciphers", "ssh_key_exchange_algorithms", "no_ephemeral",
 	"winrm_username", "winrm_password", "winrm_host", "winrm_no_proxy", "winrm_port",
 	"winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm",
 }
