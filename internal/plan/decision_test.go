@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
 )
@@ -76,7 +77,13 @@ func TestDecideCopyAndArtifact(t *testing.T) {
 // session (credentials check), resolve the source AMI, digest, look up the
 // tag in each region. No instance is launched.
 func BenchmarkReusePath(b *testing.B) {
-	e := newEnv(b)
+	b.Run("zero-latency", func(b *testing.B) { benchReusePath(b, ec2sim.ZeroLatency()) })
+	// The latency profile of the build benchmarks (BenchmarkTutorialOverhead).
+	b.Run("default-latency", func(b *testing.B) { benchReusePath(b, ec2sim.DefaultLatency()) })
+}
+
+func benchReusePath(b *testing.B, lat ec2sim.Latency) {
+	e := newEnvLatency(b, lat)
 	ctx := context.Background()
 	lo := template.LoadOptions{Now: fixedNow}
 	tmpl, diags := template.Load("app.pkr.hcl", lo)
@@ -97,7 +104,8 @@ func BenchmarkReusePath(b *testing.B) {
 		b.Fatal(err)
 	}
 	id := e.registerBase(b, "app-reused", map[string]string{reuse.TagKey: dec.Digest.Sum})
-	if _, err := reuse.CopyMissing(ctx, reuse.SessionClients(e.client), dec.Digest.Sum, map[string]string{"ap-northeast-1": id}, dec.Regions, reuse.CopyOptions{Poll: time.Millisecond}); err != nil {
+	waitAvailable(b, e, id)
+	if _, err := reuse.CopyMissing(ctx, reuse.SessionClients(e.client), dec.Digest.Sum, map[string]string{"ap-northeast-1": id}, dec.Regions, reuse.CopyOptions{Poll: 10 * time.Millisecond}); err != nil {
 		b.Fatal(err)
 	}
 	e.srv.ResetCalls()
@@ -117,4 +125,16 @@ func BenchmarkReusePath(b *testing.B) {
 	if n := e.srv.Calls()["RunInstances"]; n != 0 {
 		b.Fatalf("%d instances launched", n)
 	}
+}
+
+func waitAvailable(b testing.TB, e *env, id string) {
+	b.Helper()
+	for i := 0; i < 1000; i++ {
+		out, err := e.client("").DescribeImages(context.Background(), &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		if err == nil && len(out.Images) == 1 && out.Images[0].State == "available" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("%s never became available", id)
 }

@@ -36,10 +36,12 @@ type env struct {
 	dir string
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvLatency(t, ec2sim.ZeroLatency()) }
+
+func newEnvLatency(t testing.TB, lat ec2sim.Latency) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := ec2sim.Start(ctx, ec2sim.Options{NoSSH: true, Latency: ec2sim.ZeroLatency()})
+	srv, err := ec2sim.Start(ctx, ec2sim.Options{NoSSH: true, Latency: lat})
 	if err != nil {
 		cancel()
 		t.Fatalf("start simulator: %v", err)
