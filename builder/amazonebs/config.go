@@ -333,6 +333,7 @@ type Parsed struct {
 	AMITags       map[string]string
 	SnapshotTags  map[string]string
 	FleetTags     map[string]string
+	SpotTags      map[string]string
 
 	AMIFilters    map[string]string
 	SubnetFilters map[string]string

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/amibake/amibake/internal/ec2sim"
 )
 
 // These builds use communicator = "none", so that the whole pipeline runs
@@ -135,5 +137,26 @@ ami_regions = ["xx-nowhere-1"]`))
 	}
 	if inv := srv.Inventory(); len(inv.Regions["eu-west-1"].Images)+len(inv.Regions["eu-west-1"].Snapshots) != 0 {
 		t.Errorf("left: %+v", inv.Regions["eu-west-1"])
+	}
+}
+
+func TestPipelineSpotFallsBackToNextType(t *testing.T) {
+	srv := apiSim(t)
+	// The first type has no capacity, whatever the retries.
+	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{{Action: "RunInstances", Fault: ec2sim.FaultInsufficientCap, Probability: 1, Count: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, u := testState(t, srv, mustConfig(t, strings.Replace(noComm, `instance_type = "t3.micro"`, "", 1)+`ami_name = "spot"
+spot_price = "auto"
+spot_instance_types = ["t3.micro", "t3a.micro"]
+spot_tags = { Kind = "spot" }`))
+	if err := runSteps(t, st); err != nil {
+		t.Fatalf("build: %v\n%s", err, u)
+	}
+	if st.Instance.InstanceLifecycle != types.InstanceLifecycleTypeSpot || st.Instance.InstanceType != "t3a.micro" {
+		t.Errorf("instance lifecycle %q type %q", st.Instance.InstanceLifecycle, st.Instance.InstanceType)
+	}
+	if !strings.Contains(u.String(), "Launching a spot AWS instance...") || !strings.Contains(u.String(), "No capacity for t3.micro (InsufficientInstanceCapacity), trying t3a.micro") {
+		t.Errorf("log:\n%s", u)
 	}
 }

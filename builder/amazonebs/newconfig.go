@@ -34,8 +34,8 @@ const (
 var unimplemented = []string{
 	"vault_aws_engine", "mfa_code", "decode_authorization_messages", "insecure_skip_tls_verify",
 	"temporary_iam_instance_profile_policy_document",
-	"spot_price", "spot_price_auto_product", "spot_instance_types", "spot_allocation_strategy",
-	"spot_tags", "spot_tag", "fleet_tags", "fleet_tag", "block_duration_minutes",
+	"spot_price_auto_product", "spot_allocation_strategy",
+	"fleet_tags", "fleet_tag", "block_duration_minutes",
 	"enable_unlimited_credits", "enable_t2_unlimited", "enable_nitro_enclave",
 	"placement", "tenancy", "capacity_reservation_preference", "capacity_reservation_id",
 	"capacity_reservation_group_arn", "license_specifications", "windows_password_timeout",
@@ -198,6 +198,7 @@ func (c *Config) mergeForms() {
 	p.AMITags = mergeKV(c.Tags, c.Tag)
 	p.SnapshotTags = mergeKV(c.SnapshotTags, c.SnapshotTag)
 	p.FleetTags = mergeKV(c.FleetTags, c.FleetTag)
+	p.SpotTags = mergeKV(c.SpotTags, c.SpotTag)
 	if f := c.SourceAMIFilter; f != nil {
 		p.AMIFilters = mergeNV(f.Filters, f.Filter)
 	}

@@ -80,8 +80,6 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	// One token for every attempt: a retried RunInstances never starts a
-	// second instance.
 	if st.token == "" {
 		st.token = uuid.NewString()
 	}
@@ -90,7 +88,6 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		InstanceType: types.InstanceType(c.InstanceType),
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
-		ClientToken:  aws.String(st.token),
 		EbsOptimized: aws.Bool(c.EBSOptimized),
 		TagSpecifications: []types.TagSpecification{
 			s.tagSpec(types.ResourceTypeInstance, runTags),
@@ -149,20 +146,62 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		}
 	}
 
-	s.UI.Say("Launching a source AWS instance...")
-	entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
-	if err != nil {
-		return fmt.Errorf("record the source instance in the run journal: %w", err)
+	spot := c.SpotPrice != "" || len(c.SpotInstanceTypes) > 0
+	instanceTypes := []string{c.InstanceType}
+	if len(c.SpotInstanceTypes) > 0 {
+		instanceTypes = c.SpotInstanceTypes
+	}
+	if spot {
+		mo := &types.InstanceMarketOptionsRequest{
+			MarketType: types.MarketTypeSpot,
+			SpotOptions: &types.SpotMarketOptions{
+				SpotInstanceType:             types.SpotInstanceTypeOneTime,
+				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate,
+			},
+		}
+		if c.SpotPrice != "" && c.SpotPrice != "auto" {
+			mo.SpotOptions.MaxPrice = aws.String(c.SpotPrice) // "auto": capped at the on-demand price
+		}
+		in.InstanceMarketOptions = mo
+		spotTags, err := s.renderTags("spot_tags", c.Parsed.SpotTags)
+		if err != nil {
+			return err
+		}
+		in.TagSpecifications = append(in.TagSpecifications, s.tagSpec(types.ResourceTypeSpotInstancesRequest, spotTags))
+		s.UI.Say("Launching a spot AWS instance...")
+	} else {
+		s.UI.Say("Launching a source AWS instance...")
 	}
 	var out *ec2.RunInstancesOutput
-	// The new key pair and security group may not be visible yet; the
-	// ClientToken makes the retries safe.
-	err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
-		var err error
-		out, err = client.RunInstances(ctx, in)
-		return err
-	})
-	if err != nil {
+	for i, typ := range instanceTypes {
+		in.InstanceType = types.InstanceType(typ)
+		// One token per instance type, reused by every retry of that type:
+		// a retried RunInstances never starts a second instance.
+		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", st.token, i))
+		entry, err := s.intend(ledger.KindInstance, s.Region, aws.ToString(in.ClientToken))
+		if err != nil {
+			return fmt.Errorf("record the source instance in the run journal: %w", err)
+		}
+		// The new key pair and security group may not be visible yet.
+		err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
+			var err error
+			out, err = client.RunInstances(ctx, in)
+			return err
+		})
+		if err == nil {
+			if len(out.Instances) == 1 {
+				if err := s.created(entry, aws.ToString(out.Instances[0].InstanceId)); err != nil {
+					return fmt.Errorf("record instance in the run journal: %w", err)
+				}
+			}
+			break
+		}
+		if i+1 < len(instanceTypes) && noCapacity(err) {
+			_ = s.created(entry, "") // a definite refusal: nothing was created
+
+			s.UI.Message(fmt.Sprintf("No capacity for %s (%s), trying %s", typ, apiCode(err), instanceTypes[i+1]))
+			continue
+		}
 		return fmt.Errorf("launch source instance: %w", err)
 	}
 	if len(out.Instances) != 1 {
@@ -170,9 +209,6 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	}
 	st.id = aws.ToString(out.Instances[0].InstanceId)
 	s.born(st.id)
-	if err := s.created(entry, st.id); err != nil {
-		return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
-	}
 	s.Instance = &out.Instances[0]
 	s.UI.Message("Instance ID: " + st.id)
 
@@ -200,6 +236,15 @@ func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
 	s.deleted(ledger.KindInstance, s.Region, st.id)
 	st.id = ""
 	return nil
+}
+
+// noCapacity reports errors after which another instance type may work.
+func noCapacity(err error) bool {
+	switch apiCode(err) {
+	case "InsufficientInstanceCapacity", "InsufficientCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded", "Unsupported", "InsufficientFreeAddressesInSubnet":
+		return true
+	}
+	return false
 }
 
 // stepCleanupVolumes runs before the launch so that its cleanup runs after
@@ -260,6 +305,12 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 	}
 	id := aws.ToString(s.Instance.InstanceId)
 	client := s.ec2("")
+	if s.Instance.InstanceLifecycle == types.InstanceLifecycleTypeSpot {
+		// A one-time spot instance cannot be stopped; CreateImage reboots
+		// it instead, which gives a consistent image too.
+		s.UI.Say("Skipping the stop of the spot instance: the AMI is made with a reboot")
+		return nil
+	}
 	if c.DisableStopInstance {
 		s.UI.Say("Automatic instance stop disabled. Please stop instance manually.")
 	} else {
