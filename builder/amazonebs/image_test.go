@@ -71,6 +71,23 @@ encrypt_boot = true`, func(t *testing.T, st *State, log string) {
 				}
 			}
 		}},
+		{"launch options", `ami_name = "launch-options"
+enable_unlimited_credits = true
+capacity_reservation_preference = "open"
+placement {
+  tenancy = "default"
+}
+metadata_options {
+  http_tokens = "required"
+  http_put_response_hop_limit = 2
+}
+iam_instance_profile = "builder"
+user_data = "#!/bin/sh\necho hi\n"
+ebs_optimized = true`, func(t *testing.T, st *State, log string) {
+			if st.Instance.MetadataOptions == nil || st.Instance.MetadataOptions.HttpTokens != types.HttpTokensStateRequired {
+				t.Errorf("metadata options %+v", st.Instance.MetadataOptions)
+			}
+		}},
 		{"skip_create_ami", `skip_create_ami = true`, func(t *testing.T, st *State, log string) {
 			if len(st.AMIs) != 0 || strings.Contains(log, "Stopping the source instance") || strings.Contains(log, "Prevalidating") {
 				t.Errorf("AMIs %v, log:\n%s", st.AMIs, log)

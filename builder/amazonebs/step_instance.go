@@ -125,8 +125,49 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		}
 		in.MetadataOptions = mo
 	}
-	if s.AZ != "" {
-		in.Placement = &types.Placement{AvailabilityZone: aws.String(s.AZ)}
+	if s.AZ != "" || c.Placement != nil || c.Tenancy != "" {
+		pl := &types.Placement{}
+		if s.AZ != "" {
+			pl.AvailabilityZone = aws.String(s.AZ)
+		}
+		if c.Tenancy != "" {
+			pl.Tenancy = types.Tenancy(c.Tenancy)
+		}
+		if p := c.Placement; p != nil {
+			if p.Tenancy != "" {
+				pl.Tenancy = types.Tenancy(p.Tenancy)
+			}
+			if p.HostID != "" {
+				pl.HostId = aws.String(p.HostID)
+			}
+			if p.HostResourceGroupARN != "" {
+				pl.HostResourceGroupArn = aws.String(p.HostResourceGroupARN)
+			}
+		}
+		in.Placement = pl
+	}
+	if c.EnableUnlimitedCredits || c.EnableT2Unlimited {
+		in.CreditSpecification = &types.CreditSpecificationRequest{CpuCredits: aws.String("unlimited")}
+	}
+	if c.EnableNitroEnclave {
+		in.EnclaveOptions = &types.EnclaveOptionsRequest{Enabled: aws.Bool(true)}
+	}
+	switch {
+	case c.CapacityReservationID != "" || c.CapacityReservationGroupARN != "":
+		target := &types.CapacityReservationTarget{}
+		if c.CapacityReservationID != "" {
+			target.CapacityReservationId = aws.String(c.CapacityReservationID)
+		} else {
+			target.CapacityReservationResourceGroupArn = aws.String(c.CapacityReservationGroupARN)
+		}
+		in.CapacityReservationSpecification = &types.CapacityReservationSpecification{CapacityReservationTarget: target}
+	case c.CapacityReservationPreference != "":
+		in.CapacityReservationSpecification = &types.CapacityReservationSpecification{
+			CapacityReservationPreference: types.CapacityReservationPreference(c.CapacityReservationPreference)}
+	}
+	for _, l := range c.LicenseSpecifications {
+		in.LicenseSpecifications = append(in.LicenseSpecifications, types.LicenseConfigurationRequest{
+			LicenseConfigurationArn: aws.String(l.LicenseConfigurationRequest.LicenseConfigurationARN)})
 	}
 	if c.AssociatePublicIPAddress != nil {
 		// Only a network interface specification can set the public IP.
