@@ -59,6 +59,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
 		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
 		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
 	})
 	if err != nil {
 		return nil, err

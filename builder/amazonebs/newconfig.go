@@ -32,7 +32,7 @@ const (
 // unimplemented are options Packer documents that amibake accepts in a
 // template but cannot honour yet: validate warns, build refuses.
 var unimplemented = []string{
-	"vault_aws_engine", "mfa_code", "decode_authorization_messages", "insecure_skip_tls_verify",
+	"vault_aws_engine", "mfa_code", "decode_authorization_messages",
 	"temporary_iam_instance_profile_policy_document",
 	"spot_price_auto_product", "spot_allocation_strategy",
 	"fleet_tags", "fleet_tag", "block_duration_minutes",

@@ -7,14 +7,17 @@ package awsclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -52,6 +55,8 @@ type Options struct {
 	CustomEndpointEC2        string
 	MaxRetries               int
 	SkipCredentialValidation bool
+	// InsecureSkipTLSVerify accepts any TLS certificate (test endpoints).
+	InsecureSkipTLSVerify bool
 }
 
 // Shared is what all builds of one run share: one adaptive retryer, whose
@@ -103,6 +108,14 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 	if opts.AccessKey != "" {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, opts.Token)))
+	}
+	if opts.InsecureSkipTLSVerify {
+		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			if tr.TLSClientConfig == nil {
+				tr.TLSClientConfig = &tls.Config{}
+			}
+			tr.TLSClientConfig.InsecureSkipVerify = true
+		})))
 	}
 	attempts := DefaultMaxAttempts
 	if opts.MaxRetries > 0 {

@@ -129,3 +129,18 @@ func TestNewNoRegion(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestInsecureSkipTLSVerify(t *testing.T) {
+	isolate(t)
+	srv := httptest.NewTLSServer(&fakeAWS{})
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	opts := Options{Region: "us-east-1", AccessKey: "AKIATEST", SecretKey: "x", MaxRetries: 1}
+	if _, err := New(context.Background(), nil, opts); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a self-signed endpoint was trusted: %v", err)
+	}
+	opts.InsecureSkipTLSVerify = true
+	if _, err := New(context.Background(), nil, opts); err != nil {
+		t.Fatal(err)
+	}
+}
