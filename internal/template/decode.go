@@ -2,7 +2,6 @@ package template
 
 import (
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -29,7 +28,7 @@ func (b *Block) Decode(v any, extra map[string]cty.Value) hcl.Diagnostics {
 	if b.Unknowns || (b.buildRefs && !haveBuild) {
 		body = knownBody{body}
 	}
-	return gohcl.DecodeBody(body, ctx, v)
+	return decodeBody(body, ctx, v)
 }
 
 // UnknownPlaceholder is the string an unknown value decodes to.
