@@ -157,23 +157,40 @@ ami_regions = ["xx-nowhere-1"]`))
 	}
 }
 
-func TestPipelineSpotFallsBackToNextType(t *testing.T) {
+func TestPipelineSpotFleet(t *testing.T) {
 	srv := apiSim(t)
-	// The first type has no capacity, whatever the retries.
-	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{{Action: "RunInstances", Fault: ec2sim.FaultInsufficientCap, Probability: 1, Count: 3}}}); err != nil {
-		t.Fatal(err)
-	}
-	st, u := testState(t, srv, mustConfig(t, strings.Replace(noComm, `instance_type = "t3.micro"`, "", 1)+`ami_name = "spot"
+	src := strings.Replace(noComm, `instance_type = "t3.micro"`, "", 1) + `ami_name = "spot"
 spot_price = "auto"
-spot_instance_types = ["t3.micro", "t3a.micro"]
-spot_tags = { Kind = "spot" }`))
+spot_instance_types = ["t3a.micro", "t3.micro"]
+spot_tags = { Kind = "spot" }
+fleet_tags = { Fleet = "yes" }`
+	st, u := testState(t, srv, mustConfig(t, src))
 	if err := runSteps(t, st); err != nil {
 		t.Fatalf("build: %v\n%s", err, u)
 	}
 	if st.Instance.InstanceLifecycle != types.InstanceLifecycleTypeSpot || st.Instance.InstanceType != "t3a.micro" {
 		t.Errorf("instance lifecycle %q type %q", st.Instance.InstanceLifecycle, st.Instance.InstanceType)
 	}
-	if !strings.Contains(u.String(), "Launching a spot AWS instance...") || !strings.Contains(u.String(), "No capacity for t3.micro (InsufficientInstanceCapacity), trying t3a.micro") {
+	if tags := tagMap(st.Instance.Tags); tags["Kind"] != "spot" || tags["amibake:run-id"] != "run-1" {
+		t.Errorf("instance tags %v", tags)
+	}
+	if !strings.Contains(u.String(), "Launching a spot AWS instance...") || !strings.Contains(u.String(), "Skipping the stop of the spot instance") {
 		t.Errorf("log:\n%s", u)
+	}
+	if lts := srv.Inventory().Regions["eu-west-1"].LaunchTemplates; len(lts) != 0 {
+		t.Errorf("launch templates left: %v", lts)
+	}
+
+	// No capacity: the build fails with the fleet's reason.
+	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{{Action: "CreateFleet", Fault: ec2sim.FaultInsufficientCap, Probability: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, u = testState(t, srv, mustConfig(t, strings.Replace(src, `"spot"`, `"spot-2"`, 1)))
+	err := runSteps(t, st)
+	if err == nil || !strings.Contains(err.Error(), "the spot fleet launched no instance: InsufficientInstanceCapacity") {
+		t.Fatalf("err = %v\n%s", err, u)
+	}
+	if lts := srv.Inventory().Regions["eu-west-1"].LaunchTemplates; len(lts) != 0 {
+		t.Errorf("launch templates left: %v", lts)
 	}
 }

@@ -34,8 +34,7 @@ const (
 var unimplemented = []string{
 	"vault_aws_engine", "mfa_code", "decode_authorization_messages",
 	"temporary_iam_instance_profile_policy_document",
-	"spot_price_auto_product", "spot_allocation_strategy",
-	"fleet_tags", "fleet_tag", "block_duration_minutes",
+	"spot_price_auto_product", "block_duration_minutes",
 	"windows_password_timeout",
 	"pause_before_ssm", "session_manager_port", "ami_product_codes",
 	"snapshot_copy_duration_minutes", "deregistration_protection", "fast_launch",

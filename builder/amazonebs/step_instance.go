@@ -188,69 +188,65 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	}
 
 	spot := c.SpotPrice != "" || len(c.SpotInstanceTypes) > 0
-	instanceTypes := []string{c.InstanceType}
-	if len(c.SpotInstanceTypes) > 0 {
-		instanceTypes = c.SpotInstanceTypes
-	}
 	if spot {
-		mo := &types.InstanceMarketOptionsRequest{
-			MarketType: types.MarketTypeSpot,
-			SpotOptions: &types.SpotMarketOptions{
-				SpotInstanceType:             types.SpotInstanceTypeOneTime,
-				InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate,
-			},
-		}
-		if c.SpotPrice != "" && c.SpotPrice != "auto" {
-			mo.SpotOptions.MaxPrice = aws.String(c.SpotPrice) // "auto": capped at the on-demand price
-		}
-		in.InstanceMarketOptions = mo
 		spotTags, err := s.renderTags("spot_tags", c.Parsed.SpotTags)
 		if err != nil {
 			return err
 		}
-		in.TagSpecifications = append(in.TagSpecifications, s.tagSpec(types.ResourceTypeSpotInstancesRequest, spotTags))
+		instanceTypes := c.SpotInstanceTypes
+		if len(instanceTypes) == 0 {
+			instanceTypes = []string{c.InstanceType}
+		}
+		for k, v := range spotTags { // the fleet's instance carries them
+			in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
 		s.UI.Say("Launching a spot AWS instance...")
-	} else {
-		s.UI.Say("Launching a source AWS instance...")
-	}
-	var out *ec2.RunInstancesOutput
-	for i, typ := range instanceTypes {
-		in.InstanceType = types.InstanceType(typ)
-		// One token per instance type, reused by every retry of that type:
-		// a retried RunInstances never starts a second instance.
-		in.ClientToken = aws.String(fmt.Sprintf("%s-%d", st.token, i))
-		entry, err := s.intend(ledger.KindInstance, s.Region, aws.ToString(in.ClientToken))
+		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
 		if err != nil {
 			return fmt.Errorf("record the source instance in the run journal: %w", err)
 		}
-		// The new key pair and security group may not be visible yet.
+		var id string
+		err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
+			var err error
+			id, err = launchSpot(ctx, s, in, instanceTypes, st.token)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		st.id = id
+		if err := s.created(entry, id); err != nil {
+			return fmt.Errorf("record instance %s in the run journal: %w", id, err)
+		}
+	} else {
+		s.UI.Say("Launching a source AWS instance...")
+		in.InstanceType = types.InstanceType(c.InstanceType)
+		in.ClientToken = aws.String(st.token)
+		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
+		if err != nil {
+			return fmt.Errorf("record the source instance in the run journal: %w", err)
+		}
+		var out *ec2.RunInstancesOutput
+		// The new key pair and security group may not be visible yet; the
+		// ClientToken makes the retries safe.
 		err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
 			var err error
 			out, err = client.RunInstances(ctx, in)
 			return err
 		})
-		if err == nil {
-			if len(out.Instances) == 1 {
-				if err := s.created(entry, aws.ToString(out.Instances[0].InstanceId)); err != nil {
-					return fmt.Errorf("record instance in the run journal: %w", err)
-				}
-			}
-			break
+		if err != nil {
+			return fmt.Errorf("launch source instance: %w", err)
 		}
-		if i+1 < len(instanceTypes) && noCapacity(err) {
-			_ = s.created(entry, "") // a definite refusal: nothing was created
-
-			s.UI.Message(fmt.Sprintf("No capacity for %s (%s), trying %s", typ, apiCode(err), instanceTypes[i+1]))
-			continue
+		if len(out.Instances) != 1 {
+			return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
 		}
-		return fmt.Errorf("launch source instance: %w", err)
+		st.id = aws.ToString(out.Instances[0].InstanceId)
+		if err := s.created(entry, st.id); err != nil {
+			return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
+		}
 	}
-	if len(out.Instances) != 1 {
-		return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
-	}
-	st.id = aws.ToString(out.Instances[0].InstanceId)
 	s.born(st.id)
-	s.Instance = &out.Instances[0]
+	s.Instance = &types.Instance{InstanceId: aws.String(st.id)}
 	s.UI.Message("Instance ID: " + st.id)
 
 	s.UI.Say(fmt.Sprintf("Waiting for instance (%s) to become ready...", st.id))
@@ -277,15 +273,6 @@ func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
 	s.deleted(ledger.KindInstance, s.Region, st.id)
 	st.id = ""
 	return nil
-}
-
-// noCapacity reports errors after which another instance type may work.
-func noCapacity(err error) bool {
-	switch apiCode(err) {
-	case "InsufficientInstanceCapacity", "InsufficientCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded", "Unsupported", "InsufficientFreeAddressesInSubnet":
-		return true
-	}
-	return false
 }
 
 // stepCleanupVolumes runs before the launch so that its cleanup runs after
