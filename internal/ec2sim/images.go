@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,22 +23,24 @@ func init() {
 	actions["DisableImageDeprecation"] = disableImageDeprecation
 }
 
-var idRe = regexp.MustCompile(`^[a-z]+-([0-9a-f]{8}|[0-9a-f]{17})$`)
+// The simulator's regexps compile on first use: amibake links the
+// simulator (for demo builds) and init time is every command's start-up.
+var idRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]+-([0-9a-f]{8}|[0-9a-f]{17})$`) })
 
 func validID(prefix, id string) bool {
-	return strings.HasPrefix(id, prefix+"-") && idRe.MatchString(id)
+	return strings.HasPrefix(id, prefix+"-") && idRe().MatchString(id)
 }
 
 // Lengths are checked apart from the character class: a counted
 // repetition like {3,128} compiles to a large program, and package init
 // time is start-up time for every amibake command that links the simulator.
-var amiNameRe = regexp.MustCompile(`^[a-zA-Z0-9()\[\] ./\-'@_]+$`)
+var amiNameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9()\[\] ./\-'@_]+$`) })
 
 func checkAMIName(name string) error {
 	if name == "" {
 		return apiErr("MissingParameter", "The request must contain the parameter name")
 	}
-	if len(name) < 3 || len(name) > 128 || !amiNameRe.MatchString(name) {
+	if len(name) < 3 || len(name) > 128 || !amiNameRe().MatchString(name) {
 		return apiErr("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/', '_', '[', ']', ' ', ''' and '@': %q", name)
 	}
 	return nil
@@ -816,7 +819,7 @@ func describeImageAttribute(c *call) error {
 	return nil
 }
 
-var accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
+var accountIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
 
 type launchPerm struct{ user, group, org, ou string }
 
@@ -875,7 +878,7 @@ func modifyImageAttribute(c *call) error {
 	}
 	for _, p := range append(slices.Clone(add), remove...) {
 		switch {
-		case p.user != "" && !accountIDRe.MatchString(p.user):
+		case p.user != "" && !accountIDRe().MatchString(p.user):
 			return apiErr("InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for userId item type.", p.user)
 		case p.group != "" && p.group != "all":
 			return apiErr("InvalidParameterValue", "Invalid value '%s' for group: only 'all' is supported", p.group)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,7 +30,7 @@ func init() {
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-var instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
+var instanceTypeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`) })
 
 func (c *call) instance(id string) (*instance, error) {
 	if id == "" {
@@ -219,7 +220,7 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 	if req.itype == "" {
 		req.itype = "m1.small"
 	}
-	if !instanceTypeRe.MatchString(req.itype) {
+	if !instanceTypeRe().MatchString(req.itype) {
 		return "", nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", req.itype)
 	}
 	var key *keyPair
@@ -1146,7 +1147,7 @@ func modifyInstanceAttribute(c *call) error {
 		if err := needStopped(); err != nil {
 			return err
 		}
-		if !instanceTypeRe.MatchString(v) {
+		if !instanceTypeRe().MatchString(v) {
 			return apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", v)
 		}
 		in.Type, changed = v, true

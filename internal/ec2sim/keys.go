@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -24,7 +25,7 @@ func init() {
 	actions["DeleteKeyPair"] = deleteKeyPair
 }
 
-var keyNameRe = regexp.MustCompile(`^[\x20-\x7e]+$`) // length checked apart, see amiNameRe
+var keyNameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\x20-\x7e]+$`) }) // length checked apart, see amiNameRe
 
 func colonHex(b []byte) string {
 	parts := make([]string, len(b))
@@ -38,7 +39,7 @@ func (c *call) newKeyPair(name, keyType string, pub ssh.PublicKey, fp string) (*
 	if name == "" {
 		return nil, apiErr("MissingParameter", "The request must contain the parameter KeyName")
 	}
-	if len(name) > 255 || !keyNameRe.MatchString(name) {
+	if len(name) > 255 || !keyNameRe().MatchString(name) {
 		return nil, apiErr("InvalidParameterValue", "Value (%s) for parameter keyName is invalid.", name)
 	}
 	if _, ok := c.r.keys[name]; ok {

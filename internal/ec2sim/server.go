@@ -166,12 +166,14 @@ func (s *Server) region(name string) *region {
 	return nil
 }
 
-var credentialRe = regexp.MustCompile(`Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request`)
+var credentialRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request`)
+})
 
 // credential extracts access key, region and service from a SigV4
 // Authorization header or presigned query; signatures are not checked.
 func credential(r *http.Request, q *Query) (key, region, service string, ok bool) {
-	if m := credentialRe.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+	if m := credentialRe().FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 		return m[1], m[3], m[4], true
 	}
 	if c := q.Str("X-Amz-Credential"); c != "" {

@@ -393,7 +393,7 @@ func modifySnapshotAttribute(c *call) error {
 		return apiErr("MissingParameter", "No attributes specified.")
 	}
 	for _, p := range append(slices.Clone(add), remove...) {
-		if p.user != "" && !accountIDRe.MatchString(p.user) {
+		if p.user != "" && !accountIDRe().MatchString(p.user) {
 			return apiErr("InvalidParameterValue", "Invalid user id %q", p.user)
 		}
 		if p.group != "" && p.group != "all" {

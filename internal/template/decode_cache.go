@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
@@ -74,9 +73,9 @@ func layoutOf(ty reflect.Type) *structLayout {
 }
 
 func buildLayout(ty reflect.Type) *structLayout {
-	schema, partial := gohcl.ImpliedBodySchema(reflect.Zero(ty).Interface())
-	l := &structLayout{schema: schema, partial: partial, body: -1, remain: -1, defRange: -1, typeRange: -1}
+	l := &structLayout{schema: &hcl.BodySchema{}, body: -1, remain: -1, defRange: -1, typeRange: -1}
 	attrIdx := map[string]int{}
+	optional := map[string]bool{}
 	blockIdx := map[string]int{}
 	ranges := map[string]map[string]int{}
 	labelRange := map[string]int{}
@@ -96,8 +95,11 @@ func buildLayout(ty reflect.Type) *structLayout {
 			kind = "attr"
 		}
 		switch kind {
-		case "attr", "optional":
+		case "attr":
 			attrIdx[name] = i
+		case "optional":
+			attrIdx[name] = i
+			optional[name] = true
 		case "block":
 			blockIdx[name] = i
 		case "label":
@@ -145,6 +147,9 @@ func buildLayout(ty reflect.Type) *structLayout {
 			isAttr:       attrType.AssignableTo(ft),
 			isExpr:       exprType.AssignableTo(ft),
 		})
+		// As gohcl.ImpliedBodySchema: an expression can stand for absence.
+		required := !ft.AssignableTo(exprType) && ft.Kind() != reflect.Pointer && !optional[name]
+		l.schema.Attributes = append(l.schema.Attributes, hcl.AttributeSchema{Name: name, Required: required})
 	}
 	for _, name := range sortedKeys(blockIdx) {
 		i := blockIdx[name]
@@ -158,9 +163,26 @@ func buildLayout(ty reflect.Type) *structLayout {
 			b.isPtr = true
 			b.elem = b.elem.Elem()
 		}
+		if b.elem.Kind() != reflect.Struct {
+			panic(fmt.Sprintf("hcl 'block' tag kind cannot be applied to %s field %s: struct required", b.ty.String(), ty.Field(i).Name))
+		}
 		l.blocks = append(l.blocks, b)
+		l.schema.Blocks = append(l.schema.Blocks, hcl.BlockHeaderSchema{Type: name, LabelNames: labelNames(b.elem)})
 	}
+	l.partial = l.remain >= 0
 	return l
+}
+
+// labelNames lists a block struct's ",label" fields, without building the
+// block type's whole layout (a block type may contain itself).
+func labelNames(ty reflect.Type) []string {
+	var names []string
+	for i := range ty.NumField() {
+		if name, kind, _ := strings.Cut(ty.Field(i).Tag.Get("hcl"), ","); kind == "label" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // decodeBody is gohcl.DecodeBody with cached type layouts.

@@ -505,14 +505,20 @@ type templateError struct {
 
 func (e *templateError) Error() string { return e.msg }
 
-var templateErrRe = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (?:executing "[^"]*" at <[^>]*>: )?(?:error calling [a-z_]+: )?(.*)$`)
+// Compiled on first use: most runs never see a template error, and
+// compiling at init would cost every command.
+var undefinedFuncRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`function "([^"]*)" not defined`) })
+
+var templateErrRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (?:executing "[^"]*" at <[^>]*>: )?(?:error calling [a-z_]+: )?(.*)$`)
+})
 
 // cleanTemplateError turns text/template's "template: legacy:1:3: executing
 // ..." into a readable message with an offset.
 func cleanTemplateError(err error) error {
 	var fe *legacyFuncError
 	te := &templateError{summary: "Invalid template", msg: err.Error()}
-	if m := templateErrRe.FindStringSubmatch(err.Error()); m != nil {
+	if m := templateErrRe().FindStringSubmatch(err.Error()); m != nil {
 		te.msg = m[3]
 		if m[1] == "1" && m[2] != "" {
 			te.offset, _ = strconv.Atoi(m[2])
@@ -524,7 +530,7 @@ func cleanTemplateError(err error) error {
 		te.summary, te.msg = fe.summary, fe.detail
 	} else if strings.Contains(te.msg, "function") && strings.Contains(te.msg, "not defined") {
 		te.summary = "Unknown template function"
-		if m := regexp.MustCompile(`function "([^"]*)" not defined`).FindStringSubmatch(te.msg); m != nil {
+		if m := undefinedFuncRe().FindStringSubmatch(te.msg); m != nil {
 			te.msg = fmt.Sprintf("There is no function named %q.", m[1])
 			if s := legacySuggest(m[1], legacyFuncNames()); s != "" {
 				te.msg += fmt.Sprintf(" Did you mean %q?", s)
