@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -128,6 +129,12 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	// Wrapped after loading, so that the SDK can still add a custom CA
+	// bundle to its own client.
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = awshttp.NewBuildableClient()
+	}
+	cfg.HTTPClient = readOnlyBodies{cfg.HTTPClient}
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: set region in the template or AWS_REGION")
 	}
@@ -190,4 +197,22 @@ func (s *Session) EC2(region string) *ec2.Client {
 	})
 	s.clients[region] = c
 	return c
+}
+
+// readOnlyBodies works around a smithy-go race: the SDK closes the request
+// body as soon as the response headers arrive, the body's WriteTo then
+// fails, and net/http, still finishing the request write, closes the
+// connection while a large response is being read ("deserialization
+// failed ... use of closed network connection"). Without WriteTo the
+// transport copies through Read, which ends with a clean EOF.
+type readOnlyBodies struct{ c aws.HTTPClient }
+
+func (h readOnlyBodies) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{r.Body, r.Body}
+	}
+	return h.c.Do(r)
 }

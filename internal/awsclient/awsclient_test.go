@@ -1,7 +1,9 @@
 package awsclient
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,3 +146,91 @@ func TestInsecureSkipTLSVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// flaky fails the first DescribeRegions call with one fault class, then
+// answers; it counts the attempts.
+type flaky struct {
+	fakeAWS
+	fault    string
+	attempts int
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	if r.Form.Get("Action") != "DescribeRegions" {
+		f.fakeAWS.ServeHTTP(w, r)
+		return
+	}
+	f.mu.Lock()
+	f.attempts++
+	first := f.attempts == 1
+	f.mu.Unlock()
+	if !first {
+		f.fakeAWS.ServeHTTP(w, r)
+		return
+	}
+	apiError := func(status int, code string) {
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`<Response><Errors><Error><Code>` + code + `</Code><Message>injected</Message></Error></Errors><RequestID>1</RequestID></Response>`))
+	}
+	switch f.fault {
+	case "throttle":
+		apiError(503, "RequestLimitExceeded")
+	case "internal":
+		apiError(500, "InternalError")
+	case "unavailable":
+		apiError(503, "Unavailable")
+	case "drop":
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}
+}
+
+func TestRetriesFaultClasses(t *testing.T) {
+	isolate(t)
+	for _, fault := range []string{"throttle", "internal", "unavailable", "drop"} {
+		t.Run(fault, func(t *testing.T) {
+			f := &flaky{fault: fault}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			s, err := New(context.Background(), nil, Options{Region: "us-east-1", AccessKey: "AKIATEST", SecretKey: "x",
+				CustomEndpointEC2: srv.URL, SkipCredentialValidation: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := s.EC2("").DescribeRegions(context.Background(), &ec2.DescribeRegionsInput{})
+			if err != nil {
+				t.Fatalf("%s was not retried: %v", fault, err)
+			}
+			if len(out.Regions) != 1 || f.attempts != 2 {
+				t.Fatalf("%s: %d regions after %d attempts, want 1 after 2", fault, len(out.Regions), f.attempts)
+			}
+		})
+	}
+}
+
+// TestReadOnlyBodies: the transport must not see the request body's
+// WriteTo (see readOnlyBodies).
+func TestReadOnlyBodies(t *testing.T) {
+	var sawWriterTo bool
+	c := readOnlyBodies{doFunc(func(r *http.Request) (*http.Response, error) {
+		_, sawWriterTo = r.Body.(io.WriterTo)
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})}
+	req := httptest.NewRequest("POST", "http://127.0.0.1/", bytes.NewReader([]byte("Action=DescribeRegions")))
+	if _, err := c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	if sawWriterTo {
+		t.Fatal("the request body still offers WriteTo")
+	}
+	if b, _ := io.ReadAll(req.Body); string(b) != "Action=DescribeRegions" {
+		t.Fatalf("body changed: %q", b)
+	}
+}
+
+type doFunc func(*http.Request) (*http.Response, error)
+
+func (f doFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
