@@ -336,7 +336,7 @@ func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, 
 			if im.StateReason != nil {
 				reason = ": " + aws.ToString(im.StateReason.Message)
 			}
-			return false, fmt.Errorf("AMI %s in %s is %s%s", id, region, im.State, reason)
+			return false, fmt.Errorf("AMI %s in %s is %s%s; amibake removes it: run the build again, and if the image fails again check the source AMI and the block device mappings", id, region, im.State, reason)
 		}
 		if snaps := imageSnapshots(&im); len(snaps) > 0 {
 			if p := snapshotProgress(ctx, client, snaps); p != "" {

@@ -235,7 +235,7 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("launch source instance: %w", err)
+			return fmt.Errorf("launch source instance: %w%s", err, launchHint(err))
 		}
 		if len(out.Instances) != 1 {
 			return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
@@ -373,3 +373,15 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 }
 
 func (stepStop) Cleanup(context.Context, *State) error { return nil }
+
+// launchHint tells the user what to do about a launch EC2 refused for
+// want of capacity or quota, which retrying at once does not cure.
+func launchHint(err error) string {
+	switch apiCode(err) {
+	case "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity":
+		return "; EC2 has no capacity for this instance type there right now: run the build again later, or choose another instance_type, availability_zone or subnet_id"
+	case "InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded":
+		return "; the account's instance quota is used up: terminate instances you no longer need, or ask AWS for a higher quota"
+	}
+	return ""
+}
