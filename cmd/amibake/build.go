@@ -8,16 +8,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
+	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -38,6 +41,7 @@ type buildOptions struct {
 	timestampUI     bool
 	color           bool
 	machineReadable bool
+	reuse, rebuild  bool
 }
 
 func newBuildCmd(f *factory) *cobra.Command {
@@ -48,6 +52,13 @@ func newBuildCmd(f *factory) *cobra.Command {
 		Long: `Build the AMIs of a template (legacy JSON, an HCL2 file or a directory of HCL2
 files): launch an instance from the source AMI, provision it over SSH, create the
 AMI and remove everything temporary. Exit status 0 only when every build succeeded.
+
+The AMI is tagged amibake:input-digest with a digest of everything that goes into
+it (source AMI, builder options, provisioners, the files they upload). With
+--reuse, or reuse = true in an HCL2 build block, a build whose digest matches an
+existing AMI launches nothing: the AMI is reused (copied to the ami_regions that
+lack it) and the post-processors run on it. JSON templates have no build block:
+use --reuse there. --rebuild bakes regardless.
 
 Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 		Args:               cobra.ArbitraryArgs,
@@ -62,6 +73,7 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
 	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
 	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
+	registerReuseFlags(o)(fs)
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return &usageError{fmt.Errorf("build needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
@@ -69,6 +81,15 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 		return runBuild(cmd.Context(), f, o, args[0])
 	})
 	return cmd
+}
+
+// registerReuseFlags adds --reuse and --rebuild. JSON templates have no
+// build block for `reuse = true`: --reuse is the way to turn reuse on there.
+func registerReuseFlags(o *buildOptions) func(fs *pflag.FlagSet) {
+	return func(fs *pflag.FlagSet) {
+		fs.BoolVar(&o.reuse, "reuse", false, "reuse an AMI baked from the same inputs (tag amibake:input-digest) instead of baking (reuse = true in an HCL2 build block does the same for that build)")
+		fs.BoolVar(&o.rebuild, "rebuild", false, "bake even when an AMI with the same input digest exists (overrides --reuse and reuse = true)")
+	}
 }
 
 func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) error {
@@ -91,6 +112,10 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	// A build needs the data sources' real values.
 	lo.EvaluateDataSources = true
 	lo.DataSource = amazonebs.EvaluateDataSource
+	// The twin load (another clock) finds the options that change every
+	// run, such as timestamp() in ami_name, to leave them out of the input
+	// digest; both loads must differ only by plan.TwinOffset.
+	lo.Now = time.Now()
 	t, diags := template.Load(path, lo)
 	if t != nil {
 		for _, v := range t.Variables {
@@ -149,10 +174,13 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		}
 	}()
 
+	// A twin that fails to load only disables volatile detection.
+	twin, _ := plan.LoadTwin(path, lo)
 	res, bdiags, err := build.Run(ctx, t, root, build.Options{
 		Only: o.tf.only, Except: o.tf.except, ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
 		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
 		CleanupContext: cleanupCtx,
+		Reuse:          o.reuse, Rebuild: o.rebuild, Twin: twin,
 	})
 	if len(bdiags) > 0 {
 		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())
@@ -240,6 +268,7 @@ which needs root. Accepts the flags of 'amibake build'.`,
 	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
 	fs.BoolVar(&o.color, "color", true, "colour the output")
 	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
+	registerReuseFlags(o)(fs)
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return &usageError{fmt.Errorf("demo takes at most one template path\nSee '%s --help'.", cmd.CommandPath())}

@@ -185,3 +185,34 @@ build {
 		t.Errorf("stdout:\n%s", out)
 	}
 }
+
+// TestBuildCommandReuse: the JSON tutorial (timestamped name, no build
+// block) is reused with Packer's single-dash -reuse, and --rebuild bakes.
+func TestBuildCommandReuse(t *testing.T) {
+	srv := buildEnv(t, false)
+	code, out, errOut := runBuildCmd(t, "-color=false", tutorialJSON)
+	if code != 0 {
+		t.Fatalf("first build: exit %d\n%s\n%s", code, out, errOut)
+	}
+	baked := regexp.MustCompile(`ap-northeast-1: (ami-[0-9a-f]+)\n`).FindStringSubmatch(out)
+	if baked == nil {
+		t.Fatalf("no AMI in:\n%s", out)
+	}
+	for _, tc := range []struct {
+		args      []string
+		launches  int
+		wantInOut string
+	}{
+		{[]string{"-reuse"}, 0, "Reusing " + baked[1] + " in ap-northeast-1: it carries input digest "},
+		{[]string{"--reuse", "-rebuild", "-force"}, 1, "Launching a source AWS instance"},
+	} {
+		srv.ResetCalls()
+		code, out, errOut := runBuildCmd(t, append(append([]string{"-color=false"}, tc.args...), tutorialJSON)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", tc.args, code, out, errOut)
+		}
+		if n := srv.Calls()["RunInstances"]; n != tc.launches || !strings.Contains(out, tc.wantInOut) {
+			t.Errorf("%v: %d instances launched (want %d), output lacks %q?\n%s", tc.args, n, tc.launches, tc.wantInOut, out)
+		}
+	}
+}

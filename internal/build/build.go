@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/amibake/amibake/builder/amazonebs"
@@ -22,7 +23,9 @@ import (
 	"github.com/amibake/amibake/internal/communicator"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
+	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/plugins"
+	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 	"github.com/amibake/amibake/provisioner"
@@ -58,6 +61,17 @@ type Options struct {
 	// BeforeStep, when set, is called before each step of every build,
 	// after the -debug pause (progress displays, tests).
 	BeforeStep func(ctx context.Context, build, step string) error
+	// Reuse looks for AMIs baked from the same inputs (the
+	// amibake:input-digest tag) before launching anything, for every build
+	// (a build's own `reuse = true` enables it for that build only).
+	// Rebuild bakes even when such AMIs exist; the new AMI is tagged all
+	// the same.
+	Reuse, Rebuild bool
+	// Twin is the template loaded a second time with another clock
+	// (plan.LoadTwin): options that differ between the two loads, such as
+	// timestamp() in ami_name, stay out of the input digest. nil leaves
+	// them in, so a timestamped name never matches.
+	Twin *template.Template
 }
 
 // BuildResult is one build's outcome.
@@ -196,7 +210,7 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 				return
 			}
 			defer func() { <-sem }()
-			res.Builds[i] = runOne(ctx, p, uis[i], root, opts)
+			res.Builds[i] = runOne(ctx, t, p, uis[i], root, opts)
 			r := res.Builds[i]
 			if r.Err != nil {
 				root.Error(fmt.Sprintf("Build '%s' errored after %s: %v", r.Name, humanDuration(r.Duration), r.Err))
@@ -210,10 +224,14 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 	return res, diags, nil
 }
 
-func runOne(ctx context.Context, p prepared, bui ui.UI, root *ui.Root, opts Options) *BuildResult {
+func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, root *ui.Root, opts Options) *BuildResult {
 	start := opts.Now()
 	r := &BuildResult{Name: p.b.Name}
 	defer func() { r.Duration = opts.Now().Sub(start) }()
+
+	if reused := decide(ctx, t, p, bui, opts, r); reused {
+		return r
+	}
 
 	var rec ledger.Recorder = ledger.Nop{}
 	if opts.Ledger != nil {
@@ -288,6 +306,90 @@ func runOne(ctx context.Context, p prepared, bui ui.UI, root *ui.Root, opts Opti
 	r.Artifacts = append(r.Artifacts, arts...)
 	r.Err = err
 	return r
+}
+
+// decide computes the build's input digest before anything is created.
+// With reuse on, an AMI baked from the same inputs is reused (copied to the
+// target regions that lack it) and its artifact post-processed: it returns
+// true with r filled. Otherwise the build bakes: the digest goes into the
+// AMI and snapshot tags, and the source AMI is pinned to the image the
+// digest was computed from, since a newer one could match the filter
+// before the source step runs.
+func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, opts Options, r *BuildResult) bool {
+	wantReuse := (opts.Reuse || p.b.Reuse) && !opts.Rebuild
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sess, err := plan.Session(ctx, opts.Shared, p.cfg)
+	if err != nil {
+		if wantReuse {
+			r.Err = fmt.Errorf("open the AWS session to look for a reusable AMI: %w", err)
+			return true
+		}
+		// The builder opens the same session and reports the failure.
+		log.Debug("input digest skipped", "build", p.b.Name, "err", err)
+		return false
+	}
+	dec, err := plan.Decide(ctx, plan.DecideInput{
+		Input: plan.Input{Build: p.b, Twin: plan.TwinOf(opts.Twin, p.b.Name), Config: p.cfg, Sensitive: t.Sensitive},
+		EC2:   sess.EC2, BuildRegion: sess.Region(),
+	})
+	switch {
+	case err != nil && wantReuse:
+		r.Err = fmt.Errorf("compute the input digest to look for a reusable AMI: %w", err)
+		return true
+	case err != nil:
+		bui.Error("Cannot compute the input digest; the AMI will not be tagged for reuse: " + err.Error())
+		return false
+	}
+	log.Debug("input digest", "build", p.b.Name, "digest", dec.Digest.Sum, "source_ami", aws.ToString(dec.SourceImage.ImageId),
+		"action", dec.Action, "found", dec.Found, "volatile", dec.Digest.Volatile)
+	if wantReuse && !p.cfg.SkipCreateAMI && dec.Action != plan.ActionBake {
+		amis := dec.Found
+		if dec.Action == plan.ActionCopy {
+			co := dec.CopyOptions(p.cfg)
+			co.OnCopy = func(region, id string) { bui.Say("Copying the reused AMI to " + region + ": " + id) }
+			if amis, err = reuse.CopyMissing(ctx, reuse.SessionClients(sess.EC2), dec.Digest.Sum, dec.Found, dec.Regions, co); err != nil {
+				r.Err = fmt.Errorf("copy the reused AMI to the regions that lack it: %w", err)
+				return true
+			}
+		}
+		for _, region := range dec.Regions {
+			why := "it carries input digest " + dec.Digest.Sum + " (same source AMI " + aws.ToString(dec.SourceImage.ImageId) +
+				", builder options, provisioners and files), so nothing that goes into the image changed"
+			if _, had := dec.Found[region]; !had {
+				why = "copied from the reused AMI, " + why
+			}
+			bui.Say(fmt.Sprintf("Reusing %s in %s: %s", amis[region], region, why))
+		}
+		if len(dec.Digest.Volatile) > 0 {
+			bui.Say("Left out of the input digest as they change every run: " + strings.Join(dec.Digest.Volatile, ", "))
+		}
+		a := dec.Artifact(p.b.Name, amis)
+		r.Artifacts = []*artifact.Artifact{a}
+		arts, err := postProcess(ctx, p.b, a, bui, opts)
+		r.Artifacts = append(r.Artifacts, arts...)
+		r.Err = err
+		return true
+	}
+	if wantReuse && dec.Action == plan.ActionBake {
+		bui.Say("No AMI carries input digest " + dec.Digest.Sum + ": baking")
+	}
+	// The config is this build's own (Preflight decodes one per build).
+	p.cfg.Parsed.AMITags = withTag(p.cfg.Parsed.AMITags, reuse.TagKey, dec.Digest.Sum)
+	p.cfg.Parsed.SnapshotTags = withTag(p.cfg.Parsed.SnapshotTags, reuse.TagKey, dec.Digest.Sum)
+	p.cfg.SourceAMI, p.cfg.SourceAMIFilter = aws.ToString(dec.SourceImage.ImageId), nil
+	return false
+}
+
+func withTag(m map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for mk, mv := range m {
+		out[mk] = mv
+	}
+	out[k] = v
+	return out
 }
 
 // provision runs provisioners in order, each built now that the build's

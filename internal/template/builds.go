@@ -15,7 +15,7 @@ import (
 )
 
 var buildSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "description"}, {Name: "sources"}},
+	Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "description"}, {Name: "sources"}, {Name: "reuse"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "source", LabelNames: []string{"reference"}},
 		{Type: "provisioner", LabelNames: []string{"type"}},
@@ -94,6 +94,10 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 	}
 	if a, ok := c.Attributes["description"]; ok {
 		diags = append(diags, l.evalString(a, &description)...)
+	}
+	reuse := false
+	if a, ok := c.Attributes["reuse"]; ok {
+		diags = append(diags, decodeBoolCtx(a, l.ctx, &reuse)...)
 	}
 	var uses []sourceUse
 	refCount := 0
@@ -192,7 +196,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 			name = buildName + "." + name
 		}
 		src := l.block(top, u.typ, srcName, sctx, body)
-		b := &Build{Name: name, BuildName: buildName, Description: description, Source: &src, block: index}
+		b := &Build{Name: name, BuildName: buildName, Description: description, Reuse: reuse, Source: &src, block: index}
 
 		pctx := sctx.NewChild()
 		pctx.Variables = map[string]cty.Value{"build": unknownBuildObject}

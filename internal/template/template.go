@@ -100,6 +100,10 @@ type Build struct {
 	// BuildName and Description come from the HCL2 build block.
 	BuildName   string
 	Description string
+	// Reuse is `reuse = true` in the HCL2 build block: reuse an AMI baked
+	// from the same inputs instead of baking. JSON templates have no build
+	// block; `amibake build --reuse` does the same there.
+	Reuse bool
 	// Source is the builder's configuration (type "amazon-ebs" or another).
 	Source *Block
 

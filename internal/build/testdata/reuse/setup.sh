@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+echo "app v1" > /tmp/app-version
