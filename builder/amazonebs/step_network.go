@@ -298,9 +298,11 @@ func (st *stepSecurityGroup) Cleanup(ctx context.Context, s *State) error {
 	// The group stays in use until the instance has terminated.
 	err := s.Waits.withLimit(5*time.Minute).poll(ctx, "temporary security group "+id+" to be released by the instance", 0, func(ctx context.Context) (bool, error) {
 		_, err := s.ec2("").DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-		switch apiCode(err) {
-		case "":
+		if err == nil {
 			return true, nil
+		}
+		// A cancelled call has no API code: it is a failure, not a deletion.
+		switch apiCode(err) {
 		case "InvalidGroup.NotFound":
 			return !s.recent(id), nil // not visible yet, or gone
 		case "DependencyViolation", "InvalidGroup.InUse":

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +16,7 @@ import (
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
 	"github.com/amibake/amibake/internal/plan"
@@ -150,29 +149,17 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}
 	f.Log.Debug("run", "id", runID, "packer_run_uuid", runUUID, "journal", journal.Path())
 
-	// A first interrupt cancels ctx and the builds clean up; a second one
-	// stops the cleanups too.
-	cleanupCtx, stopCleanups := context.WithCancel(context.Background())
-	defer stopCleanups()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-		}
+	// main's interrupt.Context cancels ctx on a first SIGINT/SIGTERM (the
+	// builds clean up) and the cleanup context on a second (they stop).
+	cleanupCtx := interrupt.Cleanup(ctx)
+	stopInterruptMsg := context.AfterFunc(ctx, func() {
 		root.Error("Interrupt received: cancelling the builds and cleaning up (interrupt again to stop the cleanups)...")
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		select {
-		case <-sig:
-			root.Error("Second interrupt: stopping cleanups. Run `amibake cleanup " + runID + "` to remove what is left.")
-			stopCleanups()
-		case <-done:
-		}
-	}()
+	})
+	defer stopInterruptMsg()
+	stopCleanupMsg := context.AfterFunc(cleanupCtx, func() {
+		root.Error("Second interrupt: stopping the cleanups.")
+	})
+	defer stopCleanupMsg()
 
 	// A twin that fails to load only disables volatile detection.
 	twin, _ := plan.LoadTwin(path, lo)
@@ -206,6 +193,15 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		status = ledger.StatusFailed
 	}
 	_ = journal.End(status)
+	if cleanupCtx.Err() != nil {
+		// Read back what the stopped cleanups left, with the command that
+		// removes it.
+		if run, rerr := ledger.Read(ledger.DefaultDir(f.Getenv), runID); rerr == nil {
+			fmt.Fprint(errOut, interrupt.LeftReport(run))
+		} else {
+			fmt.Fprintf(errOut, "Cleanup was interrupted and the run journal cannot be read (%v). Remove what is left with:\n  %s\n", rerr, interrupt.CleanupCommand(runID))
+		}
+	}
 	if errors.Is(err, build.ErrPreflight) {
 		return &exitError{code: 1, err: err}
 	}

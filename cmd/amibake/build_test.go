@@ -16,11 +16,16 @@ import (
 // as a user would: AWS_ENDPOINT_URL and the what-is-my-IP URL.
 func buildEnv(t *testing.T, noSSH bool) *ec2sim.Server {
 	t.Helper()
+	return buildEnvLatency(t, noSSH, ec2sim.ZeroLatency())
+}
+
+func buildEnvLatency(t *testing.T, noSSH bool, lat ec2sim.Latency) *ec2sim.Server {
+	t.Helper()
 	if os.Geteuid() != 0 && !noSSH {
 		t.Skip("the simulator's instances run sshd, which needs root (make test runs as root)")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := ec2sim.Start(ctx, ec2sim.Options{Latency: ec2sim.ZeroLatency(), NoSSH: noSSH})
+	srv, err := ec2sim.Start(ctx, ec2sim.Options{Latency: lat, NoSSH: noSSH})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
