@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -189,9 +191,36 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// connectsPublicly reports whether SSH will go to a public address.
-func connectsPublicly(s *State) bool {
-	c := s.Config
+// SSHSource is where the temporary security group lets SSH in from.
+type SSHSource int
+
+const (
+	// SSHFromCIDRs: temporary_security_group_source_cidrs, as written.
+	SSHFromCIDRs SSHSource = iota
+	// SSHFromPublicIP: this machine's public IP (/32 or /128), asked of a
+	// what-is-my-IP service, because SSH goes to a public address (or
+	// temporary_security_group_source_public_ip is set).
+	SSHFromPublicIP
+	// SSHFromVPC: the VPC's own CIDR blocks, because SSH goes to the
+	// instance's private address.
+	SSHFromVPC
+)
+
+// ChooseSSHSource decides what the temporary security group opens SSH to,
+// given the subnet the build resolved ("" for the default VPC's) and that
+// subnet's MapPublicIpOnLaunch. amibake plan shows the same choice.
+func ChooseSSHSource(c *Config, subnetID string, mapPublicIP *bool) SSHSource {
+	switch {
+	case len(c.TemporarySecurityGroupSourceCIDRs) > 0:
+		return SSHFromCIDRs
+	case c.TemporarySecurityGroupSourcePubIP || ConnectsPublicly(c, subnetID, mapPublicIP):
+		return SSHFromPublicIP
+	}
+	return SSHFromVPC
+}
+
+// ConnectsPublicly reports whether SSH will go to a public address.
+func ConnectsPublicly(c *Config, subnetID string, mapPublicIP *bool) bool {
 	switch c.SSHInterface {
 	case "private_ip", "private_dns":
 		return false
@@ -204,34 +233,38 @@ func connectsPublicly(s *State) bool {
 	if c.AssociatePublicIPAddress != nil {
 		return *c.AssociatePublicIPAddress
 	}
-	if s.MapPublicIP != nil {
-		return *s.MapPublicIP
+	if mapPublicIP != nil {
+		return *mapPublicIP
 	}
-	return s.SubnetID == "" // default subnets map public IPs
+	return subnetID == "" // default subnets map public IPs
 }
 
-func (st *stepSecurityGroup) sources(ctx context.Context, s *State) ([]string, error) {
-	c := s.Config
-	if len(c.TemporarySecurityGroupSourceCIDRs) > 0 {
-		return c.TemporarySecurityGroupSourceCIDRs, nil
+func connectsPublicly(s *State) bool { return ConnectsPublicly(s.Config, s.SubnetID, s.MapPublicIP) }
+
+// CheckIPURL is the what-is-my-IP service a build asks for this machine's
+// public address: temporary_security_group_source_public_ip_url, else
+// $AMIBAKE_CHECKIP_URL, else DefaultCheckIPURL.
+func CheckIPURL(c *Config, getenv func(string) string) string {
+	url := c.TemporarySecurityGroupSourcePublicIPURL
+	if url == "" && getenv != nil {
+		url = getenv("AMIBAKE_CHECKIP_URL")
 	}
-	if c.TemporarySecurityGroupSourcePubIP || connectsPublicly(s) {
-		ip, err := st.publicIP(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if ip.To4() != nil {
-			return []string{ip.String() + "/32"}, nil
-		}
-		return []string{ip.String() + "/128"}, nil
+	if url == "" {
+		url = DefaultCheckIPURL
 	}
+	return url
+}
+
+// VPCCIDRs returns the CIDR blocks of VPC vpcID (the default VPC when ""),
+// sorted, without repeats.
+func VPCCIDRs(ctx context.Context, client ec2.DescribeVpcsAPIClient, vpcID string) ([]string, error) {
 	in := &ec2.DescribeVpcsInput{}
-	if s.VPCID != "" {
-		in.VpcIds = []string{s.VPCID}
+	if vpcID != "" {
+		in.VpcIds = []string{vpcID}
 	} else {
 		in.Filters = []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}
 	}
-	out, err := s.ec2("").DescribeVpcs(ctx, in)
+	out, err := client.DescribeVpcs(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("find the VPC's CIDR blocks for the temporary security group: %w", err)
 	}
@@ -244,21 +277,38 @@ func (st *stepSecurityGroup) sources(ctx context.Context, s *State) ([]string, e
 			cidrs = append(cidrs, aws.ToString(v.CidrBlock))
 		}
 	}
+	sort.Strings(cidrs)
+	return slices.Compact(cidrs), nil
+}
+
+func (st *stepSecurityGroup) sources(ctx context.Context, s *State) ([]string, error) {
+	c := s.Config
+	switch ChooseSSHSource(c, s.SubnetID, s.MapPublicIP) {
+	case SSHFromCIDRs:
+		return c.TemporarySecurityGroupSourceCIDRs, nil
+	case SSHFromPublicIP:
+		ip, err := st.publicIP(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if ip.To4() != nil {
+			return []string{ip.String() + "/32"}, nil
+		}
+		return []string{ip.String() + "/128"}, nil
+	}
+	cidrs, err := VPCCIDRs(ctx, s.ec2(""), s.VPCID)
+	if err != nil {
+		return nil, err
+	}
 	if len(cidrs) == 0 {
 		return nil, fmt.Errorf("the VPC has no CIDR block to open SSH to: set temporary_security_group_source_cidrs")
 	}
-	return dedupe(cidrs), nil
+	return cidrs, nil
 }
 
 // publicIP asks a what-is-my-IP service for the address AWS sees.
 func (st *stepSecurityGroup) publicIP(ctx context.Context, s *State) (net.IP, error) {
-	url := s.Config.TemporarySecurityGroupSourcePublicIPURL
-	if url == "" {
-		url = s.getenv("AMIBAKE_CHECKIP_URL")
-	}
-	if url == "" {
-		url = DefaultCheckIPURL
-	}
+	url := CheckIPURL(s.Config, s.getenv)
 	hc := st.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 15 * time.Second}

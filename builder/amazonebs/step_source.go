@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/amibake/amibake/internal/template"
 )
 
 func apiCode(err error) string {
@@ -84,54 +86,80 @@ type stepSourceAMI struct{}
 func (stepSourceAMI) Name() string { return "source AMI" }
 
 func (stepSourceAMI) Run(ctx context.Context, s *State) error {
-	c := s.Config
+	im, err := ResolveSourceAMI(ctx, s.ec2(""), s.Config, s.Region)
+	if err != nil {
+		return err
+	}
+	s.SourceImage = im
+	s.BuildTime = BuildTimeData(s.Region, im)
+	s.UI.Message("Found Image ID: " + aws.ToString(im.ImageId))
+	return nil
+}
+
+// ResolveSourceAMI finds the one EBS-backed image that source_ami or
+// source_ami_filter names in region (most_recent picks the newest), with
+// one DescribeImages call. amibake plan and the input digest use it too,
+// so that they resolve exactly the image a build would launch.
+func ResolveSourceAMI(ctx context.Context, client ec2.DescribeImagesAPIClient, c *Config, region string) (*types.Image, error) {
 	in := &ec2.DescribeImagesInput{}
 	if c.SourceAMI != "" {
 		in.ImageIds = []string{c.SourceAMI}
 	}
 	what := "source_ami " + c.SourceAMI
 	if f := c.SourceAMIFilter; f != nil {
-		in.Filters = ec2Filters(s.Config.Parsed.AMIFilters)
+		in.Filters = ec2Filters(c.Parsed.AMIFilters)
 		in.Owners = f.Owners
 		if f.IncludeDeprecated {
 			in.IncludeDeprecated = aws.Bool(true)
 		}
-		what = "source_ami_filter " + describeFilters(s.Config.Parsed.AMIFilters, f.Owners)
+		what = "source_ami_filter " + describeFilters(c.Parsed.AMIFilters, f.Owners)
 	}
-	out, err := s.ec2("").DescribeImages(ctx, in)
+	if len(in.ImageIds) == 0 && len(in.Filters) == 0 {
+		return nil, errors.New("neither source_ami nor source_ami_filter is set")
+	}
+	out, err := client.DescribeImages(ctx, in)
 	if err != nil {
 		if apiCode(err) == "InvalidAMIID.NotFound" || apiCode(err) == "InvalidAMIID.Malformed" {
-			return fmt.Errorf("no AMI matches %s in %s: %w", what, s.Region, err)
+			return nil, fmt.Errorf("no AMI matches %s in %s: %w", what, region, err)
 		}
-		return fmt.Errorf("describe the source AMI (%s): %w", what, err)
+		return nil, fmt.Errorf("describe the source AMI (%s): %w", what, err)
 	}
 	images := out.Images
 	switch {
 	case len(images) == 0:
-		return fmt.Errorf("no AMI matches %s in %s", what, s.Region)
+		return nil, fmt.Errorf("no AMI matches %s in %s", what, region)
 	case len(images) > 1 && (c.SourceAMIFilter == nil || !c.SourceAMIFilter.MostRecent):
-		return fmt.Errorf("%d AMIs match %s: make the filter more specific, or set most_recent = true", len(images), what)
+		return nil, fmt.Errorf("%d AMIs match %s: make the filter more specific, or set most_recent = true", len(images), what)
 	}
 	sort.SliceStable(images, func(i, j int) bool {
 		return aws.ToString(images[i].CreationDate) > aws.ToString(images[j].CreationDate)
 	})
 	im := images[0]
 	if im.RootDeviceType != "" && im.RootDeviceType != types.DeviceTypeEbs {
-		return fmt.Errorf("source AMI %s has an %s root device; amazon-ebs needs an EBS-backed AMI", aws.ToString(im.ImageId), im.RootDeviceType)
+		return nil, fmt.Errorf("source AMI %s has an %s root device; amazon-ebs needs an EBS-backed AMI", aws.ToString(im.ImageId), im.RootDeviceType)
 	}
-	s.SourceImage = &im
-	s.BuildTime.BuildRegion = s.Region
-	s.BuildTime.SourceAMI = aws.ToString(im.ImageId)
-	s.BuildTime.SourceAMIName = aws.ToString(im.Name)
-	s.BuildTime.SourceAMIOwner = aws.ToString(im.OwnerId)
-	s.BuildTime.SourceAMIOwnerName = aws.ToString(im.ImageOwnerAlias)
-	s.BuildTime.SourceAMICreationDate = aws.ToString(im.CreationDate)
-	s.BuildTime.SourceAMITags = tagMap(im.Tags)
-	s.UI.Message("Found Image ID: " + aws.ToString(im.ImageId))
-	return nil
+	return &im, nil
+}
+
+// BuildTimeData is the build-time template data ({{ .SourceAMI }}, ...)
+// of a build in region from source image im: what ami_name, tags and
+// descriptions are rendered with.
+func BuildTimeData(region string, im *types.Image) template.BuildTimeData {
+	return template.BuildTimeData{
+		BuildRegion:           region,
+		SourceAMI:             aws.ToString(im.ImageId),
+		SourceAMIName:         aws.ToString(im.Name),
+		SourceAMIOwner:        aws.ToString(im.OwnerId),
+		SourceAMIOwnerName:    aws.ToString(im.ImageOwnerAlias),
+		SourceAMICreationDate: aws.ToString(im.CreationDate),
+		SourceAMITags:         tagMap(im.Tags),
+	}
 }
 
 func (stepSourceAMI) Cleanup(context.Context, *State) error { return nil }
+
+// DescribeFilters prints filters (and owners) for messages, keys sorted.
+func DescribeFilters(f map[string]string, owners []string) string { return describeFilters(f, owners) }
 
 func describeFilters(f map[string]string, owners []string) string {
 	keys := make([]string, 0, len(f))

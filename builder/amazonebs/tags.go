@@ -73,6 +73,9 @@ func ec2Tags(m map[string]string) []types.Tag {
 	return tags
 }
 
+// EC2Filters turns name=value filters into EC2 filters, sorted by name.
+func EC2Filters(m map[string]string) []types.Filter { return ec2Filters(m) }
+
 func ec2Filters(m map[string]string) []types.Filter {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -85,6 +88,9 @@ func ec2Filters(m map[string]string) []types.Filter {
 	}
 	return out
 }
+
+// TagMap turns EC2 tags into a map.
+func TagMap(tags []types.Tag) map[string]string { return tagMap(tags) }
 
 func tagMap(tags []types.Tag) map[string]string {
 	m := make(map[string]string, len(tags))

@@ -64,15 +64,7 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 		DisableFlagParsing: true,
 	}
 	o.tf.register(cmd)
-	fs := cmd.Flags()
-	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
-	fs.StringVar(&o.onError, "on-error", "cleanup", "what to do when a build fails: cleanup, abort, ask or run-cleanup-provisioner")
-	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name; start the manifest afresh")
-	fs.BoolVar(&o.debug, "debug", false, "build one at a time, pausing before each step, and keep the SSH key in ec2_<build>.pem")
-	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
-	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
-	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
-	registerReuseFlags(o)(fs)
+	o.register(cmd.Flags())
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return &usageError{fmt.Errorf("build needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
@@ -82,13 +74,19 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 	return cmd
 }
 
-// registerReuseFlags adds --reuse and --rebuild. JSON templates have no
-// build block for `reuse = true`: --reuse is the way to turn reuse on there.
-func registerReuseFlags(o *buildOptions) func(fs *pflag.FlagSet) {
-	return func(fs *pflag.FlagSet) {
-		fs.BoolVar(&o.reuse, "reuse", false, "reuse an AMI baked from the same inputs (tag amibake:input-digest) instead of baking (reuse = true in an HCL2 build block does the same for that build)")
-		fs.BoolVar(&o.rebuild, "rebuild", false, "bake even when an AMI with the same input digest exists (overrides --reuse and reuse = true)")
-	}
+// register adds the flags of build (and demo, which takes the same).
+// JSON templates have no build block for reuse = true: --reuse is the way
+// to turn reuse on there.
+func (o *buildOptions) register(fs *pflag.FlagSet) {
+	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
+	fs.StringVar(&o.onError, "on-error", "cleanup", "what to do when a build fails: cleanup, abort, ask or run-cleanup-provisioner")
+	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name; start the manifest afresh")
+	fs.BoolVar(&o.debug, "debug", false, "build one at a time, pausing before each step, and keep the SSH key in ec2_<build>.pem")
+	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
+	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
+	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
+	fs.BoolVar(&o.reuse, "reuse", false, "reuse an AMI baked from the same inputs (tag amibake:input-digest) instead of baking (reuse = true in an HCL2 build block does the same for that build)")
+	fs.BoolVar(&o.rebuild, "rebuild", false, "bake even when an AMI with the same input digest exists (overrides --reuse and reuse = true)")
 }
 
 func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) error {
@@ -256,15 +254,7 @@ which needs root. Accepts the flags of 'amibake build'.`,
 		DisableFlagParsing: true,
 	}
 	o.tf.register(cmd)
-	fs := cmd.Flags()
-	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
-	fs.StringVar(&o.onError, "on-error", "cleanup", "cleanup, abort, ask or run-cleanup-provisioner")
-	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name")
-	fs.BoolVar(&o.debug, "debug", false, "pause before each step")
-	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
-	fs.BoolVar(&o.color, "color", true, "colour the output")
-	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
-	registerReuseFlags(o)(fs)
+	o.register(cmd.Flags())
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return &usageError{fmt.Errorf("demo takes at most one template path\nSee '%s --help'.", cmd.CommandPath())}

@@ -14,12 +14,7 @@ import (
 // BuildTime is the build-time template data of the resolved source AMI,
 // for rendering ami_name and tags as the builder does.
 func (d *Decision) BuildTime() template.BuildTimeData {
-	im := d.SourceImage
-	return template.BuildTimeData{
-		BuildRegion: d.BuildRegion, SourceAMI: aws.ToString(im.ImageId), SourceAMIName: aws.ToString(im.Name),
-		SourceAMIOwner: aws.ToString(im.OwnerId), SourceAMIOwnerName: aws.ToString(im.ImageOwnerAlias),
-		SourceAMICreationDate: aws.ToString(im.CreationDate), SourceAMITags: tagMap(im.Tags),
-	}
+	return amazonebs.BuildTimeData(d.BuildRegion, d.SourceImage)
 }
 
 // CopyOptions are reuse.CopyOptions for copying a found AMI to the regions

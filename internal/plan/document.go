@@ -158,11 +158,7 @@ func planBuild(ctx context.Context, t *template.Template, b, twin *template.Buil
 	if bp.Volatile == nil {
 		bp.Volatile = []string{}
 	}
-	bt := template.BuildTimeData{
-		BuildRegion: dec.BuildRegion, SourceAMI: bp.SourceAMI.ID, SourceAMIName: bp.SourceAMI.Name,
-		SourceAMIOwner: bp.SourceAMI.Owner, SourceAMIOwnerName: bp.SourceAMI.OwnerAlias,
-		SourceAMICreationDate: bp.SourceAMI.CreationDate, SourceAMITags: tagMap(im.Tags),
-	}
+	bt := dec.BuildTime()
 	if bp.AMIName, err = template.RenderBuildTime(c.AMIName, bt); err != nil {
 		return nil, fmt.Errorf("render ami_name %q: %w", c.AMIName, err)
 	}
@@ -182,14 +178,6 @@ func planBuild(ctx context.Context, t *template.Template, b, twin *template.Buil
 		return nil, err
 	}
 	return bp, nil
-}
-
-func tagMap(tags []types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 // temporary describes the key pair, security group and instance a bake
@@ -241,7 +229,7 @@ func temporary(ctx context.Context, client *ec2.Client, c *amazonebs.Config, opt
 		return tr, err
 	}
 	if len(c.Parsed.SGFilters) > 0 {
-		in := &ec2.DescribeSecurityGroupsInput{Filters: ec2Filters(c.Parsed.SGFilters)}
+		in := &ec2.DescribeSecurityGroupsInput{Filters: amazonebs.EC2Filters(c.Parsed.SGFilters)}
 		if vpc != "" {
 			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{vpc}})
 		}
@@ -252,47 +240,25 @@ func temporary(ctx context.Context, client *ec2.Client, c *amazonebs.Config, opt
 		for _, g := range out.SecurityGroups {
 			sg.IDs = append(sg.IDs, aws.ToString(g.GroupId))
 		}
-		sg.Why = "security_group_filter " + describeFilters(c.Parsed.SGFilters, nil)
+		sg.Why = "security_group_filter " + amazonebs.DescribeFilters(c.Parsed.SGFilters, nil)
 		if len(sg.IDs) == 0 {
-			return tr, fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
+			return tr, fmt.Errorf("no security group matches security_group_filter %s", amazonebs.DescribeFilters(c.Parsed.SGFilters, nil))
 		}
 		return tr, nil
 	}
 	sg.Temporary, sg.Port = true, c.SSHPort
-	switch {
-	case len(c.TemporarySecurityGroupSourceCIDRs) > 0:
+	switch amazonebs.ChooseSSHSource(c, subnet, mapPublic) {
+	case amazonebs.SSHFromCIDRs:
 		sg.CIDRs = c.TemporarySecurityGroupSourceCIDRs
 		sg.Why = "temporary_security_group_source_cidrs"
-	case c.TemporarySecurityGroupSourcePubIP || connectsPublicly(c, subnet, mapPublic):
-		url := c.TemporarySecurityGroupSourcePublicIPURL
-		if url == "" && opts.Getenv != nil {
-			url = opts.Getenv("AMIBAKE_CHECKIP_URL")
-		}
-		if url == "" {
-			url = amazonebs.DefaultCheckIPURL
-		}
+	case amazonebs.SSHFromPublicIP:
+		url := amazonebs.CheckIPURL(c, opts.Getenv)
 		sg.CIDRs = []string{"<public IP of this machine>/32"}
 		sg.Why = "SSH goes to the instance's public address; the build asks " + url + " for this machine's address"
 	default:
-		in := &ec2.DescribeVpcsInput{}
-		if vpc != "" {
-			in.VpcIds = []string{vpc}
-		} else {
-			in.Filters = []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}
+		if sg.CIDRs, err = amazonebs.VPCCIDRs(ctx, client, vpc); err != nil {
+			return tr, err
 		}
-		out, err := client.DescribeVpcs(ctx, in)
-		if err != nil {
-			return tr, fmt.Errorf("find the VPC's CIDR blocks for the temporary security group: %w", err)
-		}
-		for _, v := range out.Vpcs {
-			for _, a := range v.CidrBlockAssociationSet {
-				sg.CIDRs = append(sg.CIDRs, aws.ToString(a.CidrBlock))
-			}
-			if len(v.CidrBlockAssociationSet) == 0 && v.CidrBlock != nil {
-				sg.CIDRs = append(sg.CIDRs, aws.ToString(v.CidrBlock))
-			}
-		}
-		sg.CIDRs = uniqueSorted(sg.CIDRs)
 		sg.Why = "SSH goes to the instance's private address: the VPC's own CIDR blocks"
 	}
 	return tr, nil
@@ -303,12 +269,12 @@ func temporary(ctx context.Context, client *ec2.Client, c *amazonebs.Config, opt
 func network(ctx context.Context, client *ec2.Client, c *amazonebs.Config) (vpc, subnet string, mapPublic *bool, err error) {
 	vpc, subnet = c.VPCID, c.SubnetID
 	if vpc == "" && len(c.Parsed.VPCFilters) > 0 {
-		out, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: ec2Filters(c.Parsed.VPCFilters)})
+		out, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: amazonebs.EC2Filters(c.Parsed.VPCFilters)})
 		if err != nil {
 			return "", "", nil, fmt.Errorf("find the VPC matching vpc_filter: %w", err)
 		}
 		if len(out.Vpcs) != 1 {
-			return "", "", nil, fmt.Errorf("vpc_filter %s matches %d VPCs; it must match exactly one", describeFilters(c.Parsed.VPCFilters, nil), len(out.Vpcs))
+			return "", "", nil, fmt.Errorf("vpc_filter %s matches %d VPCs; it must match exactly one", amazonebs.DescribeFilters(c.Parsed.VPCFilters, nil), len(out.Vpcs))
 		}
 		vpc = aws.ToString(out.Vpcs[0].VpcId)
 	}
@@ -319,7 +285,7 @@ func network(ctx context.Context, client *ec2.Client, c *amazonebs.Config) (vpc,
 	if subnet != "" {
 		in.SubnetIds = []string{subnet}
 	} else {
-		in.Filters = ec2Filters(c.Parsed.SubnetFilters)
+		in.Filters = amazonebs.EC2Filters(c.Parsed.SubnetFilters)
 		if vpc != "" {
 			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{vpc}})
 		}
@@ -332,32 +298,12 @@ func network(ctx context.Context, client *ec2.Client, c *amazonebs.Config) (vpc,
 		return "", "", nil, fmt.Errorf("describe subnets: %w", err)
 	}
 	if len(out.Subnets) == 0 {
-		return "", "", nil, fmt.Errorf("no subnet matches subnet_filter %s", describeFilters(c.Parsed.SubnetFilters, nil))
+		return "", "", nil, fmt.Errorf("no subnet matches subnet_filter %s", amazonebs.DescribeFilters(c.Parsed.SubnetFilters, nil))
 	}
 	// With most_free or random the build picks among them; they share the
 	// VPC that decides the rule.
 	sub := out.Subnets[0]
 	return aws.ToString(sub.VpcId), aws.ToString(sub.SubnetId), sub.MapPublicIpOnLaunch, nil
-}
-
-// connectsPublicly mirrors the builder's choice of address.
-func connectsPublicly(c *amazonebs.Config, subnet string, mapPublic *bool) bool {
-	switch c.SSHInterface {
-	case "private_ip", "private_dns":
-		return false
-	case "public_ip", "public_dns":
-		return true
-	}
-	if c.SSHPrivateIP {
-		return false
-	}
-	if c.AssociatePublicIPAddress != nil {
-		return *c.AssociatePublicIPAddress
-	}
-	if mapPublic != nil {
-		return *mapPublic
-	}
-	return subnet == ""
 }
 
 // text helpers shared by the renderers.

@@ -135,7 +135,7 @@ func Decide(ctx context.Context, in DecideInput) (*Decision, error) {
 		}
 		in.Config = cfg
 	}
-	im, err := ResolveSourceAMI(ctx, in.EC2(""), in.Config)
+	im, err := ResolveSourceAMI(ctx, in.EC2(""), in.Config, in.BuildRegion)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name, err)
 	}
