@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/interrupt"
@@ -24,11 +23,7 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() {
-	commands = append(commands, newBuildCmd)
-	// validate -evaluate-datasources evaluates amazon-ami data sources.
-	evaluateDataSource = amazonebs.EvaluateDataSource
-}
+func init() { commands = append(commands, newBuildCmd) }
 
 // buildOptions are the parsed flags of `amibake build`.
 type buildOptions struct {
@@ -108,7 +103,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 
 	// A build needs the data sources' real values.
 	lo.EvaluateDataSources = true
-	lo.DataSource = amazonebs.EvaluateDataSource
+	lo.DataSource = evaluateDataSource
 	// The twin load (another clock) finds the options that change every
 	// run, such as timestamp() in ami_name, to leave them out of the input
 	// digest; both loads must differ only by plan.TwinOffset.

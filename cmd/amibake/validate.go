@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
@@ -20,9 +21,11 @@ func init() { commands = append(commands, newValidateCmd) }
 // registry; a variable so that tests can swap it.
 var validateBuild = plugins.ValidateBuild
 
-// evaluateDataSource evaluates one data block for --evaluate-datasources;
-// the builder package sets it. nil makes that flag report an error.
-var evaluateDataSource func(b *template.Block) (cty.Value, hcl.Diagnostics)
+// evaluateDataSource evaluates one data block for --evaluate-datasources
+// (and for build and plan): the amazon-ami data source, against the AWS
+// endpoint the SDK's configuration names. A variable so that tests can
+// swap it; nil makes that flag report an error.
+var evaluateDataSource func(b *template.Block) (cty.Value, hcl.Diagnostics) = amazonebs.EvaluateDataSource
 
 // templateFlags are the flags validate, build and inspect share.
 type templateFlags struct {
