@@ -38,10 +38,13 @@ build:
 	$(GO) build -o bin/ec2sim ./cmd/ec2sim
 
 # The README's test command. GOPROXY=off: inside the namespace nothing can
-# be downloaded anyway, so fail fast if a module is missing.
+# be downloaded anyway, so fail fast if a module is missing. It ends with a
+# short fault-injection soak (about 3 minutes) that fails on any hung build,
+# leaked resource or unclear error; make soak runs a longer one.
 test: setup deps
 	$(GO) vet ./...
 	$(ISOLATE) 'GOPROXY=off $(GO) test -count=1 -timeout 12m $(PKGS)'
+	$(ISOLATE) 'GOPROXY=off $(GO) build -o bin/amibake ./cmd/amibake && GOPROXY=off $(GO) run ./cmd/soak -n 30 -seed 1'
 
 bench: deps build
 	$(ISOLATE) 'GOPROXY=off $(GO) test -run "^$$" -bench . -benchtime $(BENCHTIME) -benchmem -timeout 20m $(PKGS)'
