@@ -160,28 +160,9 @@ build { sources = ["source.amazon-ebs.x"] }
 }
 
 func TestBuildCommandAMIDataSource(t *testing.T) {
+	// The source AMI comes from an amazon-ami data source.
+	tmpl := repoPath(t, "cmd/amibake/testdata/validate/datasource.pkr.hcl")
 	buildEnv(t, false)
-	tmpl := filepath.Join(t.TempDir(), "ds.pkr.hcl")
-	_ = os.WriteFile(tmpl, []byte(`data "amazon-ami" "jammy" {
-  region      = "us-east-1"
-  filters     = { name = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*" }
-  owners      = ["099720109477"]
-  most_recent = true
-}
-
-source "amazon-ebs" "app" {
-  region        = "us-east-1"
-  source_ami    = data.amazon-ami.jammy.id
-  instance_type = "t3.micro"
-  ssh_username  = "ubuntu"
-  ami_name      = "app-from-data"
-  tags          = { Base = data.amazon-ami.jammy.name }
-}
-
-build {
-  sources = ["source.amazon-ebs.app"]
-}
-`), 0o600)
 	code, out, errOut := runBuildCmd(t, tmpl)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)

@@ -16,6 +16,7 @@ source "amazon-ebs" "app" {
   instance_type = "t3.micro"
   ssh_username  = "ubuntu"
   ami_name      = "app"
+  tags          = { Base = data.amazon-ami.base.name }
 }
 
 build {
