@@ -46,7 +46,11 @@ func (a *Artifact) String() string {
 		return "No AMIs were created."
 	}
 	var b strings.Builder
-	b.WriteString("AMIs were created:\n")
+	if a.Reused {
+		b.WriteString("AMIs were reused (their input digest matches; nothing was baked):\n")
+	} else {
+		b.WriteString("AMIs were created:\n")
+	}
 	for _, p := range strings.Split(a.ID(), ",") {
 		r, id, _ := strings.Cut(p, ":")
 		b.WriteString(r + ": " + id + "\n")
