@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/amibake/amibake/internal/artifact"
@@ -107,7 +108,9 @@ func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error
 
 // Steps is the amazon-ebs pipeline.
 func Steps(c *Config) []pipeline.Step[*State] {
-	dynamicName := containsTemplate(c.AMIName)
+	// A name with build-time fields ({{ .SourceAMIName }}) can only be
+	// checked once the source AMI is known.
+	dynamicName := strings.Contains(c.AMIName, "{{")
 	return []pipeline.Step[*State]{
 		pipeline.If[*State](!dynamicName, stepPrevalidate{}),
 		stepSourceAMI{},
@@ -127,15 +130,6 @@ func Steps(c *Config) []pipeline.Step[*State] {
 		stepShare{},
 		stepFinish{},
 	}
-}
-
-func containsTemplate(s string) bool {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '{' && s[i+1] == '{' {
-			return true
-		}
-	}
-	return false
 }
 
 // Artifact is the build's result.
