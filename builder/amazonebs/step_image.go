@@ -43,6 +43,9 @@ func (s *State) description() (string, error) {
 // is available.
 type stepCreateImage struct {
 	entry string
+	// unanswered is the name of an AMI whose CreateImage call ended
+	// without saying whether it made the image.
+	unanswered string
 }
 
 func (*stepCreateImage) Name() string { return "create AMI" }
@@ -93,6 +96,9 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 		}
 		out, err := client.CreateImage(ctx, in)
 		if err != nil {
+			if maybeCreated(ctx, err) {
+				st.unanswered = name // names are unique: prevalidation saw none
+			}
 			return fmt.Errorf("create AMI %q from instance %s: %w", name, aws.ToString(s.Instance.InstanceId), err)
 		}
 		id = aws.ToString(out.ImageId)
@@ -272,7 +278,25 @@ func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []
 
 // Cleanup deregisters what was produced when the build did not finish.
 func (st *stepCreateImage) Cleanup(ctx context.Context, s *State) error {
-	if s.Succeeded || len(s.AMIs) == 0 {
+	if s.Succeeded {
+		return nil
+	}
+	if name := st.unanswered; name != "" {
+		st.unanswered = ""
+		ids, err := s.imagesNamed(ctx, s.Region, name)
+		if err != nil {
+			return fmt.Errorf("after an unanswered CreateImage: %w", err)
+		}
+		for _, id := range ids {
+			s.born(id)
+			s.UI.Say(fmt.Sprintf("Deregistering AMI %s, made by a CreateImage call that was cut short...", id))
+			if err := deregister(ctx, s, s.Region, id, true); err != nil {
+				return err
+			}
+			s.deleted(ledger.KindImage, s.Region, id)
+		}
+	}
+	if len(s.AMIs) == 0 {
 		return nil
 	}
 	return deregisterAll(ctx, s)

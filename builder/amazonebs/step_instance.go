@@ -57,6 +57,9 @@ func blockDeviceMappings(devs []BlockDevice) []types.BlockDeviceMapping {
 type stepLaunch struct {
 	id    string
 	token string
+	// unanswered: a RunInstances call with token ended without saying
+	// whether it launched (cancelled, connection lost, server error).
+	unanswered bool
 }
 
 func (*stepLaunch) Name() string { return "launch source instance" }
@@ -235,6 +238,7 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 			return err
 		})
 		if err != nil {
+			st.unanswered = maybeCreated(ctx, err)
 			return fmt.Errorf("launch source instance: %w%s", err, launchHint(err))
 		}
 		if len(out.Instances) != 1 {
@@ -259,6 +263,18 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 }
 
 func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
+	if st.id == "" && st.unanswered {
+		// The launch may have happened all the same: its ClientToken finds it.
+		st.unanswered = false
+		ids, err := s.launchedWithToken(ctx, st.token)
+		if err != nil {
+			return fmt.Errorf("after an unanswered launch: %w", err)
+		}
+		if len(ids) > 0 {
+			st.id = ids[0]
+			s.born(st.id)
+		}
+	}
 	if st.id == "" {
 		return nil
 	}

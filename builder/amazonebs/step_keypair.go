@@ -82,6 +82,11 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeKeyPair, runTags)},
 	})
 	if err != nil {
+		// A generated name is ours alone: if the call may have gone
+		// through, delete by name (a no-op when it did not).
+		if c.TemporaryKeyPairName == "" && (maybeCreated(ctx, err) || apiCode(err) == "InvalidKeyPair.Duplicate") {
+			st.created = name
+		}
 		return fmt.Errorf("import temporary key pair %s: %w", name, err)
 	}
 	st.created = name
