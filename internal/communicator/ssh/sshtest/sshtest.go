@@ -236,8 +236,11 @@ func sshdCommand(args ...string) *exec.Cmd {
 	cmd := exec.Command("/bin/sh", append([]string{"-c",
 		`mount --make-rprivate / && mount -t tmpfs -o mode=755,size=64k sshtest-run /run && mkdir -m 755 /run/sshd && exec "$0" "$@"`,
 		SSHD}, args...)...)
-	// Its own process group, so Stop can take the sessions down too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
+	// Its own PID namespace, of which sshd is init: killing it makes the
+	// kernel kill every session too, even one forked while Stop was
+	// listing them (which a walk of /proc alone can miss, leaving a
+	// connection open that a "reboot" should have dropped).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS, Cloneflags: syscall.CLONE_NEWPID}
 	return cmd
 }
 
