@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/amibake/amibake/examples"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/interrupt"
@@ -110,11 +111,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	lo.Now = time.Now()
 	t, diags := template.Load(path, lo)
 	if t != nil {
-		for _, v := range t.Variables {
-			if v.Sensitive && v.Value.IsKnown() && !v.Value.IsNull() && v.Value.Type().FriendlyName() == "string" {
-				f.Secrets.Add(v.Value.AsString())
-			}
-		}
+		f.Secrets.Add(t.Sensitive...)
 	}
 	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
 	files := map[string]*hcl.File{}
@@ -212,28 +209,6 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 
 func init() { commands = append(commands, newDemoCmd) }
 
-// demoTemplate is the classic Packer tutorial template, built by
-// `amibake demo` when no template is given.
-const demoTemplate = `{
-  "variables": {
-    "aws_access_key": "hoge",
-    "aws_secret_key": "fuga"
-  },
-  "builders": [
-    {
-      "type": "amazon-ebs",
-      "access_key": "{{user ` + "`aws_access_key`" + `}}",
-      "secret_key": "{{user ` + "`aws_secret_key`" + `}}",
-      "region": "ap-northeast-1",
-      "source_ami": "ami-06128816a1c781a57",
-      "instance_type": "t2.micro",
-      "ssh_username": "root",
-      "ami_name": "hello_ami {{timestamp}}"
-    }
-  ]
-}
-`
-
 // newDemoCmd builds a template against the bundled EC2 simulator, started
 // in this process: the main job, end to end, on a machine without AWS.
 func newDemoCmd(f *factory) *cobra.Command {
@@ -265,7 +240,7 @@ which needs root. Accepts the flags of 'amibake build'.`,
 			}
 			defer os.RemoveAll(dir)
 			path = filepath.Join(dir, "hello_ami.json")
-			if err := os.WriteFile(path, []byte(demoTemplate), 0o600); err != nil {
+			if err := os.WriteFile(path, examples.TutorialJSON, 0o600); err != nil {
 				return err
 			}
 		}
