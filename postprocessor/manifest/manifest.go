@@ -86,6 +86,13 @@ func New(b *template.Block, build map[string]cty.Value) (*PostProcessor, hcl.Dia
 	if cfg.Output == "" {
 		cfg.Output = DefaultOutput
 	}
+	// The manifest is an artifact CI keeps and uploads: sensitive values
+	// in custom_data are written masked, as in every other output.
+	secrets := &ui.Secrets{}
+	secrets.Add(b.Sensitive...)
+	for k, v := range cfg.CustomData {
+		cfg.CustomData[k] = secrets.Mask(v)
+	}
 	p := &PostProcessor{cfg: cfg, RunUUID: os.Getenv("PACKER_RUN_UUID"), Now: time.Now}
 	if v, ok := build["build"]; ok && v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && v.Type().HasAttribute("PackerRunUUID") {
 		if id := v.GetAttr("PackerRunUUID"); id.IsKnown() && !id.IsNull() && id.Type() == cty.String {
