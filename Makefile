@@ -33,9 +33,11 @@ setup:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Static binaries: no dynamic loader at start-up (about 1 ms of every
+# `amibake validate` in a pre-commit hook).
 build:
-	$(GO) build -o bin/amibake ./cmd/amibake
-	$(GO) build -o bin/ec2sim ./cmd/ec2sim
+	CGO_ENABLED=0 $(GO) build -o bin/amibake ./cmd/amibake
+	CGO_ENABLED=0 $(GO) build -o bin/ec2sim ./cmd/ec2sim
 
 # The README's test command. GOPROXY=off: inside the namespace nothing can
 # be downloaded anyway, so fail fast if a module is missing. It ends with a
