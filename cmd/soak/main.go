@@ -305,6 +305,16 @@ func (s *soak) run(ctx context.Context) summary {
 	if len(extra) > 0 {
 		s.printf("soak: left in the simulator after all builds: %v\n", extra)
 	}
+	if fs := s.srv.Faults(); len(fs.Rules) > 0 {
+		var fired []string
+		for i, r := range fs.Rules {
+			if i < len(fs.Fired) {
+				fired = append(fired, fmt.Sprintf("%s %d", r, fs.Fired[i]))
+			}
+		}
+		// Most fire inside a call that the SDK's retryer then repeats.
+		s.printf("soak: faults injected: %s\n", strings.Join(fired, ", "))
+	}
 
 	m := summary{n: s.c.n, leaked: len(extra)}
 	var calls []int
