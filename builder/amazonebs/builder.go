@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
 	"github.com/amibake/amibake/internal/artifact"
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/communicator"
@@ -32,8 +34,16 @@ type Builder struct {
 	Ledger  ledger.Recorder
 	// Shared is the run's shared AWS state (one rate limiter); nil makes one.
 	Shared *awsclient.Shared
-	Force  bool
-	Debug  bool
+	// Session, when set, is the build's AWS session already opened with
+	// OpenSession (by whoever decided to bake), so the credentials are not
+	// checked twice; nil opens one.
+	Session *awsclient.Session
+	// SourceImage, when set, is the source AMI already resolved in the
+	// build region for this Config; the source step then uses it instead
+	// of describing it again. nil resolves it.
+	SourceImage *types.Image
+	Force       bool
+	Debug       bool
 	// OnError and Hooks decorate the step runner (-on-error, -debug).
 	OnError pipeline.OnError
 	Hooks   pipeline.Hooks
@@ -55,15 +65,12 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 	if un := c.Unimplemented(); len(un) > 0 {
 		return nil, fmt.Errorf("options not implemented by amibake: %v", un)
 	}
-	sess, err := awsclient.New(ctx, b.Shared, awsclient.Options{
-		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
-		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
-		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
-		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
-		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
-	})
-	if err != nil {
-		return nil, err
+	sess := b.Session
+	if sess == nil {
+		var err error
+		if sess, err = OpenSession(ctx, b.Shared, c); err != nil {
+			return nil, err
+		}
 	}
 	if b.Secrets != nil {
 		b.Secrets.Add(c.SecretKey, c.Token, c.SSHPassword, c.SSHBastionPassword)
@@ -72,6 +79,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
 		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, Force: b.Force, Debug: b.Debug,
 		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
+		ResolvedSource: b.SourceImage,
 	}
 	if st.Ledger == nil {
 		st.Ledger = ledger.Nop{}
@@ -146,6 +154,21 @@ func (s *State) Artifact(name string) *artifact.Artifact {
 		a.AMIs = map[string]string{}
 	}
 	return a
+}
+
+// OpenSession opens the AWS session c's access options describe (the
+// credentials checked with sts GetCallerIdentity unless
+// skip_credential_validation). Builder.Run opens it the same way; a caller
+// that needs AWS before the build (the input digest) opens it once and
+// hands it over in Builder.Session.
+func OpenSession(ctx context.Context, shared *awsclient.Shared, c *Config) (*awsclient.Session, error) {
+	return awsclient.New(ctx, shared, awsclient.Options{
+		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
+		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
+		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
+	})
 }
 
 func assumeRole(a *AssumeRole) *awsclient.AssumeRole {

@@ -39,6 +39,9 @@ type State struct {
 	Now       func() time.Time
 	Log       *slog.Logger
 	Provision ProvisionFunc
+	// ResolvedSource is the source AMI already resolved for Config in
+	// Region (Builder.SourceImage); nil has the source step describe it.
+	ResolvedSource *types.Image
 
 	// Produced by the steps.
 	SourceImage      *types.Image

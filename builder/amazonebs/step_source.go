@@ -86,9 +86,14 @@ type stepSourceAMI struct{}
 func (stepSourceAMI) Name() string { return "source AMI" }
 
 func (stepSourceAMI) Run(ctx context.Context, s *State) error {
-	im, err := ResolveSourceAMI(ctx, s.ec2(""), s.Config, s.Region)
-	if err != nil {
-		return err
+	im := s.ResolvedSource
+	// An image resolved for other settings (source_ami changed since) is
+	// not trusted: describe the one the config names.
+	if im == nil || (s.Config.SourceAMI != "" && aws.ToString(im.ImageId) != s.Config.SourceAMI) {
+		var err error
+		if im, err = ResolveSourceAMI(ctx, s.ec2(""), s.Config, s.Region); err != nil {
+			return err
+		}
 	}
 	s.SourceImage = im
 	s.BuildTime = BuildTimeData(s.Region, im)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/amibake/amibake/builder/amazonebs"
@@ -229,7 +230,8 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 	r := &BuildResult{Name: p.b.Name}
 	defer func() { r.Duration = opts.Now().Sub(start) }()
 
-	if reused := decide(ctx, t, p, bui, opts, r); reused {
+	sess, src, reused := decide(ctx, t, p, bui, opts, r)
+	if reused {
 		return r
 	}
 
@@ -239,7 +241,7 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 	}
 	b := &amazonebs.Builder{
 		Config: p.cfg, Name: p.b.Name, RunID: opts.RunID, RunUUID: opts.RunUUID, UI: bui, Secrets: root.Secrets(),
-		Ledger: rec, Shared: opts.Shared, Force: opts.Force, Debug: opts.Debug,
+		Ledger: rec, Shared: opts.Shared, Session: sess, SourceImage: src, Force: opts.Force, Debug: opts.Debug,
 		OnError: opts.OnError, CleanupContext: opts.CleanupContext, Getenv: opts.Getenv,
 		Log: opts.Log, Now: opts.Now,
 		Provision: func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build) error {
@@ -311,11 +313,14 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 // decide computes the build's input digest before anything is created.
 // With reuse on, an AMI baked from the same inputs is reused (copied to the
 // target regions that lack it) and its artifact post-processed: it returns
-// true with r filled. Otherwise the build bakes: the digest goes into the
-// AMI and snapshot tags, and the source AMI is pinned to the image the
-// digest was computed from, since a newer one could match the filter
-// before the source step runs.
-func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, opts Options, r *BuildResult) bool {
+// reused true with r filled. Otherwise the build bakes: the digest goes
+// into the AMI and snapshot tags, and the source AMI is pinned to the
+// image the digest was computed from, since a newer one could match the
+// filter before the source step runs. The session and that image are
+// returned for the builder, which would otherwise check the credentials
+// and describe the source AMI again; either is nil when it could not be
+// had, and the builder then reports the failure itself.
+func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, opts Options, r *BuildResult) (sess *awsclient.Session, src *types.Image, reused bool) {
 	wantReuse := (opts.Reuse || p.b.Reuse) && !opts.Rebuild
 	log := opts.Log
 	if log == nil {
@@ -325,23 +330,25 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 	if err != nil {
 		if wantReuse {
 			r.Err = fmt.Errorf("open the AWS session to look for a reusable AMI: %w", err)
-			return true
+			return nil, nil, true
 		}
 		// The builder opens the same session and reports the failure.
 		log.Debug("input digest skipped", "build", p.b.Name, "err", err)
-		return false
+		return nil, nil, false
 	}
 	dec, err := plan.Decide(ctx, plan.DecideInput{
 		Input: plan.Input{Build: p.b, Twin: plan.TwinOf(opts.Twin, p.b.Name), Config: p.cfg, Sensitive: t.Sensitive},
 		EC2:   sess.EC2, BuildRegion: sess.Region(),
+		// Without reuse the digest only tags the AMI: nothing to look up.
+		DigestOnly: !wantReuse || p.cfg.SkipCreateAMI,
 	})
 	switch {
 	case err != nil && wantReuse:
 		r.Err = fmt.Errorf("compute the input digest to look for a reusable AMI: %w", err)
-		return true
+		return nil, nil, true
 	case err != nil:
 		bui.Error("Cannot compute the input digest; the AMI will not be tagged for reuse: " + err.Error())
-		return false
+		return sess, nil, false
 	}
 	log.Debug("input digest", "build", p.b.Name, "digest", dec.Digest.Sum, "source_ami", aws.ToString(dec.SourceImage.ImageId),
 		"action", dec.Action, "found", dec.Found, "volatile", dec.Digest.Volatile)
@@ -352,7 +359,7 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 			co.OnCopy = func(region, id string) { bui.Say("Copying the reused AMI to " + region + ": " + id) }
 			if amis, err = reuse.CopyMissing(ctx, reuse.SessionClients(sess.EC2), dec.Digest.Sum, dec.Found, dec.Regions, co); err != nil {
 				r.Err = fmt.Errorf("copy the reused AMI to the regions that lack it: %w", err)
-				return true
+				return nil, nil, true
 			}
 		}
 		for _, region := range dec.Regions {
@@ -371,7 +378,7 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 		arts, err := postProcess(ctx, p.b, a, bui, opts)
 		r.Artifacts = append(r.Artifacts, arts...)
 		r.Err = err
-		return true
+		return nil, nil, true
 	}
 	if wantReuse && dec.Action == plan.ActionBake {
 		bui.Say("No AMI carries input digest " + dec.Digest.Sum + ": baking")
@@ -380,7 +387,7 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 	p.cfg.Parsed.AMITags = withTag(p.cfg.Parsed.AMITags, reuse.TagKey, dec.Digest.Sum)
 	p.cfg.Parsed.SnapshotTags = withTag(p.cfg.Parsed.SnapshotTags, reuse.TagKey, dec.Digest.Sum)
 	p.cfg.SourceAMI, p.cfg.SourceAMIFilter = aws.ToString(dec.SourceImage.ImageId), nil
-	return false
+	return sess, dec.SourceImage, false
 }
 
 func withTag(m map[string]string, k, v string) map[string]string {

@@ -70,23 +70,10 @@ func TwinOf(twin *template.Template, name string) *template.Build {
 }
 
 // Session opens the AWS session a build's access options describe, as the
-// builder does (credentials checked with sts GetCallerIdentity unless
-// skip_credential_validation).
+// builder does (it is amazonebs.OpenSession): a build hands it to the
+// builder rather than opening a second one.
 func Session(ctx context.Context, shared *awsclient.Shared, c *amazonebs.Config) (*awsclient.Session, error) {
-	var ar *awsclient.AssumeRole
-	if a := c.AssumeRole; a != nil {
-		ar = &awsclient.AssumeRole{
-			RoleARN: a.RoleARN, DurationSeconds: a.DurationSeconds, ExternalID: a.ExternalID,
-			Policy: a.Policy, PolicyARNs: a.PolicyARNs, SessionName: a.SessionName,
-			Tags: a.Tags, TransitiveTagKeys: a.TransitiveTagKeys,
-		}
-	}
-	return awsclient.New(ctx, shared, awsclient.Options{
-		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
-		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
-		AssumeRole: ar, CustomEndpointEC2: c.CustomEndpointEC2,
-		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
-	})
+	return amazonebs.OpenSession(ctx, shared, c)
 }
 
 // Regions are the regions a build's AMI ends up in: the build region, then
@@ -122,10 +109,14 @@ type DecideInput struct {
 	EC2 func(region string) *ec2.Client
 	// BuildRegion is the session's region.
 	BuildRegion string
+	// DigestOnly skips the lookup of AMIs carrying the digest (a build
+	// without reuse only tags its AMI with it): Found stays empty and
+	// Action is ActionBake.
+	DigestOnly bool
 }
 
-// Decide resolves the source AMI, computes the digest and looks for AMIs
-// carrying it in every target region. Read-only.
+// Decide resolves the source AMI, computes the digest and, unless
+// DigestOnly, looks for AMIs carrying it in every target region. Read-only.
 func Decide(ctx context.Context, in DecideInput) (*Decision, error) {
 	b := in.Build
 	if in.Config == nil {
@@ -145,9 +136,11 @@ func Decide(ctx context.Context, in DecideInput) (*Decision, error) {
 		return nil, err
 	}
 	regions := Regions(in.Config, in.BuildRegion)
-	found, err := reuse.Find(ctx, reuse.SessionClients(in.EC2), d.Sum, regions)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name, err)
+	found := map[string]string{}
+	if !in.DigestOnly {
+		if found, err = reuse.Find(ctx, reuse.SessionClients(in.EC2), d.Sum, regions); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name, err)
+		}
 	}
 	dec := &Decision{Digest: d, SourceImage: im, BuildRegion: in.BuildRegion, Regions: regions, Found: found, Action: ActionBake}
 	switch {

@@ -1,0 +1,64 @@
+package build
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+)
+
+// TestTutorialAPICalls pins the API calls of the tutorial build by action,
+// so that a change that adds one (a second credential check, the source
+// AMI described twice, a digest lookup without reuse) fails here rather
+// than only moving a benchmark figure. One session per build: a single
+// GetCallerIdentity, then one DescribeImages each for the AMI name check,
+// the source AMI and the wait for the new image; reuse adds one to look
+// for the digest in the one target region.
+func TestTutorialAPICalls(t *testing.T) {
+	e := newEnv(t, ec2sim.ZeroLatency())
+	chdir(t)
+	bake := map[string]int{
+		"GetCallerIdentity": 1,
+		"DescribeImages":    3, // AMI name in use?, source AMI, image available
+		"ImportKeyPair":     1, "CreateSecurityGroup": 1, "AuthorizeSecurityGroupIngress": 1,
+		"RunInstances": 1, "DescribeInstances": 2, // running, stopped
+		"GetConsoleOutput": 1, "StopInstances": 1, "CreateImage": 1,
+		"TerminateInstances": 1, "DeleteKeyPair": 1, "DeleteSecurityGroup": 1,
+	}
+	bakeLookingFirst := maps.Clone(bake)
+	bakeLookingFirst["DescribeImages"]++ // nothing carries the digest yet
+	// Each build loads at its own time, hence its own AMI name.
+	clock := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want map[string]int
+	}{
+		// In this order: the first build tags the AMI that the last reuses.
+		{"reuse, nothing to reuse", Options{Reuse: true}, bakeLookingFirst},
+		{"no reuse", Options{}, bake},
+		{"rebuild", Options{Reuse: true, Rebuild: true}, bake},
+		{"reused", Options{Reuse: true}, map[string]int{"GetCallerIdentity": 1, "DescribeImages": 2}}, // source AMI, digest
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.srv.ResetCalls()
+			clock = clock.Add(time.Minute)
+			r := e.buildAt(t, tutorialPath, clock, nil, tc.opts)
+			got := e.srv.Calls()
+			for k, v := range got {
+				if v == 0 {
+					delete(got, k)
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("calls by action:\n got %v\nwant %v\n%s", got, tc.want, r.out)
+			}
+			sum := 0
+			for _, v := range got {
+				sum += v
+			}
+			t.Logf("%d calls", sum)
+		})
+	}
+}
