@@ -91,3 +91,23 @@ func (s *State) imagesNamed(ctx context.Context, region, name string) ([]string,
 		return ids, nil
 	})
 }
+
+// groupsNamed finds the security groups named name in the build's VPC (the
+// generated name is unique to this build).
+func (s *State) groupsNamed(ctx context.Context, name string) ([]string, error) {
+	return s.findByFilter(ctx, fmt.Sprintf("a security group named %q", name), func(ctx context.Context) ([]string, error) {
+		filters := []types.Filter{{Name: aws.String("group-name"), Values: []string{name}}}
+		if s.VPCID != "" {
+			filters = append(filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPCID}})
+		}
+		out, err := s.ec2("").DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: filters})
+		if err != nil {
+			return nil, fmt.Errorf("look for a security group named %q: %w", name, err)
+		}
+		var ids []string
+		for _, g := range out.SecurityGroups {
+			ids = append(ids, aws.ToString(g.GroupId))
+		}
+		return ids, nil
+	})
+}

@@ -46,6 +46,7 @@ func TestCleanupAfterUnansweredCreate(t *testing.T) {
 	withSSH := strings.Replace(noComm, `communicator  = "none"`, `ssh_username  = "root"`, 1)
 	for _, tt := range []struct{ action, src, want string }{
 		{"ImportKeyPair", withSSH, "Deleting temporary keypair"},
+		{"CreateSecurityGroup", withSSH, "Deleting temporary security group"},
 		{"RunInstances", noComm, "Terminating the source AWS instance"},
 		{"CreateImage", noComm, "made by a CreateImage call that was cut short"},
 	} {

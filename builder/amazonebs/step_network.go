@@ -103,6 +103,9 @@ func (stepNetwork) Cleanup(context.Context, *State) error { return nil }
 type stepSecurityGroup struct {
 	created string
 	entry   string
+	// inflight is the name of a group whose create call may have gone
+	// through without the build learning its id; cleanup looks it up.
+	inflight string
 	// HTTPClient asks for the public IP; nil uses a client with a timeout.
 	HTTPClient *http.Client
 }
@@ -162,6 +165,9 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	}
 	out, err := client.CreateSecurityGroup(ctx, in)
 	if err != nil {
+		if maybeCreated(ctx, err) {
+			st.inflight, st.entry = name, entry
+		}
 		return fmt.Errorf("create temporary security group %s: %w", name, err)
 	}
 	st.created, st.entry = aws.ToString(out.GroupId), entry
@@ -340,6 +346,17 @@ func (st *stepSecurityGroup) publicIP(ctx context.Context, s *State) (net.IP, er
 }
 
 func (st *stepSecurityGroup) Cleanup(ctx context.Context, s *State) error {
+	if st.created == "" && st.inflight != "" {
+		ids, err := s.groupsNamed(ctx, st.inflight)
+		if err != nil {
+			return fmt.Errorf("look for temporary security group %s, whose create call was cut short: %w", st.inflight, err)
+		}
+		st.inflight = ""
+		if len(ids) > 0 {
+			st.created = ids[0]
+			_ = s.created(st.entry, st.created)
+		}
+	}
 	if st.created == "" {
 		return nil
 	}
