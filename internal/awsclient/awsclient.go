@@ -7,6 +7,7 @@ package awsclient
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -62,9 +63,21 @@ type Options struct {
 
 // Shared is what all builds of one run share: one adaptive retryer, whose
 // client-side rate limiter backs every build off together when EC2
-// throttles, instead of each build hammering the API on its own.
+// throttles, instead of each build hammering the API on its own; and the
+// identities already validated, so that builds with the same credentials
+// check them once per run.
 type Shared struct {
 	retryer aws.RetryerV2
+
+	mu         sync.Mutex
+	identities map[[sha256.Size]byte]*identityCall
+}
+
+// identityCall is one credential check; its lock makes concurrent builds
+// with the same credentials wait for the first one's answer.
+type identityCall struct {
+	mu sync.Mutex
+	id *Identity
 }
 
 // NewShared returns the state shared by the builds of one run.
@@ -163,14 +176,60 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, opts: opts, clients: map[string]*ec2.Client{}}
 	if !opts.SkipCredentialValidation {
-		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		id, err := shared.identity(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("validate AWS credentials (sts GetCallerIdentity; set skip_credential_validation to skip): %w", err)
 		}
-		s.Identity = &Identity{Account: aws.ToString(out.Account), ARN: aws.ToString(out.Arn)}
-		slog.Debug("AWS credentials validated", "account", s.Identity.Account, "arn", s.Identity.ARN)
+		s.Identity = id
 	}
 	return s, nil
+}
+
+// identity asks STS who the credentials of cfg belong to, once per run for
+// the same credentials and region: a failure is not remembered, so that
+// the next build (or a cancelled one's successor) asks again.
+func (sh *Shared) identity(ctx context.Context, cfg aws.Config) (*Identity, error) {
+	call := &identityCall{}
+	if key, ok := identityKey(ctx, cfg); ok {
+		sh.mu.Lock()
+		if sh.identities == nil {
+			sh.identities = map[[sha256.Size]byte]*identityCall{}
+		}
+		if c, had := sh.identities[key]; had {
+			call = c
+		} else {
+			sh.identities[key] = call
+		}
+		sh.mu.Unlock()
+	}
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	if call.id != nil {
+		id := *call.id
+		return &id, nil
+	}
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return nil, err
+	}
+	call.id = &Identity{Account: aws.ToString(out.Account), ARN: aws.ToString(out.Arn)}
+	slog.Debug("AWS credentials validated", "account", call.id.Account, "arn", call.id.ARN)
+	id := *call.id
+	return &id, nil
+}
+
+// identityKey names the credentials cfg resolves to in its region; only a
+// hash is kept, never the secret. Credentials that cannot be retrieved
+// here are checked by STS uncached, which reports why.
+func identityKey(ctx context.Context, cfg aws.Config) ([sha256.Size]byte, bool) {
+	if cfg.Credentials == nil {
+		return [sha256.Size]byte{}, false
+	}
+	c, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256([]byte(cfg.Region + "\x00" + c.AccessKeyID + "\x00" + c.SecretAccessKey + "\x00" + c.SessionToken)), true
 }
 
 // Region is the build region.

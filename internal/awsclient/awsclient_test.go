@@ -234,3 +234,63 @@ func TestReadOnlyBodies(t *testing.T) {
 type doFunc func(*http.Request) (*http.Response, error)
 
 func (f doFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestSharedChecksCredentialsOncePerRun(t *testing.T) {
+	isolate(t)
+	fake := &fakeAWS{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	ctx := context.Background()
+	shared := NewShared()
+	calls := func() int {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return strings.Count(strings.Join(fake.actions, ","), "GetCallerIdentity")
+	}
+	opts := func(region, key string) Options {
+		return Options{Region: region, AccessKey: key, SecretKey: "s3cr3t-value"}
+	}
+	// Parallel builds with the same credentials: one check between them.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, err := New(ctx, shared, opts("us-east-1", "AKIAONE")); err != nil || s.Identity == nil || s.Identity.Account != "111122223333" {
+				t.Errorf("New: %v, identity %+v", err, s)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, tc := range []struct {
+		name  string
+		opts  Options
+		deny  bool
+		fresh bool // a new run: NewShared
+		want  int  // GetCallerIdentity calls so far
+		fails bool
+	}{
+		{"same credentials again", opts("us-east-1", "AKIAONE"), false, false, 1, false},
+		{"other credentials", opts("us-east-1", "AKIATWO"), false, false, 2, false},
+		{"other region", opts("eu-west-1", "AKIAONE"), false, false, 3, false},
+		{"refused, not remembered", opts("us-west-2", "AKIATHREE"), true, false, 4, true},
+		{"asked again after a refusal", opts("us-west-2", "AKIATHREE"), false, false, 5, false},
+		{"a fresh run checks again", opts("us-east-1", "AKIAONE"), false, true, 6, false},
+	} {
+		fake.mu.Lock()
+		fake.deny = tc.deny
+		fake.mu.Unlock()
+		sh := shared
+		if tc.fresh {
+			sh = NewShared()
+		}
+		_, err := New(ctx, sh, tc.opts)
+		if (err != nil) != tc.fails {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+		if got := calls(); got != tc.want {
+			t.Errorf("%s: %d GetCallerIdentity calls, want %d", tc.name, got, tc.want)
+		}
+	}
+}

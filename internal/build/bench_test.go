@@ -73,7 +73,8 @@ func BenchmarkTutorialOverhead(b *testing.B) {
 }
 
 // BenchmarkTutorialAPICalls counts the API calls of one tutorial build by
-// action in the zero-latency profile (Packer 1.16 makes 19).
+// action in the zero-latency profile (Packer 1.16 makes 19; amibake 16,
+// which TestTutorialAPICalls pins).
 func BenchmarkTutorialAPICalls(b *testing.B) {
 	e := newBenchEnv(b, ec2sim.ZeroLatency())
 	total := map[string]int{}
