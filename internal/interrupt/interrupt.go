@@ -25,7 +25,8 @@ func Context(parent context.Context) (run context.Context, cleanup context.Conte
 
 func notify(parent context.Context, ch chan os.Signal, install bool) (context.Context, context.Context, func() os.Signal, func()) {
 	cleanup, cancelCleanup := context.WithCancel(context.WithoutCancel(parent))
-	run, cancelRun := context.WithCancel(context.WithValue(parent, cleanupKey{}, cleanup))
+	run, cancelRunCause := context.WithCancelCause(context.WithValue(parent, cleanupKey{}, cleanup))
+	cancelRun := func() { cancelRunCause(nil) }
 	// Cancelling cleanup cancels run as well.
 	unlink := context.AfterFunc(cleanup, cancelRun)
 
@@ -47,7 +48,9 @@ func notify(parent context.Context, ch chan os.Signal, install bool) (context.Co
 					mu.Lock()
 					first = s
 					mu.Unlock()
-					cancelRun()
+					// The cause says why in every "...: interrupted by"
+					// message that code reading context.Cause prints.
+					cancelRunCause(&Interrupted{Signal: s})
 					continue
 				}
 				cancelCleanup()
@@ -102,3 +105,16 @@ func ExitCode(sig os.Signal) int {
 	}
 	return 1
 }
+
+// Interrupted is the cause of a run context cancelled by a signal.
+type Interrupted struct{ Signal os.Signal }
+
+func (e *Interrupted) Error() string {
+	if e.Signal == syscall.SIGTERM {
+		return "interrupted by SIGTERM"
+	}
+	return "interrupted by SIGINT (Ctrl-C)"
+}
+
+// Is makes errors.Is(err, context.Canceled) hold for a cause too.
+func (e *Interrupted) Is(target error) bool { return target == context.Canceled }

@@ -45,6 +45,9 @@ func TestContextsInProcess(t *testing.T) {
 	if cleanup.Err() != nil || sig() != syscall.SIGTERM {
 		t.Fatalf("after one signal: cleanup err %v, sig %v", cleanup.Err(), sig())
 	}
+	if cause := context.Cause(run); cause == nil || cause.Error() != "interrupted by SIGTERM" || !errors.Is(cause, context.Canceled) {
+		t.Errorf("cause = %v, want \"interrupted by SIGTERM\" that is also context.Canceled", cause)
+	}
 	ch <- os.Interrupt
 	select {
 	case <-cleanup.Done():
