@@ -46,7 +46,7 @@ build:
 test: setup deps
 	$(GO) vet ./...
 	$(ISOLATE) 'GOPROXY=off $(GO) test -count=1 -timeout 12m $(PKGS)'
-	$(ISOLATE) 'GOPROXY=off $(GO) build -o bin/amibake ./cmd/amibake && GOPROXY=off $(GO) run ./cmd/soak -n 30 -seed 1'
+	$(ISOLATE) 'GOPROXY=off CGO_ENABLED=0 $(GO) build -o bin/amibake ./cmd/amibake && GOPROXY=off $(GO) run ./cmd/soak -n 30 -seed 1'
 
 bench: deps build
 	$(ISOLATE) 'GOPROXY=off $(GO) test -run "^$$" -bench . -benchtime $(BENCHTIME) -benchmem -timeout 20m $(PKGS)'
