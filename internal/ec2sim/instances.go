@@ -614,13 +614,32 @@ func writeState(x *xw, name, state string) {
 	x.close(name)
 }
 
-func stopInstances(c *call) error {
+// transition applies one state change to the instances a call names:
+// check refuses the whole call before anything changes (EC2 changes all
+// or none), change moves one instance; the answer lists each instance's
+// previous and current state.
+func (c *call) transition(check func(*instance) error, change func(*instance)) error {
 	defer c.lock()()
 	ins, err := c.instances(c.q.List("InstanceId"))
 	if err != nil {
 		return err
 	}
 	for _, in := range ins {
+		if err := check(in); err != nil {
+			return err
+		}
+	}
+	prev := make([]string, len(ins))
+	for i, in := range ins {
+		prev[i] = in.State
+		change(in)
+	}
+	c.writeStateChanges(ins, prev)
+	return nil
+}
+
+func stopInstances(c *call) error {
+	return c.transition(func(in *instance) error {
 		switch in.State {
 		case "terminated", "shutting-down":
 			return apiErr("IncorrectInstanceState", "This instance '%s' is not in a state from which it can be stopped.", in.ID)
@@ -630,65 +649,43 @@ func stopInstances(c *call) error {
 		if in.Spot {
 			return apiErr("UnsupportedOperation", "You can't stop the Spot Instance '%s' because it is associated with a one-time Spot Instance request.", in.ID)
 		}
-	}
-	prev := make([]string, len(ins))
-	for i, in := range ins {
-		prev[i] = in.State
+		return nil
+	}, func(in *instance) {
 		if in.State == "running" {
 			in.State = "stopping"
 			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 			c.spawn(c.s.opt.Latency.Stopping > 0, func() { c.s.finishStop(in) })
 		}
-	}
-	c.writeStateChanges(ins, prev)
-	return nil
+	})
 }
 
 func startInstances(c *call) error {
-	defer c.lock()()
-	ins, err := c.instances(c.q.List("InstanceId"))
-	if err != nil {
-		return err
-	}
-	for _, in := range ins {
+	L := c.s.opt.Latency
+	return c.transition(func(in *instance) error {
 		if in.State != "stopped" && in.State != "running" && in.State != "pending" {
 			return apiErr("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", in.ID)
 		}
-	}
-	prev := make([]string, len(ins))
-	L := c.s.opt.Latency
-	for i, in := range ins {
-		prev[i] = in.State
+		return nil
+	}, func(in *instance) {
 		if in.State == "stopped" {
 			in.State = "pending"
 			c.spawn(L.Pending+L.SSHReady > 0, func() { c.s.finishStart(in) })
 		}
-	}
-	c.writeStateChanges(ins, prev)
-	return nil
+	})
 }
 
 func terminateInstances(c *call) error {
-	defer c.lock()()
-	ins, err := c.instances(c.q.List("InstanceId"))
-	if err != nil {
-		return err
-	}
-	for _, in := range ins {
+	return c.transition(func(in *instance) error {
 		if in.DisableAPITermination {
 			return apiErr("OperationNotPermitted", "The instance '%s' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", in.ID)
 		}
-	}
-	prev := make([]string, len(ins))
-	for i, in := range ins {
-		prev[i] = in.State
+		return nil
+	}, func(in *instance) {
 		if in.State != "terminated" && in.State != "shutting-down" {
 			in.State = "shutting-down"
 			c.spawn(c.s.opt.Latency.ShuttingDown > 0, func() { c.s.finishTerminate(in) })
 		}
-	}
-	c.writeStateChanges(ins, prev)
-	return nil
+	})
 }
 
 func rebootInstances(c *call) error {
