@@ -770,21 +770,13 @@ func (mc *Machine) killSessions() {
 	}
 }
 
-func (mc *Machine) guestReboot(gen int) {
-	mc.mu.Lock()
-	defer mc.mu.Unlock()
-	if mc.gen != gen || mc.state != stateRunning {
-		return
-	}
-	mc.appendConsole(shutdownLog(mc))
-	mc.stopLocked()
-	select {
-	case mc.reboot <- struct{}{}:
-	default:
-	}
-}
+func (mc *Machine) guestReboot(gen int) { mc.guestStop(gen, mc.reboot) }
 
-func (mc *Machine) guestPowerOff(gen int) {
+func (mc *Machine) guestPowerOff(gen int) { mc.guestStop(gen, mc.poweroff) }
+
+// guestStop is the guest's own reboot or power-off: the machine goes down
+// and the API side is told on notify, which reboots or stops the instance.
+func (mc *Machine) guestStop(gen int, notify chan struct{}) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	if mc.gen != gen || mc.state != stateRunning {
@@ -793,7 +785,7 @@ func (mc *Machine) guestPowerOff(gen int) {
 	mc.appendConsole(shutdownLog(mc))
 	mc.stopLocked()
 	select {
-	case mc.poweroff <- struct{}{}:
+	case notify <- struct{}{}:
 	default:
 	}
 }
