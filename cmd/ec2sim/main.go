@@ -116,7 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return 1
 	}
 	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
-	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIASIMULATOR000001 AWS_SECRET_ACCESS_KEY=simulator-secret AWS_REGION=%s\n", srv.URL(), region)
+	// AMIBAKE_CHECKIP_URL keeps amibake's public-IP detection on loopback
+	// too: without it a build would ask checkip.amazonaws.com.
+	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIASIMULATOR000001 AWS_SECRET_ACCESS_KEY=simulator-secret AWS_REGION=%s AMIBAKE_CHECKIP_URL=%s/_sim/myip AWS_EC2_METADATA_DISABLED=true\n", srv.URL(), region, srv.URL())
 	if ready != nil {
 		ready <- srv
 	}

@@ -80,7 +80,8 @@ func TestRunPrintsEnvironmentAndStops(t *testing.T) {
 		t.Fatalf("exit code %d, stderr %s", code, errOut.String())
 	}
 	want := "export AWS_ENDPOINT_URL=" + srv.URL() + " AWS_ACCESS_KEY_ID="
-	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "AWS_REGION=eu-west-1") {
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "AWS_REGION=eu-west-1") ||
+		!strings.Contains(out.String(), "AMIBAKE_CHECKIP_URL="+srv.URL()+"/_sim/myip") {
 		t.Errorf("output lacks the environment line:\n%s", out.String())
 	}
 }
