@@ -26,6 +26,10 @@ type factory struct {
 
 func newFactory(ios *ui.IOStreams) *factory {
 	secrets := &ui.Secrets{}
+	// Credentials from the environment (the usual CI set-up) are masked
+	// from the start; the template's own secret_key/token are added when a
+	// build decodes them.
+	secrets.Add(os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
 	return &factory{IO: ios, Secrets: secrets, Getenv: os.Getenv, Log: newLogger(ios, secrets)}
 }
 

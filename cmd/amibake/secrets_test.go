@@ -76,3 +76,14 @@ build {
 		})
 	}
 }
+
+func TestEnvironmentCredentialsAreMasked(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key-value")
+	t.Setenv("AWS_SESSION_TOKEN", "env-session-token-value")
+	f := newFactory(nil)
+	for _, s := range []string{"env-secret-key-value", "env-session-token-value"} {
+		if got := f.Secrets.Mask("error: " + s); strings.Contains(got, s) {
+			t.Errorf("%q is not masked: %q", s, got)
+		}
+	}
+}
