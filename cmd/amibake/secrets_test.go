@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amibake/amibake/internal/ui"
 )
 
 // A sensitive variable that a provisioner echoes, in the environment, on
@@ -80,7 +82,8 @@ build {
 func TestEnvironmentCredentialsAreMasked(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret-key-value")
 	t.Setenv("AWS_SESSION_TOKEN", "env-session-token-value")
-	f := newFactory(nil)
+	ios, _, _, _ := ui.Test()
+	f := newFactory(ios)
 	for _, s := range []string{"env-secret-key-value", "env-session-token-value"} {
 		if got := f.Secrets.Mask("error: " + s); strings.Contains(got, s) {
 			t.Errorf("%q is not masked: %q", s, got)
