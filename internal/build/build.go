@@ -471,6 +471,15 @@ func report(root *ui.Root, uis []ui.UI, res *Result) {
 		}
 	}
 	root.Message("")
+	artifacts := 0
+	for _, b := range res.Builds {
+		artifacts += len(b.Artifacts)
+	}
+	if artifacts == 0 {
+		// Packer's wording when nothing was produced.
+		root.Say("==> Builds finished but no artifacts were created.")
+		return
+	}
 	root.Say("==> Builds finished. The artifacts of successful builds are:")
 	for i, b := range res.Builds {
 		if b.Err != nil && len(b.Artifacts) == 0 {
