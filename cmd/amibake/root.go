@@ -55,9 +55,24 @@ provisions it over SSH, creates the AMI and removes everything temporary.`,
 		return &usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
 	})
 	for _, newCmd := range commands {
-		root.AddCommand(newCmd(f))
+		c := newCmd(f)
+		if c.ValidArgsFunction == nil && takesTemplates[c.Name()] {
+			c.ValidArgsFunction = completeTemplates
+		}
+		root.AddCommand(c)
 	}
 	return root
+}
+
+// takesTemplates are the commands whose arguments are template files or
+// directories: shell completion offers those.
+var takesTemplates = map[string]bool{
+	"build": true, "validate": true, "plan": true, "inspect": true,
+	"demo": true, "hcl2-upgrade": true, "fmt": true,
+}
+
+func completeTemplates(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"json", "hcl"}, cobra.ShellCompDirectiveFilterFileExt
 }
 
 // exitError carries a specific exit code (1 build failed, 130 interrupted...).
