@@ -77,7 +77,7 @@ func (o *buildOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.parallel, "parallel-builds", 0, "number of builds to run at once (0: all)")
 	fs.StringVar(&o.onError, "on-error", "cleanup", "what to do when a build fails: cleanup, abort, ask or run-cleanup-provisioner")
 	fs.BoolVar(&o.force, "force", false, "deregister an existing AMI with the same name; start the manifest afresh")
-	fs.BoolVar(&o.debug, "debug", false, "build one at a time, pausing before each step, and keep the SSH key in ec2_<build>.pem")
+	fs.BoolVar(&o.debug, "debug", false, "build one at a time, pausing before each step; the SSH key is written to ec2_<build>.pem (0600) until cleanup")
 	fs.BoolVar(&o.timestampUI, "timestamp-ui", false, "prefix every line of output with a timestamp")
 	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
 	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
