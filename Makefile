@@ -23,15 +23,26 @@ all: build
 deps:
 	$(GO) mod download
 
-# What the simulator's instances need: OpenSSH's sshd and a static busybox
-# for their root filesystems (Debian packages; needs root).
-SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl
+# What the simulator's machines need (Debian packages; needs root): OpenSSH
+# (each instance runs its own sshd), util-linux's nsenter, and mmdebstrap,
+# apt-utils and dpkg-dev to build the machines' Debian base and offline apt
+# mirror once into /var/cache/amibake (internal/ec2sim/vm/vmsetup; it says
+# what it does, and reuses the cache while the recipe is unchanged). Add
+# packages to the mirror with MIRROR_PACKAGES="pkg pkg" or
+# MIRROR_PACKAGES_FILE=file (one per line).
+SYSPKGS := openssh-server openssh-client iproute2 util-linux coreutils curl mmdebstrap apt-utils dpkg-dev
+MIRROR_PACKAGES ?=
+MIRROR_PACKAGES_FILE ?=
 setup:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: run as root to install:$$missing"; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  echo "setup: installing$$missing"; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
+	$(GO) mod download
+	@if [ "$$(id -u)" != 0 ]; then echo "setup: run as root to build the machines' Debian base"; exit 1; fi
+	$(GO) run ./internal/ec2sim/vm/vmsetup $(if $(MIRROR_PACKAGES),-add "$(MIRROR_PACKAGES)") $(if $(MIRROR_PACKAGES_FILE),-packages-file "$(MIRROR_PACKAGES_FILE)")
 
 # Static binaries: no dynamic loader at start-up (about 1 ms of every
 # `amibake validate` in a pre-commit hook).

@@ -14,11 +14,11 @@ access_key = "AKIDTEST"
 secret_key = "secret"
 `
 	tests := []struct{ name, src, wantName, wantErr string }{
-		{"most recent", base + `filters = { name = "al2023-ami-2023.*-x86_64" }
-owners = ["amazon"]
-most_recent = true`, "al2023-ami-2023.9.20261105.0-kernel-6.1-x86_64", ""},
-		{"ambiguous", base + `filters = { name = "al2023-ami-2023.*-x86_64" }
-owners = ["amazon"]`, "", "More than one AMI found"},
+		{"most recent", base + `filters = { name = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*" }
+owners = ["099720109477"]
+most_recent = true`, "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261105", ""},
+		{"ambiguous", base + `filters = { name = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*" }
+owners = ["099720109477"]`, "", "More than one AMI found"},
 		{"no owner", base + `filters = { name = "x" }`, "", "Missing owners"},
 	}
 	for _, tt := range tests {

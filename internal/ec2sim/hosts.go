@@ -7,9 +7,9 @@ import (
 	"sync"
 )
 
-// Flavor is an operating system an image boots: its name, default login
-// user and /etc/os-release.
-type Flavor struct{ Name, User, OSRelease string }
+// Flavor is what a seeded image boots: its name and default login user
+// (every flavor boots the machines' Debian base, see catalogue.go).
+type Flavor struct{ Name, User string }
 
 // LaunchSpec describes one instance to the host backend.
 type LaunchSpec struct {
@@ -19,6 +19,9 @@ type LaunchSpec struct {
 	User                   string
 	AuthorizedKey          string // authorized_keys line, may be ""
 	UserData               []byte
+	// Admit decides per SSH connection whether the instance's security
+	// groups let src reach port now (sgadmit.go).
+	Admit func(src string, port int) bool
 }
 
 // Hosts runs instances as machines. The real implementation is the vm
@@ -46,6 +49,7 @@ type Machine interface {
 
 // noHosts keeps snapshots as names only and runs no SSH server; user data
 // is echoed to the console so GetConsoleOutput still has something real.
+// Nothing listens, so LaunchSpec.Admit is never asked.
 type noHosts struct {
 	mu    sync.Mutex
 	snaps map[string]bool

@@ -6,7 +6,7 @@ import (
 	"github.com/amibake/amibake/internal/ec2sim/vm"
 )
 
-// vmHosts adapts the vm package (sshd in a chroot per instance) to Hosts.
+// vmHosts adapts the vm package (Debian machines in their own namespaces) to Hosts.
 type vmHosts struct{ m *vm.Manager }
 
 func newVMHosts(opts Options, log *slog.Logger) (Hosts, error) {
@@ -21,7 +21,7 @@ func newVMHosts(opts Options, log *slog.Logger) (Hosts, error) {
 }
 
 func (h vmHosts) SeedSnapshot(id string, f Flavor) error {
-	return h.m.SeedSnapshot(id, vm.Flavor{Name: f.Name, User: f.User, OSRelease: f.OSRelease})
+	return h.m.SeedSnapshot(id, vm.Flavor{Name: f.Name, User: f.User})
 }
 func (h vmHosts) CopySnapshot(src, dst string) error { return h.m.CopySnapshot(src, dst) }
 func (h vmHosts) DeleteSnapshot(id string) error     { return h.m.DeleteSnapshot(id) }
@@ -30,7 +30,7 @@ func (h vmHosts) Close() error                       { return h.m.Close() }
 func (h vmHosts) Create(s LaunchSpec) (Machine, error) {
 	mc, err := h.m.Create(vm.LaunchSpec{
 		InstanceID: s.InstanceID, SnapshotID: s.SnapshotID, IPs: s.IPs, Port: s.Port,
-		User: s.User, AuthorizedKey: s.AuthorizedKey, UserData: s.UserData,
+		User: s.User, AuthorizedKey: s.AuthorizedKey, UserData: s.UserData, Admit: s.Admit,
 	})
 	if err != nil {
 		return nil, err

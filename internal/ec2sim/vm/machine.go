@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	crand "crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +34,7 @@ import (
 type LaunchSpec struct {
 	InstanceID string
 	SnapshotID string
-	// IPs are the loopback addresses (127.0.0.0/8) sshd listens on.
+	// IPs are the loopback addresses (127.0.0.0/8) SSH is served on.
 	IPs  []string
 	Port int // 0 means 22
 	// User is the login user; the launch key is authorized for it.
@@ -40,6 +42,11 @@ type LaunchSpec struct {
 	// AuthorizedKey is an authorized_keys line; may be empty.
 	AuthorizedKey string
 	UserData      []byte
+	// Admit decides, per accepted connection, whether the instance's
+	// security groups let srcIP reach port now. Nil admits everything.
+	// A connection not admitted is held silent until the client gives up
+	// (what a dropped SYN looks like), then closed.
+	Admit func(srcIP string, port int) bool
 }
 
 type machineState int
@@ -50,16 +57,19 @@ const (
 	stateDestroyed
 )
 
-// Machine is one instance's root filesystem and, while running, its sshd.
+// Machine is one instance: its writable layer over its image's layers and,
+// while running, its init and namespaces.
 type Machine struct {
 	m        *Manager
 	spec     LaunchSpec
-	uid      uint32
 	dir      string // instances/<id>
-	ctl      string // sshd_config, keys, generated passwd: outside the chroot
-	root     string // the chroot
+	rw       string // per-instance tmpfs: upper/ and work/ (the instance's disk)
+	upper    string
+	root     string // the overlay mount
+	layers   []*layer
 	hostname string
 	hostKeys []ssh.PublicKey
+	keyFiles map[string][]byte
 	// osRelease is read from the root filesystem at boot (console flavor).
 	osRelease string
 
@@ -69,17 +79,62 @@ type Machine struct {
 	mu       sync.Mutex // serializes lifecycle operations
 	state    machineState
 	booted   bool // first boot done: user data has run
-	gen      int  // boot generation: control requests from older boots are ignored
+	gen      int  // boot generation: requests from older boots are ignored
 	cancel   context.CancelFunc
 	proc     *exec.Cmd
 	exited   chan struct{}
-	ctlFile  *os.File
+	ctl      *os.File
 	ctlDone  chan struct{}
+	run      *runState
 	rng      *rand.Rand
 	rngMu    sync.Mutex
 	consMu   sync.Mutex
 	console  []byte
 	bootedAt time.Time
+}
+
+// runState is what one boot owns besides the init: listeners and live
+// SSH connections, closed when the machine stops.
+type runState struct {
+	mu        sync.Mutex
+	closed    bool
+	listeners []net.Listener
+	conns     map[net.Conn]bool
+	procs     map[*exec.Cmd]bool
+	mirror    *http.Server
+	wg        sync.WaitGroup
+}
+
+func (r *runState) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.conns[c] = true
+	return true
+}
+
+func (r *runState) untrack(c net.Conn) {
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+}
+
+func (r *runState) close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, l := range r.listeners {
+		l.Close()
+	}
+	for c := range r.conns {
+		c.Close()
+	}
+	if r.mirror != nil {
+		r.mirror.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // Create builds a machine's root filesystem from a snapshot; it does not start it.
@@ -114,7 +169,7 @@ func (m *Manager) Create(spec LaunchSpec) (*Machine, error) {
 		return nil, errors.New("create machine: manager closed")
 	}
 	snap, ok := m.snapshots[spec.SnapshotID]
-	if !ok || (snap.flavor == nil && snap.dir == "") {
+	if !ok || snap.reserved {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("create machine %s: snapshot %s not found", spec.InstanceID, spec.SnapshotID)
 	}
@@ -130,64 +185,77 @@ func (m *Manager) Create(spec LaunchSpec) (*Machine, error) {
 		reboot:   make(chan struct{}, 1),
 		poweroff: make(chan struct{}, 1),
 		state:    stateStopped,
+		layers:   append([]*layer(nil), snap.layers...),
+	}
+	for _, l := range mc.layers {
+		l.refs++
 	}
 	m.machines[spec.InstanceID] = mc
 	m.mu.Unlock()
-	mc.ctl = filepath.Join(mc.dir, "ctl")
+	mc.rw = filepath.Join(mc.dir, "rw")
+	mc.upper = filepath.Join(mc.rw, "upper")
 	mc.root = filepath.Join(mc.dir, "root")
-	mc.uid = m.allocUID()
 	h := fnv.New64a()
 	h.Write([]byte(spec.InstanceID))
 	mc.rng = rand.New(rand.NewPCG(uint64(m.opts.Seed), h.Sum64()))
 	start := time.Now()
-	if err := mc.build(snap); err != nil {
-		_ = os.RemoveAll(mc.dir)
+	if err := mc.build(); err != nil {
+		mc.teardown()
 		m.mu.Lock()
 		delete(m.machines, spec.InstanceID)
 		m.mu.Unlock()
 		return nil, fmt.Errorf("create machine %s from snapshot %s: %w", spec.InstanceID, spec.SnapshotID, err)
 	}
-	m.log.Debug("machine created", "instance", spec.InstanceID, "snapshot", spec.SnapshotID, "uid", mc.uid, "took", time.Since(start))
+	m.log.Debug("machine created", "instance", spec.InstanceID, "snapshot", spec.SnapshotID, "took", time.Since(start))
 	return mc, nil
 }
 
-func (mc *Machine) build(snap *snapshot) error {
-	m := mc.m
-	for _, d := range []string{mc.dir, mc.ctl} {
+// build mounts the machine's disk: a tmpfs of the volume's size holding
+// the writable layer, under an overlay of the image's layers.
+func (mc *Machine) build() error {
+	for _, d := range []string{mc.dir, mc.rw, mc.root} {
 		if err := mkdirOwned(d, 0o755, 0); err != nil {
 			return err
 		}
 	}
-	var err error
-	if snap.dir != "" {
-		err = copyTree(snap.dir, mc.root, copyOpts{linkRootOwned: true, uid: mc.uid})
-	} else {
-		err = m.buildBase(mc.root, snap.flavor, mc.uid)
+	if err := unix.Mount("amibake-disk", mc.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", mc.m.opts.DiskBytes)); err != nil {
+		return fmt.Errorf("mount the instance's disk: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("root filesystem: %w", err)
-	}
-	if err := makeDev(mc.root); err != nil {
-		return err
-	}
-	if err := setUserEntry(mc.root, mc.spec.User, mc.uid); err != nil {
-		return err
-	}
-	if err := writeInRoot(mc.root, "etc/hostname", []byte(mc.hostname+"\n"), 0o644, mc.uid); err != nil {
-		return err
-	}
-	if len(mc.spec.UserData) > 0 {
-		if err := writeInRoot(mc.root, "var/lib/cloud/instance/user-data.txt", mc.spec.UserData, 0o700, mc.uid); err != nil {
+	for _, d := range []string{mc.upper, filepath.Join(mc.rw, "work")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			return err
 		}
 	}
-	if err := mc.writeHostKeys(); err != nil {
-		return fmt.Errorf("host keys: %w", err)
+	// The upper root is the image root's owner: root inside.
+	if err := os.Lchown(mc.upper, IDShift, IDShift); err != nil {
+		return err
 	}
-	return mc.writeControl()
+	if err := mc.m.mountOverlay(mc.layers, mc.upper, filepath.Join(mc.rw, "work"), mc.root); err != nil {
+		return err
+	}
+	if b, err := readInRoot(mc.root, "etc/os-release"); err == nil {
+		mc.osRelease = string(b)
+	}
+	return mc.makeHostKeys()
 }
 
-func (mc *Machine) writeHostKeys() error {
+// mountOverlay stacks layers (oldest first) under upper. redirect_dir and
+// metacopy stay off: captured layers are then plain trees with whiteouts
+// and opaque markers only, which stack as lower layers of later images.
+func (m *Manager) mountOverlay(layers []*layer, upper, work, target string) error {
+	lower := make([]string, 0, len(layers)+1)
+	for i := len(layers) - 1; i >= 0; i-- {
+		lower = append(lower, layers[i].dir)
+	}
+	lower = append(lower, m.baseRoot)
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off,index=off,xino=off", strings.Join(lower, ":"), upper, work)
+	if err := unix.Mount("amibake-root", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount the overlay root (%d layers): %w", len(lower), err)
+	}
+	return nil
+}
+
+func (mc *Machine) makeHostKeys() error {
 	_, edKey, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		return err
@@ -200,6 +268,7 @@ func (mc *Machine) writeHostKeys() error {
 	if err != nil {
 		return err
 	}
+	mc.keyFiles = map[string][]byte{}
 	// The order cloud-init prints them in.
 	for _, k := range []struct {
 		name string
@@ -215,162 +284,35 @@ func (mc *Machine) writeHostKeys() error {
 			return err
 		}
 		mc.hostKeys = append(mc.hostKeys, pub)
-		p := filepath.Join(mc.ctl, "ssh_host_"+k.name+"_key")
-		if err := os.WriteFile(p, pem.EncodeToMemory(blk), 0o600); err != nil {
-			return err
-		}
-		pubLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + comment + "\n"
-		if err := os.WriteFile(p+".pub", []byte(pubLine), 0o644); err != nil {
-			return err
-		}
+		name := "ssh_host_" + k.name + "_key"
+		mc.keyFiles[name] = pem.EncodeToMemory(blk)
+		mc.keyFiles[name+".pub"] = []byte(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + comment + "\n")
 	}
 	return nil
-}
-
-// writeControl writes sshd's configuration and the passwd, group and shadow
-// files that are bind-mounted over the host's in sshd's mount namespace only:
-// sshd looks the login user up there, never in the host's real files.
-func (mc *Machine) writeControl() error {
-	s := mc.spec
-	shell := "/bin/sh"
-	if mc.m.opts.DropProbability > 0 {
-		shell = "/usr/lib/amibake/login-shell"
-	}
-	userLine := fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", s.User, mc.uid, mc.uid, s.User, homeOf(s.User), shell)
-	passwd, err := hostDBWith("/etc/passwd", s.User, userLine)
-	if err != nil {
-		return err
-	}
-	group, err := hostDBWith("/etc/group", s.User, fmt.Sprintf("%s:x:%d:", s.User, mc.uid))
-	if err != nil {
-		return err
-	}
-	files := []struct {
-		name string
-		data string
-		mode os.FileMode
-	}{
-		{"passwd", passwd, 0o644},
-		{"group", group, 0o644},
-		// Only our user: the host's password hashes are never copied.
-		{"shadow", s.User + ":*:20000:0:99999:7:::\n", 0o600},
-		// Read by sshd with the user's uid (temporarily_use_uid).
-		{"authorized_keys", s.AuthorizedKey + "\n", 0o644},
-		{"sshd_config", mc.sshdConfig(), 0o600},
-	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(mc.ctl, f.name), []byte(f.data), f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func hostDBWith(file, name, line string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", file, err)
-	}
-	var out strings.Builder
-	for _, l := range strings.Split(string(b), "\n") {
-		if l == "" || strings.HasPrefix(l, name+":") {
-			continue
-		}
-		out.WriteString(l + "\n")
-	}
-	out.WriteString(line + "\n")
-	return out.String(), nil
-}
-
-func (mc *Machine) sshdConfig() string {
-	// internal-sftp runs inside sshd, out of reach of the login-shell
-	// wrapper: to drop SFTP sessions we follow sshd's log of sessions.
-	logLevel := "INFO"
-	if mc.m.opts.DropProbability > 0 {
-		logLevel = "VERBOSE" // "Starting session: subsystem 'sftp' ..."
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Port %d\nAddressFamily inet\n", mc.spec.Port)
-	for _, ip := range mc.spec.IPs {
-		fmt.Fprintf(&b, "ListenAddress %s\n", ip)
-	}
-	for _, k := range []string{"ecdsa", "ed25519", "rsa"} {
-		fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(mc.ctl, "ssh_host_"+k+"_key"))
-	}
-	fmt.Fprintf(&b, `PidFile none
-UsePAM no
-StrictModes no
-PubkeyAuthentication yes
-AuthorizedKeysFile %s
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowUsers %s
-ChrootDirectory %s
-Subsystem sftp internal-sftp
-UseDNS no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-MaxStartups 100:30:200
-MaxSessions 64
-LogLevel %s
-`, filepath.Join(mc.ctl, "authorized_keys"), mc.spec.User, mc.root, logLevel)
-	return b.String()
 }
 
 // Host key fingerprints, in the order cloud-init prints them.
 func (mc *Machine) HostKeys() []ssh.PublicKey { return mc.hostKeys }
 
-// IPs returns the addresses sshd listens on.
+// IPs returns the addresses SSH is served on.
 func (mc *Machine) IPs() []string { return mc.spec.IPs }
 
 // RootDir is the machine's root filesystem as seen from the host (tests).
 func (mc *Machine) RootDir() string { return mc.root }
 
 // RebootRequested fires when a command in the instance ran reboot. The
-// machine has already stopped sshd and ended every session, like a real
+// machine has already stopped and every session ended, like a real
 // reboot; the owner brings it back with Reboot (or Boot), after whatever
 // latency it simulates. The channel is buffered and coalescing.
 func (mc *Machine) RebootRequested() <-chan struct{} { return mc.reboot }
 
 // PowerOffRequested fires when a command ran poweroff, halt or shutdown -h.
-// The machine's sshd and sessions are already stopped; the owner should
-// move the instance to stopped.
+// The machine is already stopped; the owner should move the instance to
+// stopped.
 func (mc *Machine) PowerOffRequested() <-chan struct{} { return mc.poweroff }
 
-// setup runs as PID 1 of the machine's new PID namespace: killing it kills
-// every process of the machine, sessions and daemons alike.
-const setupScript = `set -e
-# busybox: a static binary starts in a third of the time util-linux's does.
-bb=/bin/busybox
-$bb mount --make-rprivate /
-$bb mount -t tmpfs -o mode=755,size=64k amibake-run /run
-$bb mkdir -m 755 /run/sshd
-$bb mount --bind "$CTL/passwd" /etc/passwd
-$bb mount --bind "$CTL/group" /etc/group
-[ -e /etc/shadow ] && $bb mount --bind "$CTL/shadow" /etc/shadow
-$bb mount -t proc -o nosuid,nodev,noexec proc "$ROOT/proc"
-$bb hostname "$HOSTNAME"
-if [ -n "$USERDATA" ]; then
-	(
-		set +e
-		/usr/sbin/chroot --userspec="$UID_:$UID_" --groups="$UID_" "$ROOT" /usr/bin/env -i HOME="$HOME_" USER="$USER_" LOGNAME="$USER_" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /usr/lib/amibake/run-user-data </dev/null >&3 2>&1
-		echo "amibake-user-data-exit $?" >&3
-	) &
-fi
-exec 3>&-
-# -r: no re-exec per connection, which costs ~50 ms of dynamic linking.
-/usr/sbin/sshd -D -e -r -f "$CTL/sshd_config" &
-# PID 1 becomes an init running as the instance user: busybox's reboot,
-# halt and poweroff applets (which busybox runs even when a script of that
-# name comes first in PATH) signal PID 1, and only a same-uid init can
-# receive that signal.
-exec /usr/sbin/chroot --userspec="$UID_:$UID_" --groups="$UID_" "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin /bin/sh /usr/lib/amibake/init
-`
-
-// Boot starts the machine. It returns when sshd listens, or at once when
-// Options.SSHStartDelay postpones sshd. User data runs on the first boot.
+// Boot starts the machine. It returns when SSH is served, or at once when
+// Options.SSHStartDelay postpones it. User data runs on the first boot.
 func (mc *Machine) Boot(ctx context.Context) error {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
@@ -383,7 +325,7 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 		return fmt.Errorf("boot machine %s: destroyed", mc.spec.InstanceID)
 	case stateRunning:
 		if mc.exited == nil {
-			return nil // up, or sshd still delayed
+			return nil
 		}
 		select {
 		case <-mc.exited:
@@ -394,23 +336,22 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 		}
 	}
 	mc.gen++
-	if err := mc.prepareRun(); err != nil {
-		return fmt.Errorf("boot machine %s: %w", mc.spec.InstanceID, err)
-	}
-	if b, err := readInRoot(mc.root, "etc/os-release"); err == nil {
-		mc.osRelease = string(b)
-	}
 	firstBoot := !mc.booted
-	mc.booted = true
 	mc.state = stateRunning
 	mc.bootedAt = time.Now()
 	mc.appendConsole(bootLog(mc, firstBoot))
-	runCtx, cancel := context.WithCancel(context.Background())
-	mc.cancel = cancel
 	userData := firstBoot && len(mc.spec.UserData) > 0
+	udDone, err := mc.startInit(ctx, firstBoot, userData)
+	if err != nil {
+		mc.stopLocked()
+		return fmt.Errorf("boot machine %s: %w", mc.spec.InstanceID, err)
+	}
+	mc.booted = true
 	if !userData {
 		mc.appendConsole(finalLog(mc, firstBoot, ""))
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	mc.cancel = cancel
 	if d := mc.m.opts.SSHStartDelay; d > 0 {
 		gen := mc.gen
 		go func() {
@@ -424,15 +365,12 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 			if mc.gen != gen || mc.state != stateRunning {
 				return
 			}
-			if _, err := mc.startSSHD(runCtx, userData); err != nil {
-				mc.m.log.Error("start sshd after delay", "instance", mc.spec.InstanceID, "err", err)
+			if err := mc.listenSSH(); err != nil {
+				mc.m.log.Error("start SSH after delay", "instance", mc.spec.InstanceID, "err", err)
 				mc.appendConsole(fmt.Sprintf("[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server: %v\n", err))
 			}
 		}()
-		return nil
-	}
-	udDone, err := mc.startSSHD(ctx, userData)
-	if err != nil {
+	} else if err := mc.listenSSH(); err != nil {
 		mc.stopLocked()
 		return fmt.Errorf("boot machine %s: %w", mc.spec.InstanceID, err)
 	}
@@ -453,101 +391,70 @@ func (mc *Machine) bootLocked(ctx context.Context) error {
 	return nil
 }
 
-// prepareRun recreates the volatile /run and the control fifo through which
-// the reboot/poweroff scripts and the session wrapper talk to us.
-func (mc *Machine) prepareRun() error {
-	run := filepath.Join(mc.root, "run")
-	if err := os.RemoveAll(run); err != nil {
-		return err
-	}
-	if err := mkdirOwned(run, 0o755, 0); err != nil {
-		return err
-	}
-	ad := filepath.Join(run, "amibake")
-	if err := mkdirOwned(ad, 0o755, mc.uid); err != nil {
-		return err
-	}
-	fifo := filepath.Join(ad, "ctl")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		return fmt.Errorf("create %s: %w", fifo, err)
-	}
-	if err := os.Lchown(fifo, int(mc.uid), int(mc.uid)); err != nil {
-		return err
-	}
-	// O_RDWR: we stay a writer too, so reads never see EOF between requests.
-	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+// startInit starts the machine's init in new user, mount, PID, UTS, IPC
+// and network namespaces, serves the apt mirror inside its network
+// namespace, and waits until it is ready.
+func (mc *Machine) startInit(ctx context.Context, firstBoot, userData bool) (<-chan struct{}, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mc.ctlFile = f
-	mc.ctlDone = make(chan struct{})
-	go mc.readControl(f, mc.gen, mc.ctlDone)
-	return nil
-}
-
-// startSSHD starts the machine's namespace with sshd and, on the first
-// boot, the user data; the returned channel closes when the user data is done.
-func (mc *Machine) startSSHD(ctx context.Context, userData bool) (<-chan struct{}, error) {
-	cmd := exec.Command(busyboxPath, "sh", "-c", setupScript)
-	home := homeOf(mc.spec.User)
-	cmd.Env = []string{
-		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		"CTL=" + mc.ctl, "ROOT=" + mc.root, "HOSTNAME=" + mc.hostname,
-		"UID_=" + strconv.FormatUint(uint64(mc.uid), 10), "HOME_=" + home, "USER_=" + mc.spec.User,
-	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl-init")
+	defer theirs.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "GOMAXPROCS=1", "GOGC=200"}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{theirs}
 	var udr *os.File
 	if userData {
 		r, w, err := os.Pipe()
 		if err != nil {
+			ours.Close()
 			return nil, err
 		}
 		defer w.Close()
 		udr = r
-		cmd.ExtraFiles = []*os.File{w}
-		cmd.Env = append(cmd.Env, "USERDATA=1")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, w)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS,
-		// If the simulator dies, its machines die with it.
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDShift, Size: IDRange}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: IDShift, Size: IDRange}},
+		GidMappingsEnableSetgroups: true,
+		// Become root of the new namespace (host id IDShift); Go sets
+		// Pdeathsig after this change of credentials, so it holds.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0},
+		// If the simulator dies, the init dies, and with it (PID 1 of its
+		// namespace) every process of the machine.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		ours.Close()
 		if udr != nil {
 			udr.Close()
 		}
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		ours.Close()
 		if udr != nil {
 			udr.Close()
 		}
-		return nil, fmt.Errorf("start sshd: %w", err)
+		return nil, fmt.Errorf("start the machine's init: %w", err)
 	}
 	exited := make(chan struct{})
-	mc.proc, mc.exited = cmd, exited
-	listening := make(chan string, len(mc.spec.IPs))
+	mc.proc, mc.exited, mc.ctl = cmd, exited, ours
 	var tail tailBuffer
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			line := sc.Text()
-			tail.add(line)
-			mc.m.log.Debug("sshd", "instance", mc.spec.InstanceID, "line", line)
-			if strings.HasPrefix(line, "Starting session: subsystem 'sftp'") {
-				if d := mc.decideDrop(30); d > 0 {
-					mc.m.log.Debug("dropping sftp session", "instance", mc.spec.InstanceID, "after", d)
-					time.AfterFunc(d, mc.killSessions)
-				}
-			}
-			if strings.HasPrefix(line, "Server listening on ") {
-				select {
-				case listening <- line:
-				default:
-				}
-			}
+			tail.add(sc.Text())
+			mc.m.log.Debug("init", "instance", mc.spec.InstanceID, "line", sc.Text())
 		}
 	}()
 	go func() {
@@ -555,6 +462,31 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) (<-chan struct{
 		_ = cmd.Wait()
 		close(exited)
 	}()
+	rs := &runState{conns: map[net.Conn]bool{}, procs: map[*exec.Cmd]bool{}}
+	mc.run = rs
+	if err := mc.serveMirror(rs, cmd.Process.Pid); err != nil {
+		if udr != nil {
+			udr.Close()
+		}
+		return nil, fmt.Errorf("serve the apt mirror inside the machine: %w", err)
+	}
+	cfg := initConfig{
+		Root: mc.root, Hostname: mc.hostname, User: mc.spec.User, AuthorizedKey: mc.spec.AuthorizedKey,
+		HostKeys: mc.keyFiles, FirstBoot: firstBoot,
+	}
+	if userData {
+		cfg.UserData = mc.spec.UserData
+	}
+	b, _ := json.Marshal(cfg)
+	if _, err := ours.Write(append(b, '\n')); err != nil {
+		if udr != nil {
+			udr.Close()
+		}
+		return nil, fmt.Errorf("configure the machine's init: %w (%s)", err, tail.String())
+	}
+	ready := make(chan struct{})
+	mc.ctlDone = make(chan struct{})
+	go mc.readControl(ours, mc.gen, ready, mc.ctlDone)
 	var udDone chan struct{}
 	if udr != nil {
 		udDone = make(chan struct{})
@@ -563,24 +495,25 @@ func (mc *Machine) startSSHD(ctx context.Context, userData bool) (<-chan struct{
 			mc.collectUserData(udr)
 		}()
 	}
-	timeout := time.NewTimer(15 * time.Second)
+	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
-	for n := 0; n < len(mc.spec.IPs); {
-		select {
-		case <-listening:
-			n++
-		case <-exited:
-			return nil, fmt.Errorf("sshd exited: %s", tail.String())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timeout.C:
-			return nil, fmt.Errorf("sshd did not listen within 15s: %s", tail.String())
-		}
+	select {
+	case <-ready:
+	case <-exited:
+		<-logDone
+		return nil, fmt.Errorf("the machine's init exited: %s", tail.String())
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timeout.C:
+		return nil, fmt.Errorf("the machine's init was not ready within 30s: %s", tail.String())
+	}
+	if b, err := readInRoot(mc.root, "etc/os-release"); err == nil {
+		mc.osRelease = string(b)
 	}
 	return udDone, nil
 }
 
-// Shutdown stops sshd and every process of the machine.
+// Shutdown stops every process of the machine.
 func (mc *Machine) Shutdown(ctx context.Context) error {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
@@ -596,17 +529,29 @@ func (mc *Machine) stopLocked() {
 		mc.cancel()
 		mc.cancel = nil
 	}
+	if mc.run != nil {
+		// No new connections; live ones end with the machine.
+		mc.run.mu.Lock()
+		for _, l := range mc.run.listeners {
+			l.Close()
+		}
+		mc.run.mu.Unlock()
+	}
 	if mc.proc != nil {
 		// PID 1 of the machine's namespace: the kernel kills the rest and
-		// Wait returns only once they are all gone.
+		// Wait returns once the init is gone.
 		_ = mc.proc.Process.Kill()
 		<-mc.exited
 		mc.proc, mc.exited = nil, nil
 	}
-	if mc.ctlFile != nil {
-		mc.ctlFile.Close()
+	if mc.run != nil {
+		mc.run.close()
+		mc.run = nil
+	}
+	if mc.ctl != nil {
+		mc.ctl.Close()
 		<-mc.ctlDone
-		mc.ctlFile = nil
+		mc.ctl = nil
 	}
 	if mc.state == stateRunning {
 		mc.state = stateStopped
@@ -627,7 +572,7 @@ func (mc *Machine) Reboot(ctx context.Context) error {
 	return mc.bootLocked(ctx)
 }
 
-// Destroy stops the machine and deletes its files.
+// Destroy stops the machine and deletes its disk.
 func (mc *Machine) Destroy() error {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
@@ -639,13 +584,35 @@ func (mc *Machine) Destroy() error {
 	mc.m.mu.Lock()
 	delete(mc.m.machines, mc.spec.InstanceID)
 	mc.m.mu.Unlock()
-	if err := os.RemoveAll(mc.dir); err != nil {
+	if err := mc.teardown(); err != nil {
 		return fmt.Errorf("destroy machine %s: %w", mc.spec.InstanceID, err)
 	}
 	return nil
 }
 
-// Snapshot captures the root filesystem (running or not) into the store.
+// teardown unmounts and removes the machine's disk and drops its layers.
+func (mc *Machine) teardown() error {
+	var errs []error
+	for _, p := range []string{mc.root, mc.rw} {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(mc.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	mc.m.mu.Lock()
+	ls := mc.layers
+	mc.layers = nil
+	mc.m.mu.Unlock()
+	mc.m.release(ls)
+	return errors.Join(errs...)
+}
+
+// Snapshot captures the machine's writable layer, running or not, as a
+// new immutable layer over its image's: the snapshot stacks.
 func (mc *Machine) Snapshot(snapshotID string) error {
 	if err := validID("snapshot", snapshotID); err != nil {
 		return err
@@ -661,10 +628,11 @@ func (mc *Machine) Snapshot(snapshotID string) error {
 		m.mu.Unlock()
 		return fmt.Errorf("snapshot machine %s: snapshot %s exists", mc.spec.InstanceID, snapshotID)
 	}
-	m.snapshots[snapshotID] = &snapshot{} // reserved
+	m.snapshots[snapshotID] = &snapshot{reserved: true}
+	m.nextLayer++
+	dir := filepath.Join(m.base, "layers", strconv.Itoa(m.nextLayer))
 	m.mu.Unlock()
-	dir := m.snapshotDir(snapshotID)
-	if err := copyTree(mc.root, dir, copyOpts{linkRootOwned: true}); err != nil {
+	if err := captureLayer(mc.upper, dir); err != nil {
 		_ = os.RemoveAll(dir)
 		m.mu.Lock()
 		delete(m.snapshots, snapshotID)
@@ -672,56 +640,34 @@ func (mc *Machine) Snapshot(snapshotID string) error {
 		return fmt.Errorf("snapshot machine %s to %s: %w", mc.spec.InstanceID, snapshotID, err)
 	}
 	m.mu.Lock()
-	m.snapshots[snapshotID] = &snapshot{dir: dir}
+	layers := append(append([]*layer(nil), mc.layers...), &layer{dir: dir})
+	for _, l := range layers {
+		l.refs++
+	}
+	m.snapshots[snapshotID] = &snapshot{flavor: mc.flavorLocked(), layers: layers}
 	m.mu.Unlock()
 	return nil
 }
 
-// readControl serves requests written to /run/amibake/ctl inside the machine.
-func (mc *Machine) readControl(f *os.File, gen int, done chan struct{}) {
-	defer close(done)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		switch fields[0] {
-		case "reboot":
-			go mc.guestReboot(gen)
-		case "poweroff":
-			go mc.guestPowerOff(gen)
-		case "session":
-			if len(fields) == 2 {
-				if pid, err := strconv.Atoi(fields[1]); err == nil && pid > 0 {
-					mc.answerSession(pid)
-				}
-			}
-		}
-	}
+func (mc *Machine) flavorLocked() *Flavor {
+	return &Flavor{User: mc.spec.User}
 }
 
-// answerSession tells the session wrapper whether to drop the connection:
-// "0" or the seconds after which to drop. Decisions come from a per-machine
-// generator seeded with Options.Seed, in the order sessions start.
-func (mc *Machine) answerSession(pid int) {
-	ans := "0"
-	if d := mc.decideDrop(150); d > 0 {
-		ans = fmt.Sprintf("%.3f", d.Seconds())
+// readControl serves the init's messages.
+func (mc *Machine) readControl(f *os.File, gen int, ready, done chan struct{}) {
+	defer close(done)
+	sc := bufio.NewScanner(f)
+	once := sync.Once{}
+	for sc.Scan() {
+		switch strings.TrimSpace(sc.Text()) {
+		case msgReady:
+			once.Do(func() { close(ready) })
+		case msgReboot:
+			go mc.guestReboot(gen)
+		case msgPowerOff:
+			go mc.guestPowerOff(gen)
+		}
 	}
-	f, err := inRoot(mc.root, fmt.Sprintf("run/amibake/s.%d", pid), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		mc.m.log.Debug("answer session", "instance", mc.spec.InstanceID, "err", err)
-		return
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
-		return
-	}
-	if ans != "0" {
-		mc.m.log.Debug("dropping session", "instance", mc.spec.InstanceID, "after", ans)
-	}
-	_, _ = io.WriteString(f, ans+"\n")
 }
 
 // decideDrop draws the next session's fate: 0, or how long into the
@@ -737,37 +683,6 @@ func (mc *Machine) decideDrop(maxMillis int) time.Duration {
 		return 0
 	}
 	return time.Duration(1+mc.rng.IntN(maxMillis)) * time.Millisecond
-}
-
-// killSessions drops every SSH connection of the machine: SIGKILL to the
-// sshd processes that run as the instance user (one per connection).
-func (mc *Machine) killSessions() {
-	ents, _ := os.ReadDir("/proc")
-	uid := strconv.FormatUint(uint64(mc.uid), 10)
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var name, owner string
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 2 && f[0] == "Name:" {
-				name = f[1]
-			}
-			if len(f) >= 2 && f[0] == "Uid:" {
-				owner = f[1]
-				break
-			}
-		}
-		if name == "sshd" && owner == uid {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
 
 func (mc *Machine) guestReboot(gen int) { mc.guestStop(gen, mc.reboot) }
@@ -809,3 +724,5 @@ func (t *tailBuffer) String() string {
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, "; ")
 }
+
+var _ = io.EOF

@@ -35,12 +35,10 @@ package vm
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -50,73 +48,113 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Binaries the machines are made of. Variables so that a test could point
-// them elsewhere; they must be root-owned like everything else sshd trusts.
-var (
-	sshdPath    = "/usr/sbin/sshd"
-	busyboxPath = "/bin/busybox"
-)
-
-// DefaultDir is where machines live when Options.Dir is empty. It cannot be
-// under /tmp: sshd refuses a ChrootDirectory with a world-writable component.
+// DefaultDir is where machines live when Options.Dir is empty.
 const DefaultDir = "/var/lib/amibake-ec2sim"
 
 // Options configures a Manager.
 type Options struct {
-	// Dir holds the per-Manager state directory. Every component of its
-	// path must be root-owned and not group- or world-writable.
+	// Dir holds the per-Manager state directory.
 	Dir string
-	Log *slog.Logger
-	// DropProbability is the chance that an exec session is dropped
-	// mid-command (the SSH connection is killed before the exit status).
+	// Cache holds the base and mirror set-up built (default CacheDir).
+	Cache string
+	Log   *slog.Logger
+	// DropProbability is the chance that an SSH session (command or SFTP)
+	// is dropped: the TCP connection is cut 1-150 ms (SFTP: 1-30 ms) after
+	// the session starts.
 	DropProbability float64
 	// Seed makes drop decisions reproducible (per machine, in session order).
 	Seed int64
-	// SSHStartDelay delays sshd's start after Boot (a slow SSH start).
+	// SSHStartDelay delays SSH after Boot (a slow SSH start).
 	SSHStartDelay time.Duration
 	// RSAHostKeyBits is the size of each machine's RSA host key (default
 	// 2048; real Ubuntu uses 3072, which costs ~0.4 s of CPU per machine).
 	RSAHostKeyBits int
+	// DiskBytes bounds each instance's writable layer (default 8 GiB, the
+	// catalogue's volume size); a full disk fails writes with ENOSPC.
+	DiskBytes int64
 }
 
-// Manager owns the snapshot store and every machine it created.
+// Manager owns the layer store and every machine it created.
 type Manager struct {
-	opts    Options
-	log     *slog.Logger
-	base    string // the Manager's own directory: run-XXXX
-	madeDir bool   // Options.Dir was created by us, remove it when empty
-	mounted bool   // base is our tmpfs
-	applets []string
+	opts     Options
+	log      *slog.Logger
+	base     string // the Manager's own directory: run-XXXX
+	baseRoot string // the Debian base: the bottom layer of every machine
+	mirror   string // the offline apt mirror served to machines
+	madeDir  bool   // Options.Dir was created by us, remove it when empty
+	mounted  bool   // base is our tmpfs
 
 	mu        sync.Mutex
 	closed    bool
 	snapshots map[string]*snapshot
 	machines  map[string]*Machine
-	nextUID   uint32
+	nextLayer int
 }
 
-// snapshot is either virtual (a seeded flavor, built on demand: seeding the
-// public catalogue stays free) or a directory tree in the store.
+// snapshot is a stack of layers over the Debian base; a seeded flavor has
+// none (seeding the public catalogue stays free).
 type snapshot struct {
-	flavor *Flavor
-	dir    string
+	flavor   *Flavor
+	layers   []*layer // oldest first
+	reserved bool     // being written
+}
+
+// layer is an immutable tree captured from a machine's writable layer,
+// shared by reference between snapshots and the machines created from
+// them; removed when nothing refers to it.
+type layer struct {
+	dir  string
+	refs int
+}
+
+// release drops references; layers nothing refers to are removed.
+func (m *Manager) release(ls []*layer) {
+	m.mu.Lock()
+	var gone []string
+	for _, l := range ls {
+		l.refs--
+		if l.refs == 0 {
+			gone = append(gone, l.dir)
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range gone {
+		if err := os.RemoveAll(d); err != nil {
+			m.log.Warn("remove layer", "dir", d, "err", err)
+		}
+	}
 }
 
 // NewManager checks the host can run machines and creates the state directory.
 func NewManager(opts Options) (*Manager, error) {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("ec2sim machines need root: sshd must chroot and switch users (run as root, e.g. in a container or `sudo`)")
+		return nil, errors.New("ec2sim machines need root: they run in their own user, mount, PID and network namespaces over overlayfs (run as root, e.g. in a container or `sudo`)")
 	}
-	for _, p := range []string{sshdPath, busyboxPath, "/usr/sbin/chroot"} {
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("ec2sim machines need %s (Debian: apt-get install openssh-server busybox-static coreutils): %w", p, err)
-		}
+	if _, err := os.Stat(nsenterPath); err != nil {
+		return nil, fmt.Errorf("ec2sim machines need %s (Debian: apt-get install util-linux): %w", nsenterPath, err)
+	}
+	if opts.Cache == "" {
+		opts.Cache = CacheDir
+	}
+	baseRoot := filepath.Join(BaseDir(opts.Cache), "rootfs")
+	if _, err := os.Stat(filepath.Join(baseRoot, "etc/os-release")); err != nil {
+		return nil, fmt.Errorf("ec2sim machines boot a Debian %s base that is not built yet (recipe %s, expected in %s): run `make setup` (once; it needs Debian's archive): %w", Suite, BaseRecipe().Digest(), BaseDir(opts.Cache), err)
+	}
+	mirror, err := filepath.EvalSymlinks(MirrorDir(opts.Cache))
+	if err == nil {
+		_, err = os.Stat(filepath.Join(mirror, "debian/dists", Suite, "Release"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ec2sim machines' offline apt mirror is not built yet (expected in %s): run `make setup`: %w", MirrorDir(opts.Cache), err)
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.RSAHostKeyBits == 0 {
 		opts.RSAHostKeyBits = 2048
+	}
+	if opts.DiskBytes == 0 {
+		opts.DiskBytes = 8 << 30
 	}
 	if opts.DropProbability < 0 || opts.DropProbability > 1 {
 		return nil, fmt.Errorf("drop probability %v is not between 0 and 1", opts.DropProbability)
@@ -125,13 +163,15 @@ func NewManager(opts Options) (*Manager, error) {
 	if dir == "" {
 		dir = DefaultDir
 	}
-	dir, err := filepath.Abs(dir)
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	m := &Manager{
 		opts:      opts,
 		log:       opts.Log,
+		baseRoot:  baseRoot,
+		mirror:    mirror,
 		snapshots: map[string]*snapshot{},
 		machines:  map[string]*Machine{},
 	}
@@ -141,7 +181,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", dir, err)
 	}
-	if err := checkChrootable(dir); err != nil {
+	if err := checkRootOwned(dir); err != nil {
 		return nil, err
 	}
 	reapStale(dir, m.log)
@@ -155,9 +195,9 @@ func NewManager(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create state directory in %s: %w", dir, err)
 	}
-	// Root filesystems are thousands of tiny files: on a tmpfs creating one
-	// takes milliseconds, on a virtual disk's ext4 up to seconds.
-	if err := unix.Mount("amibake-ec2sim", m.base, "tmpfs", unix.MS_NOSUID, "mode=0755"); err != nil {
+	// Layers are thousands of small files: a tmpfs, with the trusted.*
+	// extended attributes overlayfs keeps its markers in.
+	if err := unix.Mount("amibake-ec2sim", m.base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		_ = os.Remove(m.base)
 		return nil, fmt.Errorf("mount a tmpfs on %s: %w", m.base, err)
 	}
@@ -166,29 +206,17 @@ func NewManager(opts Options) (*Manager, error) {
 		m.removeDirs()
 		return nil, fmt.Errorf("write %s/owner: %w", m.base, err)
 	}
-	for _, d := range []string{m.base, filepath.Join(m.base, "snapshots"), filepath.Join(m.base, "instances")} {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			err = os.Chmod(d, 0o755)
+	// instances/ is traversable: each machine's init starts there as the
+	// machines' root (host id IDShift) and pivots into its overlay.
+	for d, mode := range map[string]os.FileMode{filepath.Join(m.base, "layers"): 0o700, filepath.Join(m.base, "instances"): 0o711} {
+		if err := os.Mkdir(d, mode); err == nil {
+			err = os.Chmod(d, mode)
 		}
 		if err != nil {
 			m.removeDirs()
 			return nil, fmt.Errorf("create state directory %s: %w", d, err)
 		}
 	}
-	m.applets, err = listApplets()
-	if err == nil {
-		// One copy per Manager, hard-linked into every root filesystem.
-		err = copyFile(busyboxPath, filepath.Join(m.base, "busybox"), 0o755, 0, 0)
-	}
-	if err != nil {
-		m.removeDirs()
-		return nil, err
-	}
-	// A random uid range per Manager: simulators running side by side
-	// (parallel test packages) never share a uid.
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	m.nextUID = 2_000_000 + (binary.LittleEndian.Uint32(b[:])%100_000)*1000
 	if opts.RSAHostKeyBits == 2048 {
 		rsaPoolOnce.Do(func() { go fillRSAPool() })
 	}
@@ -211,8 +239,9 @@ func procIdentity(pid int) string {
 }
 
 // reapStale removes what a simulator that was killed left behind (its
-// machines died with it): tmpfs mounts and directories whose owner process
-// is gone.
+// machines died with it, by Pdeathsig and PID namespaces): every mount
+// under its directory (overlays, disks, its tmpfs) and the directory,
+// when its owner process is gone.
 func reapStale(dir string, log *slog.Logger) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -236,44 +265,53 @@ func reapStale(dir string, log *slog.Logger) {
 			}
 		}
 		log.Info("removing state left by a dead simulator", "dir", p)
-		_ = unix.Unmount(p, unix.MNT_DETACH)
+		unmountUnder(p)
 		if err := os.RemoveAll(p); err != nil {
 			log.Warn("remove stale state", "dir", p, "err", err)
 		}
 	}
 }
 
-// checkChrootable reports the first path component sshd would refuse.
-func checkChrootable(dir string) error {
+// unmountUnder detaches every mount at or below p, deepest first.
+func unmountUnder(p string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		mp := strings.ReplaceAll(f[4], "\\040", " ")
+		if mp == p || strings.HasPrefix(mp, p+"/") {
+			mps = append(mps, mp)
+		}
+	}
+	for i := len(mps) - 1; i >= 0; i-- {
+		_ = unix.Unmount(mps[i], unix.MNT_DETACH)
+	}
+}
+
+// checkRootOwned refuses a state directory another user could swap, or
+// one the machines' init cannot traverse.
+func checkRootOwned(dir string) error {
 	for p := dir; ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("check state directory %s: %w", dir, err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		if st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("state directory %s: %s must be owned by root and not group- or world-writable (mode %v, uid %d) for sshd's ChrootDirectory; choose another Dir (not under /tmp)", dir, p, fi.Mode().Perm(), st.Uid)
+		// Each machine's init starts as the machines' root (an unprivileged
+		// host id) and must traverse the path to its overlay root.
+		if st.Uid != 0 || (fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0) || fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("state directory %s: %s must be owned by root, searchable by all and not writable by others (mode %v, uid %d); choose another Dir", dir, p, fi.Mode().Perm(), st.Uid)
 		}
 		if p == "/" {
 			return nil
 		}
 	}
-}
-
-func listApplets() ([]string, error) {
-	out, err := exec.Command(busyboxPath, "--list-full").Output()
-	if err != nil {
-		return nil, fmt.Errorf("list busybox applets: %w", err)
-	}
-	var applets []string
-	for _, l := range strings.Split(string(out), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.Contains(l, "..") {
-			continue
-		}
-		applets = append(applets, l)
-	}
-	return applets, nil
 }
 
 // RSA host keys take ~0.1-0.5 s of CPU each, too slow for the path from
@@ -299,13 +337,6 @@ func (m *Manager) rsaKey() (*rsa.PrivateKey, error) {
 		return rsa.GenerateKey(rand.Reader, m.opts.RSAHostKeyBits)
 	}
 	return <-rsaPool, nil
-}
-
-func (m *Manager) allocUID() uint32 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.nextUID++
-	return m.nextUID
 }
 
 // Close stops every machine and removes every file the Manager created.
@@ -344,9 +375,7 @@ func (m *Manager) Close() error {
 
 func (m *Manager) removeDirs() error {
 	if m.mounted {
-		if err := unix.Unmount(m.base, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("unmount %s: %w", m.base, err)
-		}
+		unmountUnder(m.base)
 		m.mounted = false
 	}
 	if err := os.RemoveAll(m.base); err != nil {
@@ -359,10 +388,6 @@ func (m *Manager) removeDirs() error {
 	return nil
 }
 
-func (m *Manager) snapshotDir(id string) string {
-	return filepath.Join(m.base, "snapshots", id)
-}
-
 func validID(kind, id string) error {
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/\\\x00") || id == "." || id == ".." {
 		return fmt.Errorf("invalid %s id %q", kind, id)
@@ -370,11 +395,12 @@ func validID(kind, id string) error {
 	return nil
 }
 
-// Flavor describes a seeded operating system image.
+// Flavor describes a seeded image: every one boots the Debian base; the
+// flavor names it and its default login user (created by the machine's
+// init at first boot, as cloud-init does).
 type Flavor struct {
-	Name      string // e.g. "ubuntu-24.04"
-	User      string // default login user: ubuntu, ec2-user, admin, or root
-	OSRelease string // contents of /etc/os-release
+	Name string // e.g. "debian-12"
+	User string // default login user: ubuntu, admin, or root
 }
 
 // SeedSnapshot registers a pristine image of the flavor, replacing any
@@ -387,77 +413,63 @@ func (m *Manager) SeedSnapshot(snapshotID string, f Flavor) error {
 		return fmt.Errorf("seed snapshot %s: invalid user name %q", snapshotID, f.User)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return errors.New("seed snapshot: manager closed")
 	}
 	// Seeding is idempotent (a simulator reset seeds its catalogue again):
 	// the id now names the pristine flavor, whatever it held before.
 	old := m.snapshots[snapshotID]
-	if old != nil && old.flavor == nil && old.dir == "" {
+	if old != nil && old.reserved {
+		m.mu.Unlock()
 		return fmt.Errorf("seed snapshot %s: being written", snapshotID)
 	}
 	m.snapshots[snapshotID] = &snapshot{flavor: &f}
-	if old != nil && old.dir != "" {
-		if err := os.RemoveAll(old.dir); err != nil {
-			return fmt.Errorf("seed snapshot %s: remove previous content: %w", snapshotID, err)
-		}
+	m.mu.Unlock()
+	if old != nil {
+		m.release(old.layers)
 	}
 	return nil
 }
 
-// CopySnapshot copies a snapshot under a new id. Store trees are immutable,
-// so regular files are hard-linked.
+// CopySnapshot copies a snapshot under a new id: layers are immutable and
+// shared by reference.
 func (m *Manager) CopySnapshot(srcID, dstID string) error {
 	if err := validID("snapshot", dstID); err != nil {
 		return err
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	src, ok := m.snapshots[srcID]
-	if !ok {
-		m.mu.Unlock()
+	if !ok || src.reserved {
 		return fmt.Errorf("copy snapshot %s: not found", srcID)
 	}
 	if _, ok := m.snapshots[dstID]; ok {
-		m.mu.Unlock()
 		return fmt.Errorf("copy snapshot %s to %s: destination exists", srcID, dstID)
 	}
-	dst := &snapshot{flavor: src.flavor}
-	if src.dir != "" {
-		dst.dir = m.snapshotDir(dstID)
+	dst := &snapshot{flavor: src.flavor, layers: append([]*layer(nil), src.layers...)}
+	for _, l := range dst.layers {
+		l.refs++
 	}
-	// Reserve the id so that a concurrent copy cannot take it.
-	m.snapshots[dstID] = &snapshot{}
-	m.mu.Unlock()
-	if dst.dir != "" {
-		if err := copyTree(src.dir, dst.dir, copyOpts{linkAll: true}); err != nil {
-			_ = os.RemoveAll(dst.dir)
-			m.mu.Lock()
-			delete(m.snapshots, dstID)
-			m.mu.Unlock()
-			return fmt.Errorf("copy snapshot %s to %s: %w", srcID, dstID, err)
-		}
-	}
-	m.mu.Lock()
 	m.snapshots[dstID] = dst
-	m.mu.Unlock()
 	return nil
 }
 
-// DeleteSnapshot removes a snapshot; machines created from it keep their files.
+// DeleteSnapshot removes a snapshot; machines and snapshots that share its
+// layers keep them.
 func (m *Manager) DeleteSnapshot(id string) error {
 	m.mu.Lock()
 	s, ok := m.snapshots[id]
+	if ok && s.reserved {
+		m.mu.Unlock()
+		return fmt.Errorf("delete snapshot %s: being written", id)
+	}
 	delete(m.snapshots, id)
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("delete snapshot %s: not found", id)
 	}
-	if s.dir != "" {
-		if err := os.RemoveAll(s.dir); err != nil {
-			return fmt.Errorf("delete snapshot %s: %w", id, err)
-		}
-	}
+	m.release(s.layers)
 	return nil
 }
 

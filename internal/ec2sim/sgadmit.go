@@ -1,0 +1,89 @@
+package ec2sim
+
+import (
+	"net/netip"
+)
+
+// Security groups are enforced where the simulator can see traffic: at
+// each instance's SSH listener. Per accepted connection the vm package asks
+// admitSSH, which evaluates the instance's groups as they stand now, so a
+// rule added or revoked while the instance runs takes effect on the next
+// connection (EC2 evaluates rules per flow; existing tracked connections
+// are not cut: "Security group connection tracking", EC2 User Guide).
+//
+// What EC2 documents and is modelled: security groups are allow-only; an
+// inbound flow is admitted when any rule of any group of the instance's
+// network interface matches it ("Security group rules", EC2 User Guide):
+//   - the protocol is tcp (or 6) or all (-1);
+//   - for tcp the destination port is within FromPort..ToPort;
+//   - the source is inside one of the rule's IPv4 CIDR ranges, or is the
+//     private IP address of an instance in a referenced group ("when you
+//     specify a security group as the source ... the private IP addresses
+//     of the network interfaces associated with the source security group").
+// Connections not admitted are silently dropped by EC2 (no RST): the vm
+// package holds them without a byte until the client gives up.
+
+// admitSSH reports whether src may reach port on instance id now.
+func (s *Server) admitSSH(id, src string, port int) bool {
+	addr, err := netip.ParseAddr(src)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.regions {
+		in := r.instances[id]
+		if in == nil {
+			continue
+		}
+		var rules []permission
+		for _, gid := range in.Groups {
+			if g := r.groups[gid]; g != nil {
+				rules = append(rules, g.Ingress...)
+			}
+		}
+		members := func(gid string) []string {
+			var ips []string
+			for _, o := range r.instances {
+				for _, g := range o.Groups {
+					if g == gid && o.PrivateIP != "" {
+						ips = append(ips, o.PrivateIP)
+					}
+				}
+			}
+			return ips
+		}
+		return admits(rules, addr, port, members)
+	}
+	return false
+}
+
+// admits evaluates ingress rules for a TCP flow from src to port; members
+// lists the private addresses of a referenced group's instances.
+func admits(rules []permission, src netip.Addr, port int, members func(groupID string) []string) bool {
+	for _, p := range rules {
+		switch p.Protocol {
+		case "-1", "all":
+		case "tcp", "6":
+			if port < p.FromPort || port > p.ToPort {
+				continue
+			}
+		default:
+			continue
+		}
+		for _, c := range p.CIDRs {
+			if pfx, err := netip.ParsePrefix(c); err == nil && pfx.Contains(src) {
+				return true
+			}
+		}
+		for _, gid := range p.Groups {
+			for _, ip := range members(gid) {
+				if a, err := netip.ParseAddr(ip); err == nil && a == src {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
