@@ -1,4 +1,4 @@
-# One build, two sources: Ubuntu 24.04 and Amazon Linux 2023, with a
+# One build, two sources: Ubuntu 24.04 and Debian 12, with a
 # provisioner override per source and a manifest of both AMIs.
 
 variable "region" {
@@ -38,30 +38,30 @@ source "amazon-ebs" "ubuntu" {
   tags     = merge(local.common_tags, { OS = "ubuntu" })
 }
 
-source "amazon-ebs" "al2023" {
+source "amazon-ebs" "debian" {
   region        = var.region
   instance_type = "t3.micro"
-  ssh_username  = "ec2-user"
+  ssh_username  = "admin"
   source_ami_filter {
     filters = {
-      name = "al2023-ami-2023.*-x86_64"
+      name = "debian-12-amd64-*"
     }
-    owners      = ["amazon"]
+    owners      = ["136693071363"]
     most_recent = true
   }
-  ami_name = "app-${var.version}-al2023-${local.timestamp}"
-  tags     = merge(local.common_tags, { OS = "al2023" })
+  ami_name = "app-${var.version}-debian-${local.timestamp}"
+  tags     = merge(local.common_tags, { OS = "debian" })
 }
 
 build {
   name    = "app"
-  sources = ["source.amazon-ebs.ubuntu", "source.amazon-ebs.al2023"]
+  sources = ["source.amazon-ebs.ubuntu", "source.amazon-ebs.debian"]
 
   provisioner "shell" {
     inline = ["sudo apt-get update", "sudo apt-get install -y ca-certificates"]
     override = {
-      "amazon-ebs.al2023" = {
-        inline = ["sudo dnf -y update", "sudo dnf -y install ca-certificates"]
+      "amazon-ebs.debian" = {
+        inline = ["cloud-init status --wait", "sudo apt-get update", "sudo apt-get install -y ca-certificates curl"]
       }
     }
   }

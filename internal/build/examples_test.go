@@ -3,6 +3,8 @@ package build
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -32,14 +34,59 @@ func abs(t *testing.T, rel string) string {
 	return wd + "/" + rel
 }
 
+// exampleChecks: what an instance launched from each example's AMIs must
+// show (user, command, expected output), by build name suffix.
+var exampleChecks = map[string][]struct{ build, user, cmd, want string }{
+	"tutorial/hello_ami.json":             {{"", "root", "cloud-init status", "status: done"}},
+	"tutorial/hello_ami.pkr.hcl":          {{"", "root", "cloud-init status", "status: done"}},
+	"tutorial/hello_ami_provisioned.json": {{"", "root", "redis-server --version", "Redis server v=7"}},
+	"ubuntu-noble/ubuntu-noble.json":      {{"", "ubuntu", "test -s /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_Release && echo updated", "updated"}},
+	"web-server/web-server.json":          {{"", "ubuntu", "sudo nginx -t 2>&1 && grep healthz /etc/nginx/conf.d/site.conf && systemctl is-enabled nginx", "location /healthz"}},
+	"web-server/web-server.pkr.hcl":       {{"", "ubuntu", "sudo nginx -t 2>&1 && grep healthz /etc/nginx/conf.d/site.conf && systemctl is-enabled nginx", "enabled"}},
+	"multi-builder/multi-builder.json": {
+		{"ubuntu", "ubuntu", "dpkg -s ca-certificates | grep Status", "install ok installed"},
+		{"debian", "admin", "curl --version | head -1", "curl 7."},
+	},
+	"multi-source/multi-source.pkr.hcl": {
+		{"ubuntu", "ubuntu", "dpkg -s ca-certificates | grep Status", "install ok installed"},
+		{"debian", "admin", "curl --version | head -1", "curl 7."},
+	},
+}
+
+// TestExamples bakes every template under examples/ (the tutorial's
+// provisioned template among them, byte for byte the reference's) on the
+// simulator, as a user would with a default AWS profile, then launches an
+// instance of each AMI and checks what provisioning installed.
 func TestExamples(t *testing.T) {
-	for _, path := range []string{
-		"../../examples/tutorial/hello_ami.pkr.hcl",
-	} {
-		t.Run(strings.TrimPrefix(path, "../../examples/"), func(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*/*.json")
+	hcl, _ := filepath.Glob("../../examples/*/*.pkr.hcl")
+	files = append(files, hcl...)
+	sort.Strings(files)
+	if len(files) < len(exampleChecks) {
+		t.Fatalf("found %d examples, want at least %d", len(files), len(exampleChecks))
+	}
+	for _, path := range files {
+		name := strings.TrimPrefix(path, "../../examples/")
+		checks, ok := exampleChecks[name]
+		if !ok {
+			t.Errorf("%s: no check of what it installs; add one to exampleChecks", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
 			p := abs(t, path)
 			e := newEnv(t, ec2sim.ZeroLatency())
-			chdir(t)
+			dir := chdir(t)
+			// multi-builder names profile "default", as most users have.
+			cfg := filepath.Join(dir, "aws-config")
+			creds := filepath.Join(dir, "aws-credentials")
+			if err := os.WriteFile(cfg, []byte("[default]\nregion = us-east-1\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(creds, []byte("[default]\naws_access_key_id = AKIDSIMULATOR\naws_secret_access_key = simulator-secret\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("AWS_CONFIG_FILE", cfg)
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 			r := e.build(t, p, template.LoadOptions{}, Options{})
 			if r.runErr != nil || !r.res.OK() {
 				t.Fatalf("build failed: %v\n%s\n%s", r.runErr, r.out, r.err)
@@ -56,7 +103,23 @@ func TestExamples(t *testing.T) {
 					t.Errorf("manifest: %v\n%s", err, b)
 				}
 			}
-			t.Logf("%s", r.out)
+			for _, c := range checks {
+				found := false
+				for _, b := range r.res.Builds {
+					if c.build != "" && !strings.HasSuffix(b.Name, c.build) {
+						continue
+					}
+					for _, a := range b.Artifacts {
+						for region, ami := range a.AMIs {
+							found = true
+							checkLaunch(t, e, region, ami, c.user, c.cmd, c.want)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no AMI from build %q", c.build)
+				}
+			}
 		})
 	}
 }

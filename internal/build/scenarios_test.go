@@ -140,13 +140,29 @@ func checkLaunch(t *testing.T, e *env, region, ami, user, cmd, want string) {
 		t.Fatal(err)
 	}
 	defer c.DeleteKeyPair(context.Background(), &ec2.DeleteKeyPairInput{KeyName: aws.String("check")})
+	// The default group admits only its members: open SSH to the host.
+	sg, err := c.CreateSecurityGroup(bg(t), &ec2.CreateSecurityGroupInput{GroupName: aws.String("check"), Description: aws.String("SSH for the check")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthorizeSecurityGroupIngress(bg(t), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId,
+		IpPermissions: []types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
+			IpRanges: []types.IpRange{{CidrIp: aws.String("127.0.0.1/32")}}}}}); err != nil {
+		t.Fatal(err)
+	}
 	out, err := c.RunInstances(bg(t), &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-		InstanceType: types.InstanceTypeT3Micro, KeyName: aws.String("check")})
+		InstanceType: types.InstanceTypeT3Micro, KeyName: aws.String("check"), SecurityGroupIds: []string{aws.ToString(sg.GroupId)}})
 	if err != nil {
 		t.Fatalf("launch from %s: %v", ami, err)
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
-	defer c.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	defer func() {
+		ctx := context.Background()
+		_, _ = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		_ = ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
+			Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 30*time.Second)
+		_, _ = c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId})
+	}()
 	desc, err := ec2.NewInstanceRunningWaiter(c, func(o *ec2.InstanceRunningWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
 		WaitForOutput(bg(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 30*time.Second)
 	if err != nil {

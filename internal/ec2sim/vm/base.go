@@ -36,7 +36,11 @@ const Suite = "bookworm"
 const recipeVersion = "3"
 
 // BasePackages is what a cloud image holds beyond apt's minimal system.
-var BasePackages = []string{
+// systemd is there for its systemctl, which templates call: enable and
+// disable work offline, as in a chroot; start fails as in a container,
+// since systemd is not PID 1 (systemd-sysv, which would replace the
+// reboot/poweroff shims, is not installed).
+var BasePackages = []string{"systemd",
 	"apt", "sudo", "bash", "coreutils", "openssh-server", "openssh-sftp-server", "openssh-client", "lsb-release",
 	"python3", "curl", "ca-certificates", "procps", "less", "netbase",
 	"iproute2", "init-system-helpers", "adduser", "passwd", "gzip", "tar",
@@ -64,14 +68,14 @@ var baseFiles = map[string]struct {
 }{
 	// Debian's container images refuse service starts the same way: there
 	// is no init system to start them under.
-	"usr/sbin/policy-rc.d": {0o755, "#!/bin/sh\n# No init system here: refuse service starts, as Debian's container images do.\nexit 101\n"},
-	"usr/sbin/reboot":      {0o755, powerShim("TERM", "reboot")},
-	"usr/sbin/poweroff":    {0o755, powerShim("USR2", "poweroff")},
-	"usr/sbin/halt":        {0o755, powerShim("USR1", "halt")},
-	"usr/sbin/shutdown":    {0o755, shutdownShim},
-	"usr/bin/cloud-init":   {0o755, cloudInitShim},
-	"etc/apt/sources.list": {0o644, "# The simulator's offline mirror (a subset of Debian " + Suite + ", fetched at set-up).\ndeb [trusted=yes] http://deb.debian.org/debian " + Suite + " main\n"},
-	"etc/apt/apt.conf.d/90amibake": {0o644, "Acquire::Languages \"none\";\nAcquire::Retries \"0\";\n"},
+	"usr/sbin/policy-rc.d":                  {0o755, "#!/bin/sh\n# No init system here: refuse service starts, as Debian's container images do.\nexit 101\n"},
+	"usr/sbin/reboot":                       {0o755, powerShim("TERM", "reboot")},
+	"usr/sbin/poweroff":                     {0o755, powerShim("USR2", "poweroff")},
+	"usr/sbin/halt":                         {0o755, powerShim("USR1", "halt")},
+	"usr/sbin/shutdown":                     {0o755, shutdownShim},
+	"usr/bin/cloud-init":                    {0o755, cloudInitShim},
+	"etc/apt/sources.list":                  {0o644, "# The simulator's offline mirror (a subset of Debian " + Suite + ", fetched at set-up).\ndeb [trusted=yes] http://deb.debian.org/debian " + Suite + " main\n"},
+	"etc/apt/apt.conf.d/90amibake":          {0o644, "Acquire::Languages \"none\";\nAcquire::Retries \"0\";\n"},
 	"etc/ssh/sshd_config.d/50-amibake.conf": {0o644, "# sshd runs per connection (inetd mode), started by the simulator.\nPrintMotd no\nPrintLastLog no\nUseDNS no\n"},
 	"etc/cloud/build.info":                  {0o644, "platform: amibake ec2sim\nsuite: " + Suite + "\n"},
 }

@@ -1,35 +1,66 @@
-// Package vm turns simulated EC2 instances into real SSH hosts: each running
-// machine is Debian's OpenSSH sshd, chrooted into a per-instance root
-// filesystem built from busybox-static, in its own mount, PID and UTS
-// namespaces. Commands run for real but can never touch the host: sessions run
-// under a per-instance non-zero uid and only see the instance's files.
+// Package vm turns simulated EC2 instances into real Debian machines that
+// cannot reach the host.
+//
+// The system. Set-up (make setup, command vmsetup) builds once, with
+// mmdebstrap from Debian's archive, a Debian bookworm base (apt, sudo,
+// bash, OpenSSH, python3, curl, systemd's systemctl, a cloud-init status
+// command, policy-rc.d refusing service starts, reboot/poweroff shims) and
+// an offline apt mirror of a pinned package list with its dependencies,
+// into CacheDir, keyed by recipe digests (base.go). Its files are owned by
+// the machines' id range (IDShift+), chowned once when cached.
+//
+// A machine. Its disk is a tmpfs of the volume's size holding the
+// writable (upper) layer of an overlay whose lower layers are its image's
+// captured layers over the base. Its init is a re-exec of the running
+// binary (argv[0] initArg0, caught by this package's init()) started in
+// new user, mount, PID, UTS, IPC and network namespaces, uid/gid 0-65535
+// mapped to IDShift+ on the host: root inside is real root for apt, dpkg
+// and sudo, and nobody outside. The init binds the overlay onto itself,
+// mounts /proc, a /dev tmpfs with bind-mounted null, zero, full, random,
+// urandom and tty, a private devpts, /run, then pivot_root; it does
+// cloud-init's part (hostname, the host keys the simulator generated so
+// the console's fingerprints are right, the default user with the launch
+// key and NOPASSWD sudo), runs user data as root on the first boot and
+// writes /run/cloud-init/status.json and result.json, reaps orphans, and
+// turns SIGTERM/SIGINT (reboot) and SIGUSR1/SIGUSR2 (halt, poweroff) from
+// the shims into requests on its control socket (fd 3).
+//
+// Nothing of the host in reach. The machine's network namespace has only
+// its loopback, where the simulator serves the apt mirror: it creates the
+// listening socket inside (setns on a locked thread) and serves it from
+// the host side; /etc/hosts names deb.debian.org 127.0.0.1. The simulator's
+// API, admin endpoints and other machines are unreachable. SSH: the
+// simulator keeps each instance's listening sockets (its addresses, port
+// 22) in the host's namespace; per accepted connection it asks
+// LaunchSpec.Admit (the security groups as they stand, sgadmit.go in
+// ec2sim); a connection not admitted is held silent, like a dropped SYN;
+// an admitted one is handed as stdin/stdout to the machine's own
+// /usr/sbin/sshd -i (OpenSSH's inetd mode) through nsenter into all its
+// namespaces. Every process the simulator starts has Pdeathsig SIGKILL
+// (the init's is set after its change of credentials); everything else of
+// a machine lives in its PID namespace and dies with the init, so kill -9
+// of the simulator leaves no machine process, and the next Manager
+// unmounts and removes a dead simulator's state (reapStale).
+//
+// Images. Snapshot captures the writable layer as a new immutable layer
+// (capture.go): an fd-relative walk, O_NOFOLLOW and openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so a live (NoReboot) capture never
+// follows a symlink the machine swaps in; overlay whiteouts and opaque
+// markers are kept so layers stack; device nodes, fifos and sockets are
+// skipped. Layers are shared by reference between snapshots (CopySnapshot)
+// and machines, removed when the last reference goes.
 //
 // Layout under Options.Dir (default /var/lib/amibake-ec2sim):
 //
-//	run-XXXX/              one per Manager, a tmpfs, removed by Close
-//	  owner                pid and start time, so a later Manager can reap it
-//	  snapshots/<id>/      immutable root filesystem trees
-//	  instances/<id>/ctl/  sshd_config, host keys, authorized_keys, passwd
-//	  instances/<id>/root/ the chroot (root-owned, 0755, contents owned by the instance uid)
+//	run-XXXX/                 one per Manager, a tmpfs, removed by Close
+//	  owner                   pid and start time, so a later Manager can reap it
+//	  layers/<n>/             captured layers (immutable, shared)
+//	  instances/<id>/rw/      the instance's disk (tmpfs): upper/ and work/
+//	  instances/<id>/root/    the overlay: the machine's root
 //
-// What sshd needs, learned the hard way:
-//   - ChrootDirectory: every path component root-owned and not group- or
-//     world-writable (so not under /tmp); the login shell must exist inside.
-//   - The login user is looked up in the host's passwd: each machine's sshd
-//     runs in a mount namespace where generated passwd/group/shadow files are
-//     bind-mounted over /etc, so the host's files are never touched.
-//   - AuthorizedKeysFile is read with the user's uid: mode 0644, StrictModes no.
-//   - A missing /run/sshd (privilege separation) is fatal: each namespace
-//     mounts its own small tmpfs on /run.
-//   - With ChrootDirectory sshd does not check that the shell exists on the
-//     host, so the login shell can be a script inside the root.
-//   - Debian's busybox runs its own applets before PATH (reboot, poweroff,
-//     halt, su): a script of the same name cannot shadow them. busybox's
-//     reboot signals PID 1, so PID 1 of each machine is an init running as
-//     the instance user, which turns those signals into requests to us.
-//   - OpenSSH 9.2's default PubkeyAcceptedAlgorithms refuses ssh-rsa (SHA-1):
-//     RSA keys work only through rsa-sha2-256/512.
-//   - sshd -r (no re-exec per connection) saves ~50 ms of dynamic linking.
+// Fault injection: with DropProbability, sshd's VERBOSE log of each session
+// start (command or SFTP) draws from a per-machine seeded generator, and a
+// drop cuts the TCP connection (shutdown) 1-150 ms (SFTP 1-30 ms) later.
 package vm
 
 import (
