@@ -3,7 +3,6 @@ package vm
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -145,17 +144,27 @@ func shutdownLog(mc *Machine) string {
 }
 
 // collectUserData appends the user data's output to the console when it
-// finishes, followed by the rest of cloud-init's final stage.
+// finishes (the init's exit line ends it: a daemon the script started may
+// keep the pipe open), followed by the rest of cloud-init's final stage.
 func (mc *Machine) collectUserData(r *os.File) {
 	defer r.Close()
-	out, _ := io.ReadAll(io.LimitReader(r, consoleLimit))
-	_, _ = io.Copy(io.Discard, r)
-	text := string(out)
+	var out strings.Builder
 	status := "terminated"
-	if i := strings.LastIndex(text, "amibake-user-data-exit "); i >= 0 && (i == 0 || text[i-1] == '\n') {
-		status = strings.TrimSpace(text[i+len("amibake-user-data-exit "):])
-		text = text[:i]
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if rest, ok := strings.CutPrefix(line, "amibake-user-data-exit "); ok && strings.HasSuffix(line, "\n") {
+			status = strings.TrimSpace(rest)
+			break
+		}
+		if out.Len() < consoleLimit {
+			out.WriteString(line)
+		}
+		if err != nil {
+			break
+		}
 	}
+	text := out.String()
 	if status != "0" {
 		text += fmt.Sprintf("%s cc_scripts_user.py[WARNING]: Failed to run module scripts_user (scripts in /var/lib/cloud/instance/scripts): exit status %s\n",
 			time.Now().UTC().Format("2006-01-02 15:04:05,000"), status)

@@ -371,3 +371,31 @@ func TestKill9Helper(t *testing.T) {
 }
 
 var _ = ssh.KeyAlgoED25519
+
+// User data that leaves a daemon running still finishes cloud-init, and a
+// full disk fails writes with the machine's own message.
+func TestUserDataDaemonAndFullDisk(t *testing.T) {
+	m := newManager(t, Options{DiskBytes: 4 << 20})
+	if err := m.SeedSnapshot("snap-dd", ubuntu); err != nil {
+		t.Fatal(err)
+	}
+	mc := launch(t, m, "snap-dd", func(s *LaunchSpec) {
+		s.UserData = []byte("#!/bin/sh\necho starting a daemon\nsleep 300 &\necho started\n")
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(mc.ConsoleOutput(), "finished at") {
+		if time.Now().After(deadline) {
+			t.Fatalf("cloud-init never finished with a daemon holding the output:\n%s", mc.ConsoleOutput())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(mc.ConsoleOutput(), "starting a daemon\nstarted\n") {
+		t.Errorf("console:\n%s", mc.ConsoleOutput())
+	}
+	rk, _ := clientKeys(t)
+	c := dial(t, mc.addr, "ubuntu", rk, nil)
+	out, st := run(t, c, "head -c 8M /dev/zero > big")
+	if st == 0 || !strings.Contains(out, "No space left on device") {
+		t.Errorf("writing 8 MiB on a 4 MiB disk: %d %q", st, out)
+	}
+}
