@@ -20,8 +20,8 @@ type LaunchSpec struct {
 	AuthorizedKey          string // authorized_keys line, may be ""
 	UserData               []byte
 	// Admit decides per SSH connection whether the instance's security
-	// groups let src reach port now (sgadmit.go).
-	Admit func(src string, port int) bool
+	// groups let src reach port on the instance's address dst now (sgadmit.go).
+	Admit func(src, dst string, port int) bool
 }
 
 // Hosts runs instances as machines. The real implementation is the vm

@@ -361,7 +361,7 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 	for _, in := range out {
 		spec := LaunchSpec{
 			InstanceID: in.ID, SnapshotID: rootSnap.ID, Port: c.s.opt.SSHPort, User: im.Flavor.User, UserData: in.UserData,
-			IPs: []string{in.PrivateIP}, Admit: func(src string, port int) bool { return c.s.admitSSH(in.ID, src, port) },
+			IPs: []string{in.PrivateIP}, Admit: func(src, dst string, port int) bool { return c.s.admitSSH(in.ID, src, dst, port) },
 		}
 		if in.PublicIP != "" {
 			spec.IPs = append(spec.IPs, in.PublicIP)

@@ -22,9 +22,28 @@ import (
 //     of the network interfaces associated with the source security group").
 // Connections not admitted are silently dropped by EC2 (no RST): the vm
 // package holds them without a byte until the client gives up.
+//
+// Where the client is: every client here is the simulator's host, whose
+// source address on loopback is 127.0.0.1. Reaching an instance's public
+// address, that is the source the rules see (Packer's temporary group opens
+// the address its what-is-my-IP service reports). Private addresses are
+// reachable only from inside the VPC, so a client reaching one is modelled
+// as a build host inside the VPC, at the VPC's address hostInVPC, as with
+// ssh_interface = "private_ip", where Packer opens the VPC's CIDR.
 
-// admitSSH reports whether src may reach port on instance id now.
-func (s *Server) admitSSH(id, src string, port int) bool {
+// hostInVPC is the simulator's host as seen inside a region's default VPC:
+// the last address of the VPC's /16, outside every subnet.
+func hostInVPC(r *region) netip.Addr {
+	pfx, err := netip.ParsePrefix(r.vpcCIDR)
+	if err != nil {
+		return netip.Addr{}
+	}
+	b := pfx.Addr().As4()
+	return netip.AddrFrom4([4]byte{b[0], b[1], 255, 254})
+}
+
+// admitSSH reports whether src may reach port on instance id's address dst now.
+func (s *Server) admitSSH(id, src, dst string, port int) bool {
 	addr, err := netip.ParseAddr(src)
 	if err != nil {
 		return false
@@ -36,6 +55,11 @@ func (s *Server) admitSSH(id, src string, port int) bool {
 		in := r.instances[id]
 		if in == nil {
 			continue
+		}
+		if dst == in.PrivateIP {
+			if vpc, err := netip.ParsePrefix(r.vpcCIDR); err == nil && !vpc.Contains(addr) {
+				addr = hostInVPC(r)
+			}
 		}
 		var rules []permission
 		for _, gid := range in.Groups {

@@ -262,8 +262,8 @@ func TestSecurityGroupAdmission(t *testing.T) {
 	var open atomic.Bool
 	var asked atomic.Value
 	mc := launch(t, m, "snap-sg", func(s *LaunchSpec) {
-		s.Admit = func(src string, port int) bool {
-			asked.Store(fmt.Sprintf("%s:%d", src, port))
+		s.Admit = func(src, dst string, port int) bool {
+			asked.Store(fmt.Sprintf("%s>%s:%d", src, dst, port))
 			return open.Load()
 		}
 	})
@@ -278,8 +278,8 @@ func TestSecurityGroupAdmission(t *testing.T) {
 		t.Errorf("not admitted: read %d bytes, %v; want silence until the client gives up", n, err)
 	}
 	conn.Close()
-	if got, _ := asked.Load().(string); got != "127.0.0.1:22" {
-		t.Errorf("Admit asked about %q, want 127.0.0.1:22", got)
+	if got, want := asked.Load().(string), "127.0.0.1>"+mc.IPs()[0]+":22"; got != want {
+		t.Errorf("Admit asked about %q, want %q", got, want)
 	}
 	open.Store(true) // AuthorizeSecurityGroupIngress while running
 	rk, _ := clientKeys(t)

@@ -46,7 +46,7 @@ type LaunchSpec struct {
 	// security groups let srcIP reach port now. Nil admits everything.
 	// A connection not admitted is held silent until the client gives up
 	// (what a dropped SYN looks like), then closed.
-	Admit func(srcIP string, port int) bool
+	Admit func(srcIP, dstIP string, port int) bool
 }
 
 type machineState int

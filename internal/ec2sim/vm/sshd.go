@@ -75,7 +75,8 @@ func (mc *Machine) listenSSH() error {
 func (mc *Machine) serveConn(c net.Conn, pid int) {
 	defer c.Close()
 	src, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-	if mc.spec.Admit != nil && !mc.spec.Admit(src, mc.spec.Port) {
+	dst, _, _ := net.SplitHostPort(c.LocalAddr().String())
+	if mc.spec.Admit != nil && !mc.spec.Admit(src, dst, mc.spec.Port) {
 		mc.m.log.Debug("connection not admitted by the security groups", "instance", mc.spec.InstanceID, "from", src)
 		// Nothing is read or written: the client sees what a dropped SYN
 		// looks like, a connection attempt that never answers.

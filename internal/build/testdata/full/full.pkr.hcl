@@ -49,7 +49,7 @@ build {
   }
 
   provisioner "shell" {
-    inline            = ["reboot"]
+    inline            = ["sudo reboot"]
     expect_disconnect = true
   }
 
