@@ -41,7 +41,7 @@ func TestAptFromMirror(t *testing.T) {
 	if !strings.Contains(out, "policy-rc.d denied execution of start") {
 		t.Errorf("redis-server's postinst did not meet policy-rc.d:\n%s", out)
 	}
-	out, st = run(t, c, "sudo apt-get install -y amibake-no-such-package")
+	out, st = run(t, c, "sudo apt-get install -y amibake-no-such-package 2>&1")
 	if st != 100 || !strings.Contains(out, "E: Unable to locate package amibake-no-such-package") {
 		t.Errorf("unknown package: %d %q, want apt's own error and status 100", st, out)
 	}
