@@ -87,6 +87,14 @@ func TestGuestRebootAndPowerOff(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "jq-1.") {
 		t.Errorf("apt-get inside the instance: err %v output %q, want jq installed", err, out)
 	}
+	// The simulator's API (admin endpoints included) is out of the
+	// instance's reach: it has its own network namespace.
+	s, _ = cl.NewSession()
+	out, err = s.CombinedOutput("curl -sS -m 3 " + srv.URL() + "/_sim/inventory 2>&1")
+	s.Close()
+	if err == nil || strings.Contains(string(out), "regions") {
+		t.Errorf("the simulator's API answered inside the instance: %v %q", err, out)
+	}
 	run(t, cl, "echo before > marker")
 	s, _ = cl.NewSession()
 	_ = s.Run("sudo reboot") // the connection drops as the machine goes down
