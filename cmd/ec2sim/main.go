@@ -4,7 +4,8 @@
 //	go run ./cmd/ec2sim            # then paste the printed export line
 //
 // Instances' sshd listen on port 22 of their own 127.x.y.z addresses,
-// which needs root (as does the chroot they run in); -no-ssh runs an
+// which needs root (as do the namespaces and overlays instances run in, and
+// `make setup`, which builds the Debian system they boot); -no-ssh runs an
 // API-only simulator as any user.
 package main
 

@@ -25,8 +25,8 @@ import (
 	"github.com/amibake/amibake/internal/ec2sim/vm"
 )
 
-// needRoot: instances are sshd processes chrooted into their root
-// filesystems, which only root can start (make test runs as root in a
+// needRoot: instances are Debian machines in their own namespaces over
+// overlayfs, which only root can start (make test runs as root in a
 // loopback-only network namespace).
 func needRoot(t testing.TB) {
 	t.Helper()

@@ -19,9 +19,11 @@
 //
 // Every address the API reports is loopback: each region's default VPC is
 // 127.(31+i).0.0/16 with one /20 subnet per zone, and public addresses come
-// from 127.(128+i).0.0/16. A running instance's sshd listens on port 22 of
-// both its private and public address. Binding port 22 (and the chroot the
-// instance runs in) needs root, so instances with SSH need a root process
+// from 127.(128+i).0.0/16. A running instance's SSH is served on port 22 of
+// both its private and public address, admitted by its security groups
+// (sgadmit.go). Binding port 22 (and the namespaces and overlay the
+// instance, a real Debian system, runs in) needs root, so instances with SSH
+// need a root process
 // (make test runs the suite as root in a loopback-only network namespace);
 // Options.NoSSH gives an API-only simulator that runs as any user, and
 // Options.SSHPort moves sshd to another port. DNS names are reported but

@@ -25,7 +25,7 @@ type LaunchSpec struct {
 }
 
 // Hosts runs instances as machines. The real implementation is the vm
-// package (sshd in a chroot per instance); NoSSH uses hosts that only
+// package (a Debian machine in its own namespaces per instance); NoSSH uses hosts that only
 // pretend.
 type Hosts interface {
 	SeedSnapshot(snapshotID string, f Flavor) error
