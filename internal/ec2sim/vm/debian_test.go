@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
 
@@ -369,8 +368,6 @@ func TestKill9Helper(t *testing.T) {
 	fmt.Printf("MACHINE %d %s %s\n", mc.proc.Process.Pid, ns, m.base)
 	time.Sleep(time.Minute)
 }
-
-var _ = ssh.KeyAlgoED25519
 
 // User data that leaves a daemon running still finishes cloud-init, and a
 // full disk fails writes with the machine's own message.

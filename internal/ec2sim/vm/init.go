@@ -55,9 +55,6 @@ const (
 // requests. fd 3: control socket; fd 4: user data output (first boot).
 func machineInit() {
 	fail := func(what string, err error) {
-		st, _ := os.ReadFile("/proc/self/status")
-		_ = os.WriteFile("/tmp/i9-init-status", st, 0o644)
-		_ = st
 		fmt.Fprintf(os.Stderr, "amibake init: %s: %v\n", what, err)
 		os.Exit(1)
 	}
@@ -97,14 +94,14 @@ func machineInit() {
 	}
 	r := &reaper{waiting: map[int]chan unix.WaitStatus{}}
 	if udOut != nil {
-		writeStatus(false, nil, "")
-		if err := r.startUserData(cfg.UserData, udOut, cfg.User); err != nil {
+		writeStatus(false, nil)
+		if err := r.startUserData(cfg.UserData, udOut); err != nil {
 			fmt.Fprintf(udOut, "amibake-user-data-exit 1\n")
 			udOut.Close()
-			writeStatus(true, []string{err.Error()}, "")
+			writeStatus(true, []string{err.Error()})
 		}
 	} else {
-		writeStatus(true, nil, "")
+		writeStatus(true, nil)
 	}
 	send(msgReady)
 	for s := range sigs {
@@ -270,7 +267,7 @@ func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
 
 // writeStatus writes cloud-init's status.json (and result.json once done)
 // in cloud-init's formats.
-func writeStatus(done bool, errs []string, _ string) {
+func writeStatus(done bool, errs []string) {
 	now := float64(time.Now().UnixNano()) / 1e9
 	if errs == nil {
 		errs = []string{}
@@ -300,7 +297,6 @@ func writeStatus(done bool, errs []string, _ string) {
 type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan unix.WaitStatus
-	early   map[int]unix.WaitStatus
 }
 
 func (r *reaper) reap() {
@@ -321,7 +317,7 @@ func (r *reaper) reap() {
 
 // startUserData runs the user data as root, as cloud-init's scripts_user
 // does: a script with #! runs as is, cloud-config is not a script.
-func (r *reaper) startUserData(ud []byte, out *os.File, user string) error {
+func (r *reaper) startUserData(ud []byte, out *os.File) error {
 	if err := os.MkdirAll("/var/lib/cloud/instance/scripts", 0o700); err != nil {
 		return err
 	}
@@ -333,7 +329,7 @@ func (r *reaper) startUserData(ud []byte, out *os.File, user string) error {
 	if strings.HasPrefix(first, "#cloud-config") || strings.HasPrefix(first, "#include") || strings.HasPrefix(first, "#cloud-boothook") || strings.HasPrefix(first, "Content-Type:") {
 		fmt.Fprintf(out, "user data is cloud-config, not a script: nothing to run\namibake-user-data-exit 0\n")
 		out.Close()
-		writeStatus(true, nil, "")
+		writeStatus(true, nil)
 		return nil
 	}
 	script := "/var/lib/cloud/instance/scripts/part-001"
@@ -374,8 +370,7 @@ func (r *reaper) startUserData(ud []byte, out *os.File, user string) error {
 		if code != 0 {
 			errs = []string{fmt.Sprintf("('scripts_user', RuntimeError('Runparts: 1 failures (part-001) in 1 attempted commands'))")}
 		}
-		writeStatus(true, errs, "")
+		writeStatus(true, errs)
 	}()
-	_ = user
 	return nil
 }
