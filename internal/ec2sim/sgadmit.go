@@ -8,8 +8,10 @@ import (
 // each instance's SSH listener. Per accepted connection the vm package asks
 // admitSSH, which evaluates the instance's groups as they stand now, so a
 // rule added or revoked while the instance runs takes effect on the next
-// connection (EC2 evaluates rules per flow; existing tracked connections
-// are not cut: "Security group connection tracking", EC2 User Guide).
+// connection, while established ones stay: "When you change a security
+// group rule, its tracked connections are not immediately interrupted"
+// (EC2 User Guide, "Amazon EC2 security group connection tracking",
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-connection-tracking.html).
 //
 // What EC2 documents and is modelled: security groups are allow-only; an
 // inbound flow is admitted when any rule of any group of the instance's
