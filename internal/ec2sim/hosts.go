@@ -19,6 +19,8 @@ type LaunchSpec struct {
 	User                   string
 	AuthorizedKey          string // authorized_keys line, may be ""
 	UserData               []byte
+	// RootVolumeGiB is the root volume's size: the instance's disk (0: default).
+	RootVolumeGiB int
 	// Admit decides per SSH connection whether the instance's security
 	// groups let src reach port on the instance's address dst now (sgadmit.go).
 	Admit func(src, dst string, port int) bool

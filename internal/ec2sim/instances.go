@@ -369,6 +369,11 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 		if key != nil {
 			spec.AuthorizedKey = key.PublicKey
 		}
+		for _, b := range bdms {
+			if b.DeviceName == im.RootDevice {
+				spec.RootVolumeGiB = b.VolumeSize
+			}
+		}
 		terminate := c.s.faults.resource(req.action, FaultInstanceTerminated)
 		c.spawn(L.Pending+L.SSHReady > 0, func() { c.s.boot(in, rootSnap, spec, terminate) })
 	}

@@ -95,6 +95,10 @@ func TestGuestRebootAndPowerOff(t *testing.T) {
 	if err == nil || strings.Contains(string(out), "regions") {
 		t.Errorf("the simulator's API answered inside the instance: %v %q", err, out)
 	}
+	// The root file system is the root volume's size (8 GiB in the catalogue).
+	if got := run(t, cl, "df -BG --output=size / | tail -1"); strings.TrimSpace(got) != "8G" {
+		t.Errorf("root file system size %q, want the volume's 8G", got)
+	}
 	run(t, cl, "echo before > marker")
 	s, _ = cl.NewSession()
 	_ = s.Run("sudo reboot") // the connection drops as the machine goes down

@@ -31,6 +31,7 @@ func (h vmHosts) Create(s LaunchSpec) (Machine, error) {
 	mc, err := h.m.Create(vm.LaunchSpec{
 		InstanceID: s.InstanceID, SnapshotID: s.SnapshotID, IPs: s.IPs, Port: s.Port,
 		User: s.User, AuthorizedKey: s.AuthorizedKey, UserData: s.UserData, Admit: s.Admit,
+		DiskBytes: int64(s.RootVolumeGiB) << 30,
 	})
 	if err != nil {
 		return nil, err

@@ -395,4 +395,10 @@ func TestUserDataDaemonAndFullDisk(t *testing.T) {
 	if st == 0 || !strings.Contains(out, "No space left on device") {
 		t.Errorf("writing 8 MiB on a 4 MiB disk: %d %q", st, out)
 	}
+	// The launch's own volume size wins over the default.
+	big := launch(t, m, "snap-dd", func(s *LaunchSpec) { s.DiskBytes = 64 << 20 })
+	cb := dial(t, big.addr, "ubuntu", rk, nil)
+	if out, st := run(t, cb, "head -c 8M /dev/zero > big && df -BM --output=size / | tail -1"); st != 0 || strings.TrimSpace(out) != "64M" {
+		t.Errorf("8 MiB on a 64 MiB disk: %d %q", st, out)
+	}
 }

@@ -41,6 +41,9 @@ type LaunchSpec struct {
 	// AuthorizedKey is an authorized_keys line; may be empty.
 	AuthorizedKey string
 	UserData      []byte
+	// DiskBytes bounds the writable layer: the root volume's size (0:
+	// Options.DiskBytes). A full disk fails writes with ENOSPC.
+	DiskBytes int64
 	// Admit decides, per accepted connection, whether the instance's
 	// security groups let srcIP reach port now. Nil admits everything.
 	// A connection not admitted is held silent until the client gives up
@@ -156,6 +159,9 @@ func (m *Manager) Create(spec LaunchSpec) (*Machine, error) {
 	if spec.Port == 0 {
 		spec.Port = 22
 	}
+	if spec.DiskBytes < 0 {
+		return nil, fmt.Errorf("create machine %s: negative disk size %d", spec.InstanceID, spec.DiskBytes)
+	}
 	if spec.Port < 0 || spec.Port > 65535 {
 		return nil, fmt.Errorf("create machine %s: invalid port %d", spec.InstanceID, spec.Port)
 	}
@@ -217,7 +223,7 @@ func (mc *Machine) build() error {
 			return err
 		}
 	}
-	if err := unix.Mount("amibake-disk", mc.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", mc.m.opts.DiskBytes)); err != nil {
+	if err := unix.Mount("amibake-disk", mc.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", mc.diskBytes())); err != nil {
 		return fmt.Errorf("mount the instance's disk: %w", err)
 	}
 	for _, d := range []string{mc.upper, filepath.Join(mc.rw, "work")} {
@@ -236,6 +242,13 @@ func (mc *Machine) build() error {
 		mc.osRelease = string(b)
 	}
 	return mc.makeHostKeys()
+}
+
+func (mc *Machine) diskBytes() int64 {
+	if mc.spec.DiskBytes > 0 {
+		return mc.spec.DiskBytes
+	}
+	return mc.m.opts.DiskBytes
 }
 
 // mountOverlay stacks layers (oldest first) under upper. redirect_dir and

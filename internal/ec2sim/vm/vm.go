@@ -100,8 +100,9 @@ type Options struct {
 	// RSAHostKeyBits is the size of each machine's RSA host key (default
 	// 2048; real Ubuntu uses 3072, which costs ~0.4 s of CPU per machine).
 	RSAHostKeyBits int
-	// DiskBytes bounds each instance's writable layer (default 8 GiB, the
-	// catalogue's volume size); a full disk fails writes with ENOSPC.
+	// DiskBytes bounds an instance's writable layer when its LaunchSpec
+	// does not (default 8 GiB, the catalogue's volume size); a full disk
+	// fails writes with ENOSPC.
 	DiskBytes int64
 }
 
