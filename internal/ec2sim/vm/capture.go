@@ -165,7 +165,7 @@ func copyRegFD(srcDir, dstDir int, name, p string) error {
 }
 
 // copyMeta copies owner, mode (after chown, which clears set-id bits) and
-// extended attributes, overlay's trusted.overlay.* markers included.
+// extended attributes, overlay's opaque marker included.
 func copyMeta(src, dst int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(src, &st); err != nil {
@@ -187,7 +187,10 @@ func copyMeta(src, dst int) error {
 		return nil
 	}
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if name == "" {
+		// Of overlay's own markers only opaque means something in a lower
+		// layer; origin, impure and the like point into this machine's
+		// overlay and are not part of the image.
+		if name == "" || (strings.HasPrefix(name, "trusted.overlay.") && name != "trusted.overlay.opaque") {
 			continue
 		}
 		vs, err := unix.Fgetxattr(src, name, nil)

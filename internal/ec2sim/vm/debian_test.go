@@ -184,6 +184,7 @@ func TestCaptureLayerContent(t *testing.T) {
 	}
 	must(os.MkdirAll(filepath.Join(up, "etc/opaque"), 0o755))
 	must(unix.Setxattr(filepath.Join(up, "etc/opaque"), "trusted.overlay.opaque", []byte("y"), 0))
+	must(unix.Setxattr(filepath.Join(up, "etc/opaque"), "trusted.overlay.origin", []byte("stale"), 0))
 	must(os.WriteFile(filepath.Join(up, "etc/file"), []byte("data"), 0o644))
 	must(os.Lchown(filepath.Join(up, "etc/file"), IDShift+5, IDShift+7))
 	must(unix.Chmod(filepath.Join(up, "etc/file"), 0o4755))
@@ -208,6 +209,9 @@ func TestCaptureLayerContent(t *testing.T) {
 	}
 	if v, err := unix.Lgetxattr(filepath.Join(dst, "etc/opaque"), "trusted.overlay.opaque", make([]byte, 8)); err != nil || v != 1 {
 		t.Errorf("opaque marker not kept: %v", err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(dst, "etc/opaque"), "trusted.overlay.origin", make([]byte, 8)); err == nil {
+		t.Errorf("overlay's origin marker was captured")
 	}
 	for _, gone := range []string{"etc/null", "etc/sda", "etc/fifo"} {
 		if _, err := os.Lstat(filepath.Join(dst, gone)); !errors.Is(err, os.ErrNotExist) {
