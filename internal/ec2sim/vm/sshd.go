@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,9 +91,44 @@ func (mc *Machine) serveConn(c net.Conn, pid int) {
 		}
 	}
 	tc := c.(*net.TCPConn)
-	f, err := tc.File()
-	if err != nil {
-		return
+	// With drops injected the connection goes through us, so that a drop
+	// can freeze what sshd sends from the moment it is decided: the client
+	// then never sees the command's exit status. Otherwise sshd gets the
+	// socket itself.
+	var frozen atomic.Bool
+	var f *os.File
+	var ours *os.File
+	if mc.m.opts.DropProbability > 0 {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		ours, f = os.NewFile(uintptr(fds[0]), "ssh-proxy"), os.NewFile(uintptr(fds[1]), "sshd-side")
+		defer ours.Close()
+		go func() {
+			_, _ = io.Copy(ours, c)
+			_ = unix.Shutdown(fds[0], unix.SHUT_WR)
+		}()
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := ours.Read(buf)
+				if n > 0 && !frozen.Load() {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					_ = tc.CloseWrite()
+					return
+				}
+			}
+		}()
+	} else {
+		var err error
+		if f, err = tc.File(); err != nil {
+			return
+		}
 	}
 	cmd := exec.Command(nsenterPath, "--target", strconv.Itoa(pid),
 		"--user", "--mount", "--pid", "--net", "--uts", "--ipc", "--root", "--wd",
@@ -111,6 +148,7 @@ func (mc *Machine) serveConn(c net.Conn, pid int) {
 	}
 	f.Close()
 	drop := func(d time.Duration) {
+		frozen.Store(true)
 		time.AfterFunc(d, func() {
 			// Cut the TCP connection itself: the client loses it before
 			// the command's exit status, as on a network failure.

@@ -58,9 +58,11 @@
 //	  instances/<id>/rw/      the instance's disk (tmpfs): upper/ and work/
 //	  instances/<id>/root/    the overlay: the machine's root
 //
-// Fault injection: with DropProbability, sshd's VERBOSE log of each session
-// start (command or SFTP) draws from a per-machine seeded generator, and a
-// drop cuts the TCP connection (shutdown) 1-150 ms (SFTP 1-30 ms) later.
+// Fault injection: with DropProbability, connections go through the
+// simulator; sshd's VERBOSE log of each session start (command or SFTP)
+// draws from a per-machine seeded generator, and a drop freezes what sshd
+// sends at once (the client never gets the exit status) and cuts the TCP
+// connection 1-150 ms (SFTP 1-30 ms) later.
 package vm
 
 import (

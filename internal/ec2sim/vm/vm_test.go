@@ -565,9 +565,9 @@ func TestDropFault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Longer than the latest drop (150 ms): a decided drop always
-			// cuts the command, so the pattern depends on the seed alone.
-			err = s.Run("echo start; sleep 0.3; echo end")
+			// A decided drop freezes the session at once, however short
+			// the command: the pattern depends on the seed alone.
+			err = s.Run("echo start; sleep 0.05; echo end")
 			s.Close()
 			var missing *ssh.ExitMissingError
 			switch {
@@ -866,6 +866,19 @@ func TestDropEverySession(t *testing.T) {
 	}
 	if strings.Contains(string(out), "finished") {
 		t.Errorf("exec output %q: the command was not cut short", out)
+	}
+	// Even a short command never reports its exit status (20 ms leaves
+	// the simulator time to read sshd's log line on a busy machine).
+	for i := 0; i < 10; i++ {
+		cq := dial(t, mc.addr, "ubuntu", rk, nil)
+		s, err := cq.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Run("sleep 0.02"); err == nil {
+			t.Errorf("short command %d: exit status delivered despite DropProbability 1", i)
+		}
+		cq.Close()
 	}
 
 	c2 := dial(t, mc.addr, "ubuntu", rk, nil)
