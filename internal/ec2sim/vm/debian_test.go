@@ -325,13 +325,14 @@ func TestKill9LeavesNoMachine(t *testing.T) {
 		cmd.Wait()
 		t.Fatal("helper simulator did not start a machine")
 	}
+	before := uptimeTicks()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		left := processesIn([]string{pidns})
+		left := processesIn([]string{pidns}, before)
 		if len(left) == 0 {
 			break
 		}

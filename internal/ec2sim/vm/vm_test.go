@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -650,6 +651,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := m.base
+	before := uptimeTicks()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -661,7 +663,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 			t.Errorf("machine process %d still running", p)
 		}
 	}
-	if left := processesIn(pidns); len(left) > 0 {
+	if left := processesIn(pidns, before); len(left) > 0 {
 		t.Errorf("instance processes left: %v", left)
 	}
 }
@@ -677,8 +679,10 @@ func mc0Snapshot(m *Manager) error {
 	return mc.Snapshot("snap-left")
 }
 
-// processesIn lists the host's processes in the given PID namespaces.
-func processesIn(pidns []string) []string {
+// processesIn lists the host's processes in the given PID namespaces that
+// started before the clock tick before: a namespace's inode number is
+// reused once it is gone, and other tests' machines may get it.
+func processesIn(pidns []string, before uint64) []string {
 	want := map[string]bool{}
 	for _, ns := range pidns {
 		want[ns] = true
@@ -686,11 +690,41 @@ func processesIn(pidns []string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid")); err == nil && want[ns] {
-			out = append(out, e.Name())
+		ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid"))
+		if err != nil || !want[ns] {
+			continue
 		}
+		if st := startTicks(e.Name()); st == 0 || st >= before {
+			continue
+		}
+		out = append(out, e.Name())
 	}
 	return out
+}
+
+// uptimeTicks is the time since boot in clock ticks (USER_HZ, 100 on Linux).
+func uptimeTicks() uint64 {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	var up float64
+	fmt.Sscan(string(b), &up)
+	return uint64(up * 100)
+}
+
+// startTicks is a process's start time since boot, in clock ticks.
+func startTicks(pid string) uint64 {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
 }
 
 func TestBadInput(t *testing.T) {
