@@ -193,3 +193,22 @@ func PlanSnapshots(ds []Decision, users map[string][]string) []SnapshotDecision 
 	}
 	return out
 }
+
+// ParseAge reads --keep-within: a Go duration (36h, 90m) or whole days
+// and weeks (30d, 2w), which Go's durations lack and retention rules use.
+func ParseAge(s string) (time.Duration, error) {
+	if n, unit := strings.TrimRight(s, "dw"), strings.TrimLeft(s, "0123456789"); (unit == "d" || unit == "w") && n != "" {
+		var days int
+		if _, err := fmt.Sscanf(n, "%d", &days); err == nil && days > 0 && days < 100000 {
+			if unit == "w" {
+				days *= 7
+			}
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--keep-within %q: want a positive duration such as 36h, 30d or 2w", s)
+	}
+	return d, nil
+}

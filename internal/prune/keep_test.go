@@ -221,3 +221,26 @@ func TestPlanSnapshots(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestParseAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"36h", 36 * time.Hour, false},
+		{"90m", 90 * time.Minute, false},
+		{"30d", 30 * 24 * time.Hour, false},
+		{"2w", 14 * 24 * time.Hour, false},
+		{"0d", 0, true},
+		{"-1h", 0, true},
+		{"d", 0, true},
+		{"3x", 0, true},
+		{"1.5d", 0, true},
+	} {
+		got, err := ParseAge(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseAge(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
