@@ -388,4 +388,3 @@ func envClients(ctx context.Context, defaultRegion string) prune.Clients {
 		return sess.EC2(region), nil
 	}
 }
-
