@@ -53,11 +53,11 @@ func describeImagesInput(s Selection) *ec2.DescribeImagesInput {
 	return in
 }
 
-// Find lists the selected AMIs in each region. The regions where copies
-// came from (a copy's SourceRegion) are searched too, so a release's
-// original is found with its copies. It returns the images and every
-// region searched.
-func Find(ctx context.Context, clients Clients, sel Selection, regions []string) ([]Image, []string, error) {
+// Find lists the selected AMIs in each region. With follow, the regions
+// where copies came from (a copy's SourceRegion) are searched too, so a
+// release's original is found with its copies. It returns the images and
+// every region searched.
+func Find(ctx context.Context, clients Clients, sel Selection, regions []string, follow bool) ([]Image, []string, error) {
 	var out []Image
 	searched := []string{}
 	queue := slices.Clone(regions)
@@ -81,7 +81,7 @@ func Find(ctx context.Context, clients Clients, sel Selection, regions []string)
 			for _, im := range page.Images {
 				img := imageOf(region, im)
 				out = append(out, img)
-				if img.SourceRegion != "" && !slices.Contains(searched, img.SourceRegion) {
+				if follow && img.SourceRegion != "" && !slices.Contains(searched, img.SourceRegion) {
 					queue = append(queue, img.SourceRegion)
 				}
 			}

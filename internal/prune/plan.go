@@ -19,6 +19,9 @@ type Options struct {
 	Protect func(Image) string
 	// IncludeShared deletes AMIs shared with other accounts too.
 	IncludeShared bool
+	// OnlyRegions searches Regions and no other (the regions copies came
+	// from are not added).
+	OnlyRegions bool
 }
 
 // ErrNothingSelected is returned by MakePlan when no AMI matches.
@@ -34,7 +37,7 @@ func MakePlan(ctx context.Context, clients Clients, o Options) (*Plan, error) {
 	if o.Rules.Keep < 0 && o.Rules.Within <= 0 {
 		return nil, errors.New("a prune needs a keep rule: how many releases to keep, or for how long")
 	}
-	images, searched, err := Find(ctx, clients, o.Selection, o.Regions)
+	images, searched, err := Find(ctx, clients, o.Selection, o.Regions, !o.OnlyRegions)
 	if err != nil {
 		return nil, err
 	}
