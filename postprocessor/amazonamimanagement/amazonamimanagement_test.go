@@ -97,3 +97,19 @@ region = "us-east-1"`, nil), nil)
 		t.Errorf("options %+v", o)
 	}
 }
+
+// The plugin's README example in a legacy JSON template (the template
+// layer strips "type"): keep_releases is a string there.
+func TestLegacyJSON(t *testing.T) {
+	p, diags := New(provisionertest.JSON(t, "amazon-ami-management", `{
+  "region": "us-east-1",
+  "identifier": "packer-example",
+  "keep_releases": "3"
+}`), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if c := p.Config(); c.KeepReleases != 3 || c.Identifier != "packer-example" || p.Regions()[0] != "us-east-1" {
+		t.Errorf("config %+v", c)
+	}
+}
