@@ -195,6 +195,9 @@ func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) e
 		case errors.Is(err, prune.ErrNothingSelected):
 			nothing++
 			fmt.Fprintln(errOut, f.Secrets.Mask(err.Error())+".")
+			if o.asJSON {
+				_ = prune.NewDocument(res, o.dryRun).WriteJSON(out)
+			}
 			continue
 		case errors.Is(err, prune.ErrNotConfirmed):
 			return &exitError{code: 1, err: err}
