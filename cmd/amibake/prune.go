@@ -32,6 +32,7 @@ type pruneOptions struct {
 	keep          int
 	keepWithin    string
 	regions       []string
+	allRegions    bool
 	includeShared bool
 	dryRun        bool
 	asJSON        bool
@@ -74,7 +75,8 @@ instead of deleting.
 
 Regions: --region, else the configured (or the template's) region, the
 template's ami_regions, the regions where this machine's builds made AMIs,
-and the regions copies came from.
+and the regions copies came from. --all-regions searches every region the
+account has enabled (a CI runner without this machine's ledger).
 
 Safe by default: --dry-run prints the table of what would be kept and
 deleted and why (--json for CI); a real run asks on a terminal, and
@@ -94,6 +96,7 @@ did not.`,
 	fl.IntVar(&o.keep, "keep", -1, "keep the N newest releases of each group")
 	fl.StringVar(&o.keepWithin, "keep-within", "", "keep the releases younger than this (36h, 30d, 2w)")
 	fl.StringSliceVar(&o.regions, "region", nil, "regions to prune (comma-separated; default: see above)")
+	fl.BoolVar(&o.allRegions, "all-regions", false, "search every region enabled for the account (DescribeRegions)")
 	fl.BoolVar(&o.includeShared, "include-shared", false, "also delete AMIs shared with other accounts")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "print what would be kept and deleted, change nothing")
 	fl.BoolVar(&o.asJSON, "json", false, "print a versioned JSON document instead of the table")
@@ -153,6 +156,9 @@ func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) e
 			regions = append(regions, r)
 		}
 	}
+	if o.allRegions && len(regions) > 0 {
+		return &usageError{errors.New("--all-regions and --region do not go together")}
+	}
 	var jobs []pruneJob
 	if len(args) == 1 {
 		jobs, err = templateJobs(ctx, f, o, args[0], sel, regions)
@@ -169,7 +175,21 @@ func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) e
 		if len(regions) == 0 {
 			return &usageError{errors.New("prune needs --region (or AWS_REGION)")}
 		}
-		jobs = []pruneJob{{opts: prune.Options{Selection: sel, Regions: regions}, clients: envClients(ctx, regions[0])}}
+		clients := envClients(ctx, regions[0])
+		if o.allRegions {
+			c, err := clients(regions[0])
+			if err == nil {
+				rl, ok := c.(prune.RegionLister)
+				if !ok {
+					return fmt.Errorf("the EC2 client cannot list regions")
+				}
+				regions, err = prune.AllRegions(ctx, rl)
+			}
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+		}
+		jobs = []pruneJob{{opts: prune.Options{Selection: sel, Regions: regions}, clients: clients}}
 	}
 
 	out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
@@ -321,7 +341,12 @@ func templateJobs(ctx context.Context, f *factory, o *pruneOptions, path string,
 			sel.Name = extra.Name
 		}
 		rs := regions
-		if len(rs) == 0 {
+		switch {
+		case o.allRegions:
+			if rs, err = prune.AllRegions(ctx, sess.EC2("")); err != nil {
+				return nil, &exitError{code: 1, err: err}
+			}
+		case len(rs) == 0:
 			rs = append(plan.Regions(cfg, sess.Region()), defaultRegions(f, sess.Region())...)
 		}
 		jobs = append(jobs, pruneJob{

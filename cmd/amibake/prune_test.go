@@ -286,6 +286,8 @@ func TestPruneUsage(t *testing.T) {
 		{[]string{"prune", "--tag", "App=x", "--keep-within", "3x", "--dry-run"}, 2, "--keep-within \"3x\""},
 		{[]string{"prune", "--tag", "App=x", "--keep", "1", "--group-by", "colour", "--dry-run"}, 2, "--group-by \"colour\""},
 		{[]string{"prune", "--tag", "App=x", "--keep", "1", "--dry-run"}, 1, "no AMI matches (tag App=x) among the AMIs this account owns in us-east-1."},
+		{[]string{"prune", "--tag", "App=x", "--keep", "1", "--dry-run", "--all-regions"}, 1, "ap-northeast-1, ap-northeast-2"},
+		{[]string{"prune", "--tag", "App=x", "--keep", "1", "--dry-run", "--all-regions", "--region", "us-east-1"}, 2, "--all-regions and --region do not go together"},
 	} {
 		code, _, errOut := runCmd(t, false, "", tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

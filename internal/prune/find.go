@@ -247,3 +247,23 @@ func snapshotUsers(ctx context.Context, client EC2, region string, snaps []strin
 	}
 	return nil
 }
+
+// RegionLister is what AllRegions calls; *ec2.Client implements it.
+type RegionLister interface {
+	DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
+}
+
+// AllRegions lists the regions enabled for the account (DescribeRegions
+// without AllRegions answers those), for a prune that looks everywhere.
+func AllRegions(ctx context.Context, c RegionLister) ([]string, error) {
+	out, err := c.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err != nil {
+		return nil, fmt.Errorf("list the account's regions: %w", err)
+	}
+	var rs []string
+	for _, r := range out.Regions {
+		rs = append(rs, aws.ToString(r.RegionName))
+	}
+	sort.Strings(rs)
+	return rs, nil
+}
