@@ -50,9 +50,10 @@ func NewDocument(r *Result, dryRun bool) *Document {
 	if d.Snapshots == nil {
 		d.Snapshots = []SnapshotDecision{}
 	}
+	c := countOf(p, dryRun)
 	d.Summary = Summary{
-		KeptImages: p.Count(ActionKeep), DeletedImages: p.Count(ActionDelete), DeprecatedImages: p.Count(ActionDeprecate),
-		DeletedSnapshots: p.SnapshotCount(ActionDelete), KeptSnapshots: p.SnapshotCount(ActionKeep), Failed: len(r.Failed()),
+		KeptImages: c.kept, DeletedImages: c.deleted, DeprecatedImages: c.deprecated,
+		DeletedSnapshots: c.snapshots, KeptSnapshots: len(p.Snapshots) - c.snapshots, Failed: len(r.Failed()),
 	}
 	return d
 }
@@ -74,39 +75,72 @@ func WriteTable(w io.Writer, p *Plan, dryRun bool) error {
 	for _, d := range p.Images {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Region, d.ImageID, d.Name, d.Created.UTC().Format(time.RFC3339), actionWord(d.Action, d.Result, dryRun), why(d.Reason, d.Result))
 	}
-	if len(p.Snapshots) > 0 {
-		fmt.Fprintln(tw, "\t\t\t\t\t")
-		fmt.Fprintln(tw, "REGION\tSNAPSHOT\tOF AMI\t\tACTION\tWHY")
-		for _, s := range p.Snapshots {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\t%s\t%s\n", s.Region, s.SnapshotID, s.ImageID, actionWord(s.Action, s.Result, dryRun), why(s.Reason, s.Result))
-		}
-	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(p.Snapshots) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "REGION\tSNAPSHOT\tOF AMI\tACTION\tWHY")
+		for _, s := range p.Snapshots {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Region, s.SnapshotID, s.ImageID, actionWord(s.Action, s.Result, dryRun), why(s.Reason, s.Result))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	_, err := fmt.Fprintln(w, Summarize(p, dryRun))
 	return err
 }
 
-// Summarize is the one-line summary of a plan.
+// counts are what a plan does (a dry run) or did (a real run).
+type counts struct{ deleted, deprecated, snapshots, kept int }
+
+func countOf(p *Plan, dryRun bool) counts {
+	done := func(action, want, result string) bool {
+		if dryRun {
+			return action == want
+		}
+		return action == want && (result == ResultDeleted || result == ResultGone || result == ResultDeprecated)
+	}
+	var c counts
+	for _, d := range p.Images {
+		switch {
+		case d.Action == ActionKeep:
+			c.kept++
+		case done(d.Action, ActionDelete, d.Result):
+			c.deleted++
+		case done(d.Action, ActionDeprecate, d.Result):
+			c.deprecated++
+		}
+	}
+	for _, s := range p.Snapshots {
+		if done(s.Action, ActionDelete, s.Result) {
+			c.snapshots++
+		}
+	}
+	return c
+}
+
+// Summarize is the one-line summary of a plan: what it would do (dryRun)
+// or what it did.
 func Summarize(p *Plan, dryRun bool) string {
-	del, dep, snaps, kept := p.Count(ActionDelete), p.Count(ActionDeprecate), p.SnapshotCount(ActionDelete), p.Count(ActionKeep)
+	c := countOf(p, dryRun)
 	verb := "Deleted"
 	if dryRun {
 		verb = "Would delete"
 	}
 	var parts []string
-	if dep > 0 {
+	if c.deprecated > 0 || p.Count(ActionDeprecate) > 0 {
 		v := "Deprecated"
 		if dryRun {
 			v = "Would deprecate"
 		}
-		parts = append(parts, fmt.Sprintf("%s %d AMI(s)", v, dep))
+		parts = append(parts, fmt.Sprintf("%s %d AMI(s)", v, c.deprecated))
 	}
-	if del > 0 || dep == 0 {
-		parts = append(parts, fmt.Sprintf("%s %d AMI(s) and %d snapshot(s)", verb, del, snaps))
+	if c.deleted > 0 || p.Count(ActionDeprecate) == 0 {
+		parts = append(parts, fmt.Sprintf("%s %d AMI(s) and %d snapshot(s)", verb, c.deleted, c.snapshots))
 	}
-	s := strings.Join(parts, "; ") + fmt.Sprintf(" in %s; kept %d AMI(s).", strings.Join(p.Regions, ", "), kept)
+	s := strings.Join(parts, "; ") + fmt.Sprintf(" in %s; kept %d AMI(s).", strings.Join(p.Regions, ", "), c.kept)
 	if dryRun {
 		s += " Dry run: nothing was changed."
 	}

@@ -393,3 +393,51 @@ func TestNothingSelected(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestPruneInterruptedByCancel: a prune cancelled (Ctrl-C) after its first
+// deregistration ends its journal as interrupted, and the next prune
+// finishes what it had decided.
+func TestPruneInterruptedByCancel(t *testing.T) {
+	w := newWorld(t)
+	const region = "us-east-1"
+	for i := 1; i <= 4; i++ {
+		w.bake(region, fmt.Sprintf("app %d", 1000000000+i), nil, map[string]string{"App": "y"})
+	}
+	before := w.snapshots(region)
+	dir := t.TempDir()
+	o := RunOptions{Options: Options{Selection: Selection{Tags: map[string]string{"App": "y"}}, Rules: Rules{Keep: 1, Now: time.Now()}, Regions: []string{region}}, JournalDir: dir}
+	ctx, cancel := context.WithCancel(w.ctx)
+	o.Progress = func(msg string) {
+		if strings.HasPrefix(msg, "Deregistered") {
+			cancel()
+		}
+	}
+	res, err := Run(ctx, w.clients(), o)
+	if err == nil || len(res.Failed()) == 0 {
+		t.Fatalf("cancelled prune: err %v, failed %v", err, res.Failed())
+	}
+	if got := len(w.images(region)); got != 3 {
+		t.Fatalf("after the cancel: %d AMIs, want 3 (one deregistered)", got)
+	}
+	runs, _ := ledger.List(dir)
+	if len(runs) != 1 || runs[0].Status != ledger.StatusInterrupted || len(runs[0].Left()) != 5 {
+		t.Fatalf("journal: %+v", runs)
+	}
+	o.Progress = nil
+	res, err = Run(w.ctx, w.clients(), o)
+	if err != nil || len(res.Failed()) > 0 {
+		t.Fatalf("resume: %v %v", err, res.Failed())
+	}
+	if got := len(w.images(region)); got != 1 {
+		t.Errorf("after the resume: %d AMIs, want 1", got)
+	}
+	if got := len(w.snapshots(region)); got != len(before)-3 {
+		t.Errorf("after the resume: %d snapshots, want %d", got, len(before)-3)
+	}
+	runs, _ = ledger.List(dir)
+	for _, r := range runs {
+		if len(r.Left()) > 0 {
+			t.Errorf("journal %s still lists %d", r.ID, len(r.Left()))
+		}
+	}
+}
