@@ -30,9 +30,9 @@ type world struct {
 	src map[string]string // region → a catalogue image to copy
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, faults ...ec2sim.FaultRule) *world {
 	t.Helper()
-	srv, err := ec2sim.Start(context.Background(), ec2sim.Options{NoSSH: true, Latency: ec2sim.ZeroLatency()})
+	srv, err := ec2sim.Start(context.Background(), ec2sim.Options{NoSSH: true, Latency: ec2sim.ZeroLatency(), Faults: faults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,5 +439,55 @@ func TestPruneInterruptedByCancel(t *testing.T) {
 		if len(r.Left()) > 0 {
 			t.Errorf("journal %s still lists %d", r.ID, len(r.Left()))
 		}
+	}
+}
+
+// TestPruneGoesOnAfterAFailure: an AMI EC2 refuses to deregister
+// (UnauthorizedOperation, once) is reported, its snapshot stays, the rest
+// goes; the journal ends failed and the next prune retries it.
+func TestPruneGoesOnAfterAFailure(t *testing.T) {
+	w := newWorld(t, ec2sim.FaultRule{Action: "DeregisterImage", Fault: "UnauthorizedOperation", Calls: []int{1}})
+	const region = "us-east-1"
+	for i := 1; i <= 4; i++ {
+		w.bake(region, fmt.Sprintf("app %d", 1000000000+i), nil, map[string]string{"App": "z"})
+	}
+	snaps := len(w.snapshots(region))
+	dir := t.TempDir()
+	o := RunOptions{Options: Options{Selection: Selection{Tags: map[string]string{"App": "z"}}, Rules: Rules{Keep: 1, Now: time.Now()}, Regions: []string{region}}, JournalDir: dir}
+	res, err := Run(w.ctx, w.clients(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := res.Failed()
+	if len(failed) != 1 || !strings.Contains(failed[0], "UnauthorizedOperation") {
+		t.Fatalf("failed: %v", failed)
+	}
+	if got := len(w.images(region)); got != 2 {
+		t.Errorf("%d AMIs left, want 2 (the newest and the one refused)", got)
+	}
+	if got := len(w.snapshots(region)); got != snaps-2 {
+		t.Errorf("%d snapshots left, want %d: the refused AMI keeps its own", got, snaps-2)
+	}
+	var kept string
+	for _, s := range res.Plan.Snapshots {
+		if strings.HasPrefix(s.Result, "kept: its AMI") {
+			kept = s.SnapshotID
+		}
+	}
+	if kept == "" {
+		t.Errorf("no snapshot reported kept for the refused AMI: %+v", res.Plan.Snapshots)
+	}
+	if runs, _ := ledger.List(dir); len(runs) != 1 || runs[0].Status != ledger.StatusFailed {
+		t.Fatalf("journal: %+v", runs)
+	}
+	res, err = Run(w.ctx, w.clients(), o)
+	if err != nil || len(res.Failed()) > 0 {
+		t.Fatalf("retry: %v %v", err, res.Failed())
+	}
+	if got := len(w.images(region)); got != 1 {
+		t.Errorf("after the retry: %d AMIs, want 1", got)
+	}
+	if slices.Contains(w.snapshots(region), kept) {
+		t.Errorf("after the retry: %s is still there", kept)
 	}
 }
