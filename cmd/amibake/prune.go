@@ -172,7 +172,10 @@ func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) e
 		if len(regions) == 0 {
 			regions = defaultRegions(f, "")
 		}
-		if len(regions) == 0 {
+		switch {
+		case len(regions) == 0 && o.allRegions:
+			return &usageError{errors.New("--all-regions asks a region for the account's regions: set AWS_REGION")}
+		case len(regions) == 0:
 			return &usageError{errors.New("prune needs --region (or AWS_REGION)")}
 		}
 		clients := envClients(ctx, regions[0])
