@@ -295,3 +295,51 @@ func TestPruneUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneByTag: --tag selection in the listed regions, --deprecate, and
+// the JSON document, against an API-only simulator (the AMIs are copies of
+// catalogue images).
+func TestPruneByTag(t *testing.T) {
+	srv := buildEnv(t, true)
+	t.Setenv("AWS_REGION", "us-east-1")
+	sess := simSession(t)
+	ctx := context.Background()
+	cat, err := sess.EC2("us-east-1").DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"099720109477"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := aws.ToString(cat.Images[0].ImageId)
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("svc %d", 1795600000+i)
+		east, err := sess.EC2("us-east-1").CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: aws.String(src), SourceRegion: aws.String("us-east-1"),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: []types.Tag{{Key: aws.String("Service"), Value: aws.String("svc")}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sess.EC2("eu-west-1").CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: east.ImageId, SourceRegion: aws.String("us-east-1"), CopyImageTags: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	base := []string{"prune", "--tag", "Service=svc", "--keep", "1", "--region", "us-east-1,eu-west-1", "--yes", "--json"}
+	code, out, errOut := runCmd(t, false, "", append(base, "--deprecate")...)
+	if code != 0 {
+		t.Fatalf("deprecate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var doc prune.Document
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Summary.DeprecatedImages != 4 || doc.Summary.DeletedImages != 0 {
+		t.Fatalf("deprecate: %v %+v", err, doc.Summary)
+	}
+	code, out, errOut = runCmd(t, false, "", base...)
+	if code != 0 {
+		t.Fatalf("prune: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Summary.DeletedImages != 4 || doc.Summary.DeletedSnapshots != 4 || doc.Summary.KeptImages != 2 {
+		t.Fatalf("prune: %v %+v", err, doc.Summary)
+	}
+	for _, r := range []string{"us-east-1", "eu-west-1"} {
+		if images, snaps := inventoryOf(srv, r); len(images) != 1 || len(snaps) != 1 {
+			t.Errorf("%s: %v %v, want one AMI and its snapshot", r, images, snaps)
+		}
+	}
+}
