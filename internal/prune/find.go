@@ -230,6 +230,12 @@ func snapshotUsers(ctx context.Context, client EC2, region string, snaps []strin
 				return fmt.Errorf("list the AMIs that use the snapshots in %s: %w", region, err)
 			}
 			for _, im := range page.Images {
+				// "Recently deregistered images appear in the returned
+				// results for a short interval" (DescribeImages, EC2 API
+				// reference): they use nothing any more.
+				if im.State == types.ImageStateDeregistered {
+					continue
+				}
 				for _, b := range im.BlockDeviceMappings {
 					if b.Ebs == nil {
 						continue

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/ledger"
 )
@@ -180,7 +181,9 @@ func resumePlan(ctx context.Context, clients Clients, runID string, left []ledge
 				return nil, err
 			}
 			out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{r.ID}})
-			if isCode(err, "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable") || (err == nil && len(out.Images) == 0) {
+			// A deregistered AMI may still be described for a short while
+			// (DescribeImages, EC2 API reference).
+			if isCode(err, "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable") || (err == nil && (len(out.Images) == 0 || out.Images[0].State == types.ImageStateDeregistered)) {
 				if err := j.Deleted(ledger.KindImage, r.Region, r.ID); err != nil {
 					return nil, err
 				}
