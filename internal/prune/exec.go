@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/amibake/amibake/internal/ledger"
@@ -142,14 +145,14 @@ func Execute(ctx context.Context, clients Clients, p *Plan, j Journal, now time.
 			s.Result = ResultFailed + ": " + err.Error()
 			continue
 		}
-		_, err = client.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(s.SnapshotID)})
+		user, err := deleteSnapshot(ctx, client, s.SnapshotID)
 		switch {
 		case err == nil:
 			s.Result = ResultDeleted
 			say("Deleted snapshot %s in %s", s.SnapshotID, s.Region)
 		case isCode(err, "InvalidSnapshot.NotFound"):
 			s.Result = ResultGone
-		case isCode(err, "InvalidSnapshot.InUse"):
+		case user != "":
 			// Another AMI was registered from it since the plan: it
 			// stays, as it must.
 			s.Result = "kept: " + apiMessage(err)
@@ -181,6 +184,47 @@ func (p *Plan) Failed() []string {
 		}
 	}
 	return out
+}
+
+// InUseWait bounds how long DeleteSnapshot is retried while EC2 still
+// says the snapshot is in use by an AMI that is already deregistered
+// (EC2's API is eventually consistent); InUsePoll is the delay between
+// tries.
+var InUseWait, InUsePoll = 60 * time.Second, 3 * time.Second
+
+var amiInMessageRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`ami-[0-9a-f]+`) })
+
+// deleteSnapshot deletes a snapshot. When EC2 answers
+// InvalidSnapshot.InUse, it looks at the AMI the message names: one that
+// still exists keeps the snapshot (user is returned with the error); one
+// that is gone, or deregistered, means EC2 has not caught up with the
+// deregistration, and the call is tried again for up to InUseWait.
+func deleteSnapshot(ctx context.Context, client EC2, id string) (user string, err error) {
+	deadline := time.Now().Add(InUseWait)
+	for {
+		_, err = client.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+		if err == nil || !isCode(err, "InvalidSnapshot.InUse") {
+			return "", err
+		}
+		ami := amiInMessageRe().FindString(apiMessage(err))
+		if ami != "" {
+			out, derr := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}})
+			if derr == nil && len(out.Images) > 0 && out.Images[0].State != types.ImageStateDeregistered {
+				return ami, err
+			}
+			if derr != nil && !isCode(derr, "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable") {
+				return "", err
+			}
+		}
+		if !time.Now().Add(InUsePoll).Before(deadline) {
+			return "", fmt.Errorf("%w (EC2 still says so %s after the AMI went; the next prune tries again)", err, InUseWait)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(InUsePoll):
+		}
+	}
 }
 
 func isCode(err error, codes ...string) bool {

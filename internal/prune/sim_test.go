@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
@@ -491,3 +492,82 @@ func TestPruneGoesOnAfterAFailure(t *testing.T) {
 		t.Errorf("after the retry: %s is still there", kept)
 	}
 }
+
+// laggingEC2 answers DeleteSnapshot with InvalidSnapshot.InUse naming the
+// AMI just deregistered, as an eventually consistent EC2 can, a few times.
+type laggingEC2 struct {
+	EC2
+	lag  int
+	seen map[string]string // snapshot → the AMI that used it
+}
+
+func (l *laggingEC2) DeleteSnapshot(ctx context.Context, in *ec2.DeleteSnapshotInput, opts ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error) {
+	if l.lag > 0 {
+		l.lag--
+		id := aws.ToString(in.SnapshotId)
+		return nil, &smithy.GenericAPIError{Code: "InvalidSnapshot.InUse", Message: "The snapshot " + id + " is currently in use by " + l.seen[id]}
+	}
+	return l.EC2.DeleteSnapshot(ctx, in, opts...)
+}
+
+// TestSnapshotInUseByADeregisteredAMI: EC2 lagging behind a
+// deregistration is waited for, not taken for a real user of the snapshot.
+func TestSnapshotInUseByADeregisteredAMI(t *testing.T) {
+	w := newWorld(t)
+	const region = "us-east-1"
+	for i := 1; i <= 2; i++ {
+		w.bake(region, fmt.Sprintf("lag %d", 1000000000+i), nil, map[string]string{"App": "lag"})
+	}
+	defer func(wait, poll time.Duration) { InUseWait, InUsePoll = wait, poll }(InUseWait, InUsePoll)
+	InUseWait, InUsePoll = 2*time.Second, 10*time.Millisecond
+	o := Options{Selection: Selection{Tags: map[string]string{"App": "lag"}}, Rules: Rules{Keep: 1, Now: time.Now()}, Regions: []string{region}}
+	p, err := MakePlan(w.ctx, w.clients(), o)
+	if err != nil || len(p.Snapshots) != 1 {
+		t.Fatalf("plan: %v %+v", err, p)
+	}
+	lag := &laggingEC2{EC2: w.ec2(region), lag: 3, seen: map[string]string{p.Snapshots[0].SnapshotID: p.Snapshots[0].ImageID}}
+	Execute(w.ctx, func(string) (EC2, error) { return lag, nil }, p, nopJournal{}, time.Now(), nil)
+	if got := p.Snapshots[0].Result; got != ResultDeleted {
+		t.Errorf("snapshot result %q, want deleted after EC2 caught up", got)
+	}
+	// Lagging for longer than InUseWait is a failure (journaled, retried
+	// by the next prune), never "kept".
+	w.bake(region, "lag 1000000003", nil, map[string]string{"App": "lag"})
+	p, err = MakePlan(w.ctx, w.clients(), o)
+	if err != nil || len(p.Snapshots) != 1 {
+		t.Fatalf("plan: %v %+v", err, p)
+	}
+	InUseWait = 50 * time.Millisecond
+	lag = &laggingEC2{EC2: w.ec2(region), lag: 1000, seen: map[string]string{p.Snapshots[0].SnapshotID: p.Snapshots[0].ImageID}}
+	Execute(w.ctx, func(string) (EC2, error) { return lag, nil }, p, nopJournal{}, time.Now(), nil)
+	if got := p.Snapshots[0].Result; !strings.HasPrefix(got, ResultFailed) || !strings.Contains(got, "the next prune tries again") {
+		t.Errorf("snapshot result %q, want a failure", got)
+	}
+	// In use by an AMI that exists (registered from it since the plan):
+	// kept, at once.
+	w.bake(region, "lag 1000000004", nil, map[string]string{"App": "lag"})
+	p, err = MakePlan(w.ctx, w.clients(), o)
+	if err != nil || len(p.Snapshots) < 1 {
+		t.Fatalf("plan: %v %+v", err, p)
+	}
+	var newest string
+	for _, d := range p.Images {
+		if d.Action == ActionKeep {
+			newest = d.ImageID
+		}
+	}
+	lag = &laggingEC2{EC2: w.ec2(region), lag: 1000, seen: map[string]string{}}
+	for _, sn := range p.Snapshots {
+		lag.seen[sn.SnapshotID] = newest
+	}
+	Execute(w.ctx, func(string) (EC2, error) { return lag, nil }, p, nopJournal{}, time.Now(), nil)
+	for _, sn := range p.Snapshots {
+		if !strings.HasPrefix(sn.Result, "kept: ") || !strings.Contains(sn.Result, newest) {
+			t.Errorf("snapshot %s result %q, want kept for %s", sn.SnapshotID, sn.Result, newest)
+		}
+	}
+}
+
+type nopJournal struct{ ledger.Nop }
+
+func (nopJournal) Kept(ledger.Kind, string, string) error { return nil }
