@@ -3,11 +3,12 @@
 // with its options, so templates that carry it work unchanged: after a
 // successful build it deletes the old AMIs tagged
 // Amazon_AMI_Management_Identifier = identifier (or carrying `tags`), and
-// their snapshots, in `regions`, keeping `keep_releases` releases or those
-// younger than `keep_days`. It runs amibake's prune: AMIs in use by an
-// instance or a launch template's default or latest version, or shared
-// with other accounts, stay; snapshots another AMI uses stay; deletions are
-// journaled; and the copies of one bake count as one release.
+// their snapshots, in each of `regions`, keeping that region's newest
+// `keep_releases` AMIs or those younger than `keep_days`. It runs
+// amibake's prune: AMIs in use by an instance or a launch template's
+// default or latest version, or shared with other accounts, stay; so does
+// the AMI the build just made; snapshots another AMI uses stay; deletions
+// are journaled.
 package amazonamimanagement
 
 import (
@@ -135,7 +136,8 @@ func (p *PostProcessor) Regions() []string {
 	return []string{p.cfg.Region}
 }
 
-// Options is the prune the configuration describes; the artifact's AMIs
+// Options is the prune the configuration describes, in every region of
+// regions (PostProcess runs it one region at a time); the artifact's AMIs
 // (this build's) always stay.
 func (p *PostProcessor) Options(in *artifact.Artifact, now time.Time) prune.Options {
 	sel := prune.Selection{Tags: p.cfg.Tags}
@@ -159,7 +161,9 @@ func (p *PostProcessor) Options(in *artifact.Artifact, now time.Time) prune.Opti
 	return o
 }
 
-// PostProcess prunes and returns the artifact unchanged.
+// PostProcess prunes and returns the artifact unchanged. As the plugin
+// does, each region is managed on its own: keep_releases counts the AMIs
+// of that region.
 func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.Artifact) (*artifact.Artifact, bool, error) {
 	regions := p.Regions()
 	say := func(msg string) {
@@ -168,7 +172,6 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 		}
 		u.Message(msg)
 	}
-	say("Processing in " + strings.Join(regions, ", "))
 	sess, err := awsclient.New(ctx, nil, p.access(regions[0]))
 	if err != nil {
 		return in, true, fmt.Errorf("amazon-ami-management: %w", err)
@@ -177,26 +180,32 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 	if dir == "" {
 		dir = prune.Dir(os.Getenv)
 	}
-	res, err := prune.Run(ctx, func(region string) (prune.EC2, error) { return sess.EC2(region), nil }, prune.RunOptions{
-		Options: p.Options(in, p.Now()), DryRun: p.cfg.DryRun, JournalDir: dir, Progress: u.Message,
-	})
-	if errors.Is(err, prune.ErrNothingSelected) {
-		say(err.Error() + ": nothing to delete")
-		return in, true, nil
-	}
-	if err != nil {
-		return in, true, fmt.Errorf("amazon-ami-management: %w", err)
-	}
-	for _, d := range res.Plan.Images {
-		switch {
-		case d.Action == prune.ActionDelete && p.cfg.DryRun:
-			say(fmt.Sprintf("Deleting image: %s (%s)", d.ImageID, d.Region))
-		case d.Action == prune.ActionKeep && (strings.HasPrefix(d.Reason, "in use by ") || strings.HasPrefix(d.Reason, "shared with ")):
-			say(fmt.Sprintf("[WARN] %s (%s) is %s. Skipped...", d.ImageID, d.Region, d.Reason))
+	clients := func(region string) (prune.EC2, error) { return sess.EC2(region), nil }
+	var failed []string
+	for _, region := range regions {
+		say("Processing in " + region)
+		o := p.Options(in, p.Now())
+		o.Regions = []string{region}
+		res, err := prune.Run(ctx, clients, prune.RunOptions{Options: o, DryRun: p.cfg.DryRun, JournalDir: dir, Progress: u.Message})
+		if errors.Is(err, prune.ErrNothingSelected) {
+			say(err.Error() + ": nothing to delete")
+			continue
 		}
+		if err != nil {
+			return in, true, fmt.Errorf("amazon-ami-management: %w", err)
+		}
+		for _, d := range res.Plan.Images {
+			switch {
+			case d.Action == prune.ActionDelete && p.cfg.DryRun:
+				say(fmt.Sprintf("Deleting image: %s", d.ImageID))
+			case d.Action == prune.ActionKeep && (strings.HasPrefix(d.Reason, "in use by ") || strings.HasPrefix(d.Reason, "shared with ")):
+				say(fmt.Sprintf("[WARN] %s is %s. Skipped...", d.ImageID, d.Reason))
+			}
+		}
+		say(prune.Summarize(res.Plan, p.cfg.DryRun))
+		failed = append(failed, res.Failed()...)
 	}
-	say(prune.Summarize(res.Plan, p.cfg.DryRun))
-	if failed := res.Failed(); len(failed) > 0 {
+	if len(failed) > 0 {
 		return in, true, fmt.Errorf("amazon-ami-management: %d AMI(s) or snapshot(s) could not be deleted:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
 	return in, true, nil
