@@ -1,5 +1,5 @@
 // Package postprocessor defines what a post-processor is. They live in
-// sub-packages: manifest, shelllocal.
+// sub-packages: manifest, shelllocal, amazonamimanagement.
 package postprocessor
 
 import (

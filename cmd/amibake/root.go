@@ -68,7 +68,7 @@ provisions it over SSH, creates the AMI and removes everything temporary.`,
 // directories: shell completion offers those.
 var takesTemplates = map[string]bool{
 	"build": true, "validate": true, "plan": true, "inspect": true,
-	"demo": true, "hcl2-upgrade": true, "fmt": true,
+	"demo": true, "hcl2-upgrade": true, "fmt": true, "prune": true,
 }
 
 func completeTemplates(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {

@@ -72,8 +72,8 @@ func (c *call) writeTemplate(t *launchTemplate) {
 	x.leaf("launchTemplateName", t.Name)
 	x.time("createTime", t.Created)
 	x.leaf("createdBy", "arn:aws:iam::"+c.s.opt.AccountID+":user/amibake")
-	x.num("defaultVersionNumber", 1)
-	x.num("latestVersionNumber", 1)
+	x.num("defaultVersionNumber", t.defaultNumber())
+	x.num("latestVersionNumber", t.latestNumber())
 	if tags := c.r.tags[t.ID]; len(tags) > 0 {
 		x.tags(tags)
 	}

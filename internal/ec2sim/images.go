@@ -922,7 +922,14 @@ func enableImageDeprecation(c *call) error {
 	if err != nil {
 		return apiErr("InvalidParameterValue", "Invalid value '%s' for DeprecateAt: want an ISO 8601 time", c.q.Str("DeprecateAt"))
 	}
-	im.Deprecation = at.Truncate(time.Minute)
+	// "If you specify a value for seconds, Amazon EC2 rounds the seconds to
+	// the nearest minute. You can't specify a date in the past."
+	// (EnableImageDeprecation, EC2 API reference); a minute of slack for
+	// clock skew.
+	if at.Before(c.now.Add(-time.Minute)) {
+		return apiErr("InvalidParameterValue", "DeprecateAt %s is in the past", c.q.Str("DeprecateAt"))
+	}
+	im.Deprecation = at.Round(time.Minute)
 	c.x.boolean("return", true)
 	return nil
 }

@@ -157,7 +157,11 @@ func runInstances(c *call) error {
 		if err != nil {
 			return err
 		}
-		q = mergeQuery(t.Data, q)
+		data, err := t.versionData(lt.Str("Version"))
+		if err != nil {
+			return err
+		}
+		q = mergeQuery(data, q)
 	}
 	min, err := q.Int("MinCount", -1)
 	if err != nil {

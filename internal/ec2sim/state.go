@@ -129,8 +129,11 @@ type instDevice struct {
 
 type launchTemplate struct {
 	ID, Name string
-	Data     *Query // the LaunchTemplateData, as RunInstances-style parameters
+	Data     *Query // the default version's LaunchTemplateData, as RunInstances-style parameters
 	Created  time.Time
+
+	versions       []*ltVersion // see ltversions.go; empty means version 1 is Data
+	defaultVersion int
 }
 
 // region is the state of one region; every field is guarded by Server.mu.

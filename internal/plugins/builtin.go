@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"github.com/amibake/amibake/postprocessor/amazonamimanagement"
 	"github.com/amibake/amibake/postprocessor/manifest"
 	ppshelllocal "github.com/amibake/amibake/postprocessor/shelllocal"
 	"github.com/amibake/amibake/provisioner/breakpoint"
@@ -15,5 +16,6 @@ func init() {
 	registerProvisioner("shell-local", shelllocal.New)
 	registerProvisioner("breakpoint", breakpoint.New)
 	registerPostProcessor("manifest", manifest.New)
+	registerPostProcessor("amazon-ami-management", amazonamimanagement.New)
 	registerPostProcessor("shell-local", ppshelllocal.New)
 }
