@@ -123,3 +123,49 @@ func TestExamples(t *testing.T) {
 		})
 	}
 }
+
+// What a template meets on a real image when a package does not exist, or
+// when cloud-init reports an error: the build fails with the instance's
+// own message and leaves nothing behind (newEnv checks the inventory).
+func TestInstanceErrorsFailTheBuild(t *testing.T) {
+	for _, tt := range []struct{ name, inline, want string }{
+		{"unknown package", `"sudo apt-get update", "sudo apt-get install -y amibake-no-such-package"`, "Unable to locate package amibake-no-such-package"},
+		{"user data failed", `"cloud-init status --wait --long"`, "status: error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, ec2sim.ZeroLatency())
+			dir := chdir(t)
+			tmpl := filepath.Join(dir, "bad.pkr.hcl")
+			src := `source "amazon-ebs" "bad" {
+  region        = "us-east-1"
+  source_ami_filter {
+    filters     = { name = "debian-12-amd64-*" }
+    owners      = ["136693071363"]
+    most_recent = true
+  }
+  instance_type = "t3.micro"
+  ssh_username  = "admin"
+  ami_name      = "never-made"
+  user_data     = "#!/bin/sh\necho the user data failed\nexit 7\n"
+}
+
+build {
+  sources = ["source.amazon-ebs.bad"]
+  provisioner "shell" {
+    inline = [` + tt.inline + `]
+  }
+}
+`
+			if err := os.WriteFile(tmpl, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := e.build(t, tmpl, template.LoadOptions{}, Options{})
+			if r.runErr == nil && r.res.OK() {
+				t.Fatalf("build succeeded:\n%s", r.out)
+			}
+			if all := r.out.String() + r.err.String(); !strings.Contains(all, tt.want) {
+				t.Errorf("output lacks the instance's %q:\n%s", tt.want, all)
+			}
+		})
+	}
+}
