@@ -84,7 +84,7 @@ func machineInit() {
 		fail("prepare instance", err)
 	}
 	// Signals before ready: a reboot right after boot must not kill us.
-	sigs := make(chan os.Signal, 8)
+	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCHLD, unix.SIGHUP)
 	var ctlMu sync.Mutex
 	send := func(msg string) {
@@ -104,7 +104,17 @@ func machineInit() {
 		writeStatus(true, nil)
 	}
 	send(msgReady)
-	for s := range sigs {
+	// A SIGCHLD dropped on a full channel would leave a zombie until the
+	// next one: reap now and then as well.
+	tick := time.NewTicker(10 * time.Second)
+	for {
+		var s os.Signal
+		select {
+		case s = <-sigs:
+		case <-tick.C:
+			r.reap()
+			continue
+		}
 		switch s {
 		case unix.SIGCHLD:
 			r.reap()
