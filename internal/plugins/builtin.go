@@ -3,6 +3,8 @@ package plugins
 import (
 	"github.com/amibake/amibake/postprocessor/manifest"
 	ppshelllocal "github.com/amibake/amibake/postprocessor/shelllocal"
+	"github.com/amibake/amibake/provisioner/ansible"
+	"github.com/amibake/amibake/provisioner/ansiblelocal"
 	"github.com/amibake/amibake/provisioner/breakpoint"
 	"github.com/amibake/amibake/provisioner/file"
 	"github.com/amibake/amibake/provisioner/shell"
@@ -14,6 +16,8 @@ func init() {
 	registerProvisioner("file", file.New)
 	registerProvisioner("shell-local", shelllocal.New)
 	registerProvisioner("breakpoint", breakpoint.New)
+	registerProvisioner("ansible", ansible.New)
+	registerProvisioner("ansible-local", ansiblelocal.New)
 	registerPostProcessor("manifest", manifest.New)
 	registerPostProcessor("shell-local", ppshelllocal.New)
 }
