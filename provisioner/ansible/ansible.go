@@ -277,8 +277,15 @@ func exists(path string) bool {
 	return err == nil
 }
 
+// generatedKeys are the build data inventory_file_template may use, as
+// Packer's generated data; unknown ones are "".
+var generatedKeys = []string{"ID", "PackerRunUUID", "SourceAMI", "SourceAMIName", "BuildRegion", "ConnType"}
+
 func inventoryData(generated map[string]string, alias, host, user string, port int) map[string]any {
 	d := map[string]any{}
+	for _, k := range generatedKeys {
+		d[k] = ""
+	}
 	for k, v := range generated {
 		d[k] = v
 	}
