@@ -559,8 +559,12 @@ type failureLines struct {
 	lines []string
 }
 
+// ansiEscape matches the colour codes Ansible prints with
+// ANSIBLE_FORCE_COLOR (ansible-local's default command sets it).
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
 func (f *failureLines) see(line string) {
-	t := strings.TrimSpace(line)
+	t := strings.TrimSpace(ansiEscape.ReplaceAllString(line, ""))
 	if strings.HasPrefix(t, "fatal:") || strings.HasPrefix(t, "ERROR!") || strings.HasPrefix(t, "failed:") {
 		if len(f.lines) < 5 {
 			f.lines = append(f.lines, t)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -350,8 +351,12 @@ type remote struct {
 	fails []string
 }
 
+// ansiEscape matches the colour codes Ansible prints with
+// ANSIBLE_FORCE_COLOR (ansible-local's default command sets it).
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
 func (r *remote) see(l string) {
-	t := strings.TrimSpace(l)
+	t := strings.TrimSpace(ansiEscape.ReplaceAllString(l, ""))
 	if (strings.HasPrefix(t, "fatal:") || strings.HasPrefix(t, "ERROR!") || strings.HasPrefix(t, "failed:")) && len(r.fails) < 5 {
 		r.fails = append(r.fails, t)
 	}
