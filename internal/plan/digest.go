@@ -94,7 +94,8 @@ type ProvisionerInputs struct {
 type File struct {
 	Path string `json:"path"`
 	// Role is "upload" (file provisioner), "script" (shell, runs on the
-	// machine) or "local script" (shell-local), or "user data".
+	// machine) or "local script" (shell-local), or "user data", or what
+	// the provisioner names it (provisioner.InputLister: "playbook", ...).
 	Role string `json:"role"`
 	Dir  bool   `json:"dir,omitempty"`
 	Size int64  `json:"size"`
