@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,13 +141,87 @@ ansible_env_vars    = ["ANSIBLE_NOCOLOR=True"]
 	if want := line + "[web]\n" + line + "[db]\n"; string(got) != want {
 		t.Errorf("inventory =\n%s\nwant\n%s", got, want)
 	}
-	// The key and known_hosts are gone, and so are the ssh masters.
-	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "amibake-ansible-*")); len(m) > 0 {
-		for _, d := range m {
-			if strings.Contains(text, d) {
-				t.Errorf("left behind: %s", d)
-			}
+	// The key and known_hosts are gone, and so are the persistent ssh
+	// masters Ansible started in that directory.
+	work := workDir(t, text)
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", work, err)
+	}
+	if procs := processesMentioning(work); len(procs) > 0 {
+		t.Errorf("processes left running: %v", procs)
+	}
+}
+
+// workDir is the provisioner's temporary directory, from the command it
+// printed.
+func workDir(t *testing.T, text string) string {
+	t.Helper()
+	i := strings.Index(text, os.TempDir()+"/amibake-ansible-")
+	if i < 0 {
+		t.Fatalf("no work directory in\n%s", text)
+	}
+	rest := text[i:]
+	return rest[:len(os.TempDir()+"/amibake-ansible-")+strings.IndexAny(rest[len(os.TempDir()+"/amibake-ansible-"):], "/ \n")]
+}
+
+// processesMentioning lists the command lines that contain s.
+func processesMentioning(s string) []string {
+	var out []string
+	m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range m {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
 		}
+	}
+	return out
+}
+
+// Cancelling the build (Ctrl-C) stops Ansible at once and removes the key.
+func TestCancel(t *testing.T) {
+	needAnsible(t)
+	srv := sshtest.Start(t, sshtest.Options{})
+	comm := connect(t, srv)
+	dir := t.TempDir()
+	ansibleEnv(t, dir)
+	t.Chdir(dir)
+	write(t, "site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 300\n")
+	p, diags := ansible.New(provisionertest.HCL(t, "ansible", `playbook_file = "site.yml"`, nil), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &notifyUI{line: "TASK [ansible.builtin.command] *************************************************", on: cancel}
+	b := &provisioner.Build{Name: "x", SSHPrivateKey: string(srv.ClientKeyPEM)}
+	start := time.Now()
+	err := p.Provision(ctx, u, comm, b)
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("err = %v\n%s", err, u.Text())
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Errorf("took %s to stop", d)
+	}
+	work := workDir(t, u.Text())
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", work, err)
+	}
+	if procs := processesMentioning(work); len(procs) > 0 {
+		t.Errorf("processes left running: %v", procs)
+	}
+}
+
+// notifyUI calls on when a message line appears.
+type notifyUI struct {
+	provisionertest.UI
+	once sync.Once
+	line string
+	on   func()
+}
+
+func (n *notifyUI) Message(msg string) {
+	n.UI.Message(msg)
+	if msg == n.line {
+		n.once.Do(n.on)
 	}
 }
 
