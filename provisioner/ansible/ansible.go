@@ -168,6 +168,7 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 			})
 		}
 	}
+	diags = append(diags, hostKeyWarnings(b, c)...)
 	t, err := template.New("inventory_file_template").Option("missingkey=error").Parse(c.InventoryFileTemplate)
 	if err == nil {
 		err = t.Execute(&bytes.Buffer{}, inventoryData(nil, "default", "host", "user", 22))
@@ -183,6 +184,54 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 		return nil, diags
 	}
 	return p, diags
+}
+
+// weakening are ssh options that turn off the host key check amibake
+// pins; ssh keeps the first value of an option, and Ansible puts
+// ANSIBLE_SSH_ARGS and ANSIBLE_HOST_KEY_CHECKING=False before the pin.
+var weakening = regexp.MustCompile(`(?i)StrictHostKeyChecking[= ]+(no|off|accept-new)|UserKnownHostsFile[= ]+/dev/null`)
+
+// hostKeyWarnings explains what happens to settings copied from Packer
+// templates that turn host key checking off (Packer's proxy needed them).
+func hostKeyWarnings(b *tmpl.Block, c *Config) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, kv := range c.AnsibleEnvVars {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "ANSIBLE_HOST_KEY_CHECKING" && !truthy(v) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "ANSIBLE_HOST_KEY_CHECKING=" + v + " is overridden by amibake",
+				Detail: "Packer's SSH proxy made Ansible need it. amibake connects Ansible directly and pins the host key it verified, " +
+					"so Ansible checks host keys (ANSIBLE_HOST_KEY_CHECKING=True); remove the setting.",
+				Subject: provisioner.AttrRange(b, "ansible_env_vars").Ptr(),
+			})
+		}
+	}
+	check := func(name string, values []string) {
+		for _, v := range values {
+			if weakening.MatchString(v) {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Host key checking turned off in " + name,
+					Detail: fmt.Sprintf("%q makes ssh accept any host key, so the key amibake verified and pinned for Ansible is not checked; "+
+						"amibake connects Ansible directly, so remove it.", v),
+					Subject: provisioner.AttrRange(b, name).Ptr(),
+				})
+			}
+		}
+	}
+	check("ansible_env_vars", c.AnsibleEnvVars)
+	check("ansible_ssh_extra_args", c.AnsibleSSHExtraArgs)
+	check("extra_arguments", c.ExtraArguments)
+	return diags
+}
+
+func truthy(v string) bool {
+	switch strings.ToLower(strings.Trim(v, `'" `)) {
+	case "1", "true", "yes", "on", "y", "t":
+		return true
+	}
+	return false
 }
 
 func checkFile(b *tmpl.Block, name, path string) hcl.Diagnostics {
@@ -354,6 +403,9 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	}
 
 	env := append(os.Environ(), c.AnsibleEnvVars...)
+	// Last wins: Ansible checks the host key amibake pinned (validate
+	// warns about a template's ANSIBLE_HOST_KEY_CHECKING=False).
+	env = append(env, "ANSIBLE_HOST_KEY_CHECKING=True")
 	if !c.UseSFTP {
 		env = append(env, "ANSIBLE_SCP_IF_SSH=True")
 	}

@@ -148,6 +148,12 @@ inventory_file_template = "{{ .Nope }}"`, "Invalid inventory_file_template"},
 ssh_host_key_file = "x"`, ""}, // a warning, not an error
 		{`playbook_file = "./ansible/node.yml"
 unknown_option = 1`, "Unsupported argument"},
+		{`playbook_file = "./ansible/node.yml"
+ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]`, ""},
+		{`playbook_file = "./ansible/node.yml"
+ansible_ssh_extra_args = ["-o StrictHostKeyChecking=no"]`, ""},
+		{`playbook_file = "./ansible/node.yml"
+ansible_env_vars = ["ANSIBLE_SSH_ARGS='-o UserKnownHostsFile=/dev/null'"]`, ""},
 	} {
 		_, diags := ansible.New(provisionertest.HCL(t, "ansible", tt.src, nil), nil)
 		if tt.want == "" {

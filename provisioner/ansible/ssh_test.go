@@ -248,19 +248,30 @@ func TestHostKeyPinned(t *testing.T) {
 	ansibleEnv(t, dir)
 	t.Chdir(dir)
 	write(t, "site.yml", fmt.Sprintf("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.file: {path: %s/touched, state: touch}\n", dir))
+	b := &provisioner.Build{Name: "x", Type: "amazon-ebs", SSHPrivateKey: string(srv.ClientKeyPEM)}
+	// Also when the template, written for Packer's proxy, turns Ansible's
+	// host key checking off.
+	for _, src := range []string{`playbook_file = "site.yml"`, `
+playbook_file    = "site.yml"
+ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]`} {
+		p, diags := ansible.New(provisionertest.HCL(t, "ansible", src, nil), nil)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		u := &provisionertest.UI{}
+		err := provisioner.Run(context.Background(), u, pinned{comm, other.HostKeys[0]}, b, p, provisioner.Common{})
+		if err == nil || !strings.Contains(err.Error(), "Host key verification failed") {
+			t.Fatalf("%s: err = %v\n%s", src, err, u.Text())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "touched")); err == nil {
+			t.Fatalf("%s: the playbook ran on a host with the wrong key", src)
+		}
+	}
 	p, diags := ansible.New(provisionertest.HCL(t, "ansible", `playbook_file = "site.yml"`, nil), nil)
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
-	u := &provisionertest.UI{}
-	b := &provisioner.Build{Name: "x", Type: "amazon-ebs", SSHPrivateKey: string(srv.ClientKeyPEM)}
-	err := provisioner.Run(context.Background(), u, pinned{comm, other.HostKeys[0]}, b, p, provisioner.Common{})
-	if err == nil || !strings.Contains(err.Error(), "Host key verification failed") {
-		t.Fatalf("err = %v\n%s", err, u.Text())
-	}
-	if _, err := os.Stat(filepath.Join(dir, "touched")); err == nil {
-		t.Error("the playbook ran on a host with the wrong key")
-	}
+	var u *provisionertest.UI
 	// With the key amibake verified, the same run works.
 	u = &provisionertest.UI{}
 	if err := provisioner.Run(context.Background(), u, comm, b, p, provisioner.Common{}); err != nil {
