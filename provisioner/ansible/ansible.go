@@ -12,7 +12,9 @@
 // true is refused, and the options that only configure the proxy
 // (local_port, sftp_command, ssh_host_key_file, ssh_authorized_key_file,
 // ansible_proxy_key_type) are accepted with a warning that they have no
-// effect.
+// effect. `user` is the user Ansible logs in as; it defaults to the
+// communicator's ssh_username (Packer's proxy defaulted it to the local
+// user, a name only the proxy saw).
 package ansible
 
 import (
@@ -363,6 +365,9 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	user := c.User
 	if user == "" {
 		user = ep.User
+	} else if user != ep.User && c.UseProxy == nil {
+		u.Message(fmt.Sprintf("Warning: Ansible logs in as user %q (the user option). Packer's default SSH proxy logged in as %q (ssh_username) "+
+			"whatever user said; amibake connects Ansible directly, as Packer's use_proxy = false does.", user, ep.User))
 	}
 
 	dir, err := os.MkdirTemp("", "amibake-ansible-")

@@ -342,3 +342,29 @@ ansible_env_vars     = ["ANSIBLE_ROLES_PATH=galaxy-roles"]
 		t.Errorf("no galaxy run in\n%s", u.Text())
 	}
 }
+
+// user is the login user; Packer's proxy logged in as ssh_username
+// whatever it said, so a different one is pointed out.
+func TestUserDiffersFromSSHUsername(t *testing.T) {
+	needAnsible(t)
+	srv := sshtest.Start(t, sshtest.Options{})
+	comm := connect(t, srv)
+	dir := t.TempDir()
+	ansibleEnv(t, dir)
+	t.Chdir(dir)
+	write(t, "site.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{ansible.builtin.ping: {}}]\n")
+	p, diags := ansible.New(provisionertest.HCL(t, "ansible", `
+playbook_file = "site.yml"
+user          = "nobody"`, nil), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	u := &provisionertest.UI{}
+	err := p.Provision(context.Background(), u, comm, &provisioner.Build{Name: "x", SSHPrivateKey: string(srv.ClientKeyPEM)})
+	if err == nil || !strings.Contains(err.Error(), "UNREACHABLE") {
+		t.Errorf("err = %v (nobody may not log in)", err)
+	}
+	if !strings.Contains(u.Text(), `Warning: Ansible logs in as user "nobody"`) || !strings.Contains(u.Text(), `logged in as "root" (ssh_username)`) {
+		t.Errorf("no warning in\n%s", u.Text())
+	}
+}
