@@ -1,14 +1,18 @@
 package build
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/template"
+	"github.com/amibake/amibake/internal/ui"
 )
 
 // needAnsible fails the test when Debian's ansible is not installed (.ci/run
@@ -41,7 +45,7 @@ func TestAnsibleBake(t *testing.T) {
 	e := newEnv(t, ec2sim.ZeroLatency())
 	dir := ansibleDir(t)
 	before := tempDirs()
-	r := e.build(t, filepath.Join(dir, "ansible.pkr.hcl"), template.LoadOptions{}, Options{})
+	r := e.buildMasked(t, filepath.Join(dir, "ansible.pkr.hcl"))
 	all := r.out.String() + r.err.String()
 	if r.runErr != nil || !r.res.OK() {
 		t.Fatalf("build failed: %v\n%s", r.runErr, all)
@@ -59,6 +63,10 @@ func TestAnsibleBake(t *testing.T) {
 	}
 	if strings.Contains(all, "BEGIN OPENSSH PRIVATE KEY") {
 		t.Error("the private key reached the output")
+	}
+	// The sensitive variable, in the command and in Ansible's own output.
+	if strings.Contains(all, "tok-0123456789-secret") || !strings.Contains(all, "api_token=") || !strings.Contains(all, `"msg": "token `) {
+		t.Errorf("the sensitive token was not masked (or not shown at all):\n%s", all)
 	}
 	// The key, known_hosts and inventories are gone.
 	for p := range tempDirs() {
@@ -122,4 +130,25 @@ func TestAnsibleFailingTask(t *testing.T) {
 			t.Errorf("left behind: %s", p)
 		}
 	}
+}
+
+// buildMasked is env.build with the template's sensitive values masked in
+// the UI, as cmd/amibake sets it up.
+func (e *env) buildMasked(t *testing.T, path string) *run {
+	t.Helper()
+	tmpl, diags := template.Load(path, template.LoadOptions{Env: e.getenv})
+	if diags.HasErrors() {
+		t.Fatalf("load %s: %s", path, diags)
+	}
+	ios, _, out, errOut := ui.Test()
+	secrets := &ui.Secrets{}
+	secrets.Add(tmpl.Sensitive...)
+	root := ui.New(ios, ui.Options{Secrets: secrets})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, bdiags, err := Run(ctx, tmpl, root, Options{Getenv: e.getenv, RunID: "run-test"})
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, bdiags.Error())
+	}
+	return &run{res: res, out: out, err: errOut, runErr: err}
 }

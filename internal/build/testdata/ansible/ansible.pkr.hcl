@@ -7,6 +7,12 @@ variable "greeting" {
   default = "hello from ansible"
 }
 
+variable "token" {
+  type      = string
+  default   = "tok-0123456789-secret"
+  sensitive = true
+}
+
 source "amazon-ebs" "debian" {
   region        = "us-east-1"
   instance_type = "t3.micro"
@@ -32,7 +38,7 @@ build {
     groups           = ["web"]
     empty_groups     = ["db"]
     host_alias       = "box"
-    extra_arguments  = ["--extra-vars", "greeting='${var.greeting}'"]
+    extra_arguments  = ["--extra-vars", "greeting='${var.greeting}' api_token=${var.token}"]
     ansible_env_vars = ["ANSIBLE_NOCOLOR=True", "ANSIBLE_ROLES_PATH=./shared-roles"]
   }
 
