@@ -30,7 +30,7 @@ deps:
 # what it does, and reuses the cache while the recipe is unchanged). Add
 # packages to the mirror with MIRROR_PACKAGES="pkg pkg" or
 # MIRROR_PACKAGES_FILE=file (one per line).
-SYSPKGS := openssh-server openssh-client iproute2 util-linux coreutils curl mmdebstrap apt-utils dpkg-dev
+SYSPKGS := openssh-server openssh-client iproute2 util-linux coreutils curl mmdebstrap apt-utils dpkg-dev ansible
 MIRROR_PACKAGES ?=
 MIRROR_PACKAGES_FILE ?=
 setup:

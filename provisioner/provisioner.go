@@ -31,3 +31,17 @@ type Build struct {
 type Provisioner interface {
 	Provision(ctx context.Context, u ui.UI, comm communicator.Communicator, b *Build) error
 }
+
+// InputFile is a local file or directory a provisioner reads when it runs.
+type InputFile struct {
+	Path string
+	// Role says what the file is to the provisioner ("playbook", "role
+	// path"); plan shows it.
+	Role string
+}
+
+// InputLister is implemented by provisioners that read local files, so
+// that plan shows them and the input digest covers their content.
+type InputLister interface {
+	InputFiles() []InputFile
+}

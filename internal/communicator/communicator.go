@@ -50,3 +50,25 @@ type Communicator interface {
 	// the machine to come back (after a reboot or an expected disconnect).
 	Reconnect(ctx context.Context) error
 }
+
+// SSHEndpoint is how a communicator reaches its machine over SSH.
+type SSHEndpoint struct {
+	Host string
+	Port int
+	User string
+	// HostKey is the host key the communicator's connection accepted, in
+	// authorized_keys form ("ssh-ed25519 AAAA...").
+	HostKey string
+	// HostKeyChecked is false when the key was accepted unchecked
+	// (ssh_host_key_checking = "off").
+	HostKeyChecked bool
+	// Bastion is true when the machine is reached through a jump host.
+	Bastion bool
+}
+
+// SSHEndpointer is implemented by communicators that can tell provisioners
+// opening their own SSH connections (ansible) where the machine is and
+// which host key they verified.
+type SSHEndpointer interface {
+	SSHEndpoint() (SSHEndpoint, error)
+}

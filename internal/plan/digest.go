@@ -16,6 +16,7 @@ import (
 	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/provisioner"
+	"github.com/amibake/amibake/provisioner/ansiblelocal"
 	"github.com/amibake/amibake/provisioner/file"
 	"github.com/amibake/amibake/provisioner/shell"
 	"github.com/amibake/amibake/provisioner/shelllocal"
@@ -93,7 +94,8 @@ type ProvisionerInputs struct {
 type File struct {
 	Path string `json:"path"`
 	// Role is "upload" (file provisioner), "script" (shell, runs on the
-	// machine) or "local script" (shell-local), or "user data".
+	// machine) or "local script" (shell-local), or "user data", or what
+	// the provisioner names it (provisioner.InputLister: "playbook", ...).
 	Role string `json:"role"`
 	Dir  bool   `json:"dir,omitempty"`
 	Size int64  `json:"size"`
@@ -323,6 +325,18 @@ func provisionerSettings(tp *template.Provisioner, buildName string) (Provisione
 			if c.Content != "" {
 				pi.Inline = 1
 			}
+		}
+	case ansiblelocal.Config:
+		// The default staging directory is random; written, it stays in.
+		if m, ok := set.(map[string]any); ok && !provisioner.Has(&tp.Block, "staging_directory") {
+			delete(m, "staging_directory")
+		}
+	}
+	// Provisioners that read other local files (ansible's playbook and the
+	// directories it uses) list them.
+	if l, ok := p.(provisioner.InputLister); ok {
+		for _, f := range l.InputFiles() {
+			pi.Files = append(pi.Files, File{Path: f.Path, Role: f.Role})
 		}
 	}
 	return pi, set, nil

@@ -4,6 +4,8 @@ import (
 	"github.com/amibake/amibake/postprocessor/amazonamimanagement"
 	"github.com/amibake/amibake/postprocessor/manifest"
 	ppshelllocal "github.com/amibake/amibake/postprocessor/shelllocal"
+	"github.com/amibake/amibake/provisioner/ansible"
+	"github.com/amibake/amibake/provisioner/ansiblelocal"
 	"github.com/amibake/amibake/provisioner/breakpoint"
 	"github.com/amibake/amibake/provisioner/file"
 	"github.com/amibake/amibake/provisioner/shell"
@@ -15,6 +17,8 @@ func init() {
 	registerProvisioner("file", file.New)
 	registerProvisioner("shell-local", shelllocal.New)
 	registerProvisioner("breakpoint", breakpoint.New)
+	registerProvisioner("ansible", ansible.New)
+	registerProvisioner("ansible-local", ansiblelocal.New)
 	registerPostProcessor("manifest", manifest.New)
 	registerPostProcessor("amazon-ami-management", amazonamimanagement.New)
 	registerPostProcessor("shell-local", ppshelllocal.New)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,25 @@ func (c *Comm) HostKey() Fingerprint {
 		return Fingerprint{}
 	}
 	return c.conn.hostKey
+}
+
+// SSHEndpoint tells provisioners that open their own SSH connections
+// (ansible) where the machine is and which host key this connection
+// verified.
+func (c *Comm) SSHEndpoint() (communicator.SSHEndpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil || c.conn.hostPub == nil {
+		return communicator.SSHEndpoint{}, errors.New("ssh: not connected")
+	}
+	return communicator.SSHEndpoint{
+		Host:           c.cfg.Host,
+		Port:           c.cfg.Port,
+		User:           c.cfg.User,
+		HostKey:        strings.TrimSpace(string(gossh.MarshalAuthorizedKey(c.conn.hostPub))),
+		HostKeyChecked: c.cfg.HostKey.Mode() != HostKeyInsecure,
+		Bastion:        c.cfg.Bastion != nil,
+	}, nil
 }
 
 // AuthAlgorithm returns the public key signature algorithm the server

@@ -54,6 +54,7 @@ type connection struct {
 	stopKA  chan struct{}
 	authAlg string
 	hostKey Fingerprint
+	hostPub gossh.PublicKey
 }
 
 func (c *connection) markDead(err error) {
@@ -185,6 +186,7 @@ func dialOnce(ctx context.Context, cfg *Config) (*connection, *AuthError, error)
 	c.client = client
 	c.authAlg = cr.usedAlgorithm()
 	c.hostKey, _ = cfg.HostKey.Accepted()
+	c.hostPub = cfg.HostKey.AcceptedKey()
 	go func() {
 		err := client.Wait()
 		if err == nil {

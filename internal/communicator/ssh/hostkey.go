@@ -169,6 +169,9 @@ type HostKeyChecker struct {
 	mu       sync.Mutex
 	pinned   []Fingerprint
 	accepted *Fingerprint
+	// acceptedKey is the key behind accepted, for callers that hand the
+	// verified key on (the ansible provisioner's known_hosts).
+	acceptedKey gossh.PublicKey
 }
 
 // PinnedHostKeys accepts only keys with one of the given fingerprints.
@@ -201,6 +204,13 @@ func (h *HostKeyChecker) Accepted() (Fingerprint, bool) {
 	return *h.accepted, true
 }
 
+// AcceptedKey returns the last key the checker accepted, or nil.
+func (h *HostKeyChecker) AcceptedKey() gossh.PublicKey {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.acceptedKey
+}
+
 // HostKeyError reports a host key that the policy rejected.
 type HostKeyError struct {
 	Addr     string
@@ -231,21 +241,22 @@ func (h *HostKeyChecker) Callback() gossh.HostKeyCallback {
 		defer h.mu.Unlock()
 		switch h.mode {
 		case HostKeyInsecure:
-			h.accepted = &got
+			h.accepted, h.acceptedKey = &got, key
 			return nil
 		case HostKeyTOFU:
 			if h.accepted == nil {
-				h.accepted = &got
+				h.accepted, h.acceptedKey = &got, key
 				return nil
 			}
 			if h.accepted.Hash == got.Hash {
+				h.acceptedKey = key
 				return nil
 			}
 			return &HostKeyError{Addr: hostname, Mode: h.mode, Expected: []Fingerprint{*h.accepted}, Got: got}
 		default:
 			for _, f := range h.pinned {
 				if f.matches(key) {
-					h.accepted = &got
+					h.accepted, h.acceptedKey = &got, key
 					return nil
 				}
 			}

@@ -1,0 +1,17 @@
+//go:build unix
+
+package ansible
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// killGroup runs cmd in its own process group and, on cancellation, kills
+// the whole group: ansible-playbook's workers and ssh clients die with it.
+func killGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
