@@ -39,6 +39,19 @@ func (f *faultFlags) String() string {
 	return strings.Join(s, " ")
 }
 
+type lagFlags []ec2sim.Lag
+
+func (f *lagFlags) String() string { return fmt.Sprint(len(*f), " lag rules") }
+
+func (f *lagFlags) Set(v string) error {
+	l, err := ec2sim.ParseLag(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, l)
+	return nil
+}
+
 func (f *faultFlags) Set(v string) error {
 	r, err := ec2sim.ParseFaultRule(v)
 	if err != nil {
@@ -54,8 +67,11 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	fs.SetOutput(stderr)
 	var opts ec2sim.Options
 	var faults faultFlags
+	var lags lagFlags
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "listen address (loopback only)")
 	profile := fs.String("latency", "default", "latency profile: default (realistic but quick) or zero")
+	consistency := fs.String("consistency", "", "eventual-consistency profile: default (as EC2: a few new instances, groups and key pairs seen late), harsh (every new resource unknown to every call for 1-2s) or none; default: none with -latency zero, else default")
+	fs.Var(&lags, "lag", "replace the consistency profile's lags with this one, KIND:CALLS%P@MIN-MAX (repeatable), e.g. instance:describe,tag%0.05@100ms-1s")
 	region := fs.String("region", "us-east-1", "region to print in the environment")
 	fs.StringVar(&opts.StateDir, "state-dir", "", "directory for instances' root filesystems (root-owned, not under /tmp; default /var/lib/amibake-ec2sim)")
 	fs.BoolVar(&opts.NoSSH, "no-ssh", false, "run instances without SSH servers (API only; needs no root)")
@@ -66,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	fs.DurationVar(&opts.SSHStartDelay, "ssh-start-delay", 0, "extra delay before each instance's sshd starts (slow SSH)")
 	verbose := fs.Bool("v", false, "debug logging to stderr")
 	lat := map[string]*time.Duration{}
-	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending", "consistency"} {
+	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending"} {
 		lat[name] = fs.Duration("latency-"+name, -1, "override the profile's "+name+" latency")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -83,10 +99,23 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	default:
 		return opts, "", fmt.Errorf("-latency %q: want default or zero", *profile)
 	}
+	if *consistency == "" {
+		*consistency = "default"
+		if *profile == "zero" {
+			*consistency = "none"
+		}
+	}
+	var err error
+	if opts.Consistency, err = ec2sim.ConsistencyProfile(*consistency); err != nil {
+		return opts, "", fmt.Errorf("-consistency: %w", err)
+	}
+	if len(lags) > 0 {
+		opts.Consistency = ec2sim.Consistency{Name: "custom", Lags: lags}
+	}
 	for name, dst := range map[string]*time.Duration{
 		"request": &opts.Latency.Request, "pending": &opts.Latency.Pending, "ssh-ready": &opts.Latency.SSHReady,
 		"stopping": &opts.Latency.Stopping, "shutting-down": &opts.Latency.ShuttingDown, "image-pending": &opts.Latency.ImagePending,
-		"snapshot-pending": &opts.Latency.SnapshotPending, "consistency": &opts.Latency.Consistency,
+		"snapshot-pending": &opts.Latency.SnapshotPending,
 	} {
 		if *lat[name] >= 0 {
 			*dst = *lat[name]
@@ -124,6 +153,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "ec2sim: stopping (terminating every instance)")
+	// Start's own watcher closes the server on ctx too; Close waits for
+	// whichever call runs the shutdown, so nothing is left when we exit.
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(stderr, "ec2sim: stop:", err)
 		return 1

@@ -38,9 +38,10 @@
 //
 // Latency sets each state transition; zero durations complete inside the
 // call that starts them while the answer still shows the state AWS
-// answers with (pending, stopping, ...). Latency.Consistency hides new ids
-// from Describe calls and CreateTags (NotFound) for a while, as EC2's
-// eventual consistency does. Options.Faults inject errors by call number
+// answers with (pending, stopping, ...). Options.Consistency models EC2's
+// eventual consistency: which calls see which new resources late, how
+// often and for how long (DefaultConsistency as EC2 behaves for clients
+// every day, HarshConsistency for resilience tests; see consistency.go). Options.Faults inject errors by call number
 // or probability, reproducibly from Options.Seed (see ParseFaultRule for
 // the flag syntax); SSH drops and slow sshd starts are vm options.
 //

@@ -16,19 +16,14 @@ type Latency struct {
 	ShuttingDown    time.Duration // shutting-down → terminated
 	ImagePending    time.Duration // image pending → available (snapshot progress rises meanwhile)
 	SnapshotPending time.Duration // CreateSnapshot pending → completed
-	// Consistency is the eventual-consistency window: a new resource
-	// answers NotFound to Describe calls (and is left out of listings)
-	// for this long after it was created.
-	Consistency time.Duration
 }
 
-// ZeroLatency is the profile for tests: every transition is immediate and
-// new resources are visible at once.
+// ZeroLatency is the profile for tests: every transition is immediate.
 func ZeroLatency() Latency { return Latency{} }
 
 // DefaultLatency is realistic in shape but quick: a bake sees pending
-// instances, a running instance whose SSH is not up yet, pending images
-// and eventual consistency, in seconds rather than minutes.
+// instances, a running instance whose SSH is not up yet and pending
+// images, in seconds rather than minutes.
 func DefaultLatency() Latency {
 	return Latency{
 		Request:         5 * time.Millisecond,
@@ -38,7 +33,6 @@ func DefaultLatency() Latency {
 		ShuttingDown:    time.Second,
 		ImagePending:    4 * time.Second,
 		SnapshotPending: 3 * time.Second,
-		Consistency:     time.Second,
 	}
 }
 
@@ -49,6 +43,10 @@ type Options struct {
 	// AccountID owns everything created; default 123456789012.
 	AccountID string
 	Latency   Latency
+	// Consistency is the eventual-consistency profile: which calls see a
+	// new resource late, how often and for how long. The zero value means
+	// none, or the profile EC2SIM_CONSISTENCY names (none, default, harsh).
+	Consistency Consistency
 	// Faults are injected into API calls; Seed makes them reproducible.
 	Faults []FaultRule
 	Seed   int64

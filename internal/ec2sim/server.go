@@ -39,6 +39,14 @@ type Server struct {
 	faults    *faultSet
 	ipInUse   map[string]bool
 	closed    bool
+
+	// closeOnce runs the shutdown once; every Close waits for it and
+	// returns its error (a signal watcher and the caller both close).
+	closeOnce sync.Once
+	closeErr  error
+
+	consistency Consistency
+	lagRand     *rand.Rand // eventual-consistency draws, apart from ids
 }
 
 // Start starts a simulator listening on opts.Addr (default 127.0.0.1:0).
@@ -80,6 +88,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.consistency, err = consistencyFromEnv(opts.Consistency); err != nil {
+		return nil, err
+	}
+	s.lagRand = newLagRand(seed)
 	s.hosts = opts.Hosts
 	if s.hosts == nil {
 		if opts.NoSSH {
@@ -117,13 +129,15 @@ func (s *Server) URL() string { return "http://" + s.lis.Addr().String() }
 func (s *Server) AccountID() string { return s.opt.AccountID }
 
 // Close stops the listener, every instance and the host backend, leaving
-// no process or file behind.
+// no process or file behind. Every call waits for that to finish and
+// returns its result.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
@@ -286,21 +300,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.WriteString("<requestId>" + reqID + "</requestId>")
 	out.WriteString(c.x.b.String())
 	out.WriteString("</" + q.Action + "Response>")
-	settle()
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.Header().Set("x-amzn-RequestId", reqID)
 	_, _ = io.WriteString(w, out.String())
 }
-
-// settle gives the client's HTTP transport a moment to finish writing the
-// request before the answer arrives. smithy-go closes the request body as
-// soon as response headers are in, and its body's WriteTo then returns
-// io.EOF, which net/http takes for a write error and closes the
-// connection mid-response ("use of closed network connection" for answers
-// larger than 4 KiB). Real AWS is never fast enough to lose this race; an
-// in-process simulator on loopback is.
-func settle() { time.Sleep(time.Millisecond) }
 
 func (s *Server) record(action string) {
 	s.mu.Lock()

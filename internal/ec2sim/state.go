@@ -150,7 +150,7 @@ type region struct {
 	templates map[string]*launchTemplate
 	tags      map[string][]Tag
 	tokens    map[string]string // "Action/token" → id
-	created   map[string]time.Time
+	created   map[string]hidden // new resources seen late (eventual consistency)
 	publicIP  int
 }
 
@@ -160,7 +160,7 @@ func (s *Server) newRegion(name string, index int) *region {
 		images: map[string]*image{}, snapshots: map[string]*snapshot{}, volumes: map[string]*volume{},
 		instances: map[string]*instance{}, keys: map[string]*keyPair{}, groups: map[string]*group{},
 		templates: map[string]*launchTemplate{}, tags: map[string][]Tag{}, tokens: map[string]string{},
-		created: map[string]time.Time{},
+		created: map[string]hidden{},
 	}
 	// Default VPC in 127.0.0.0/8 so every address the API reports is
 	// loopback; regions get distinct /16s so their instances never clash.
