@@ -60,8 +60,9 @@
 // finishing the request, takes for a write error and closes the
 // connection while a response larger than 4 KiB is being read
 // ("deserialization failed ... use of closed network connection"). Real
-// AWS is never fast enough to lose that race; a loopback simulator is.
-// The server waits a millisecond before answering, which makes it rare;
-// a client can rule it out by wrapping its transport so the request body
-// does not expose WriteTo (see hideWriteTo in this package's tests).
+// AWS is rarely fast enough to lose that race; a loopback simulator often
+// is, and it does not hide it (upstream aws-sdk-go-v2 #1825, #2737). A
+// client rules it out by wrapping its transport so the request body does
+// not expose WriteTo, as internal/awsclient does (see hideWriteTo in this
+// package's tests).
 package ec2sim
