@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/reaper"
@@ -597,7 +598,7 @@ func (s *soak) leaks(ctx context.Context, stateDir string) []string {
 		return ""
 	})
 	clients := func(region string) (reaper.EC2API, error) {
-		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(s.srv.URL()),
+		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(s.srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIASOAKCHECKER00001", "checker", "")},
 			func(o *ec2.Options) {
 				// The checker must not give up under the injected faults.
