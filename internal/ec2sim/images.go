@@ -316,6 +316,12 @@ func parseBDMs(q *Query) ([]bdm, error) {
 		b.VirtualName = s.Str("VirtualName")
 		b.NoDevice = s.Has("NoDevice")
 		b.Iops, _ = e.Int("Iops", 0)
+		if b.Throughput, err = e.Int("Throughput", 0); err != nil {
+			return nil, err
+		}
+		if b.Throughput != 0 && b.VolumeType != "gp3" {
+			return nil, apiErr("InvalidParameterCombination", "Throughput is only valid for gp3 volumes.")
+		}
 		out = append(out, b)
 	}
 	return out, nil
@@ -352,6 +358,9 @@ func mergeBDMs(base, req []bdm) []bdm {
 		}
 		if r.Iops > 0 {
 			b.Iops = r.Iops
+		}
+		if r.Throughput > 0 {
+			b.Throughput = r.Throughput
 		}
 		b.DeleteOnTermination = r.DeleteOnTermination
 		if r.Encrypted {

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -30,7 +27,6 @@ func init() {
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-var instanceTypeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`) })
 
 func (c *call) instance(id string) (*instance, error) {
 	if id == "" {
@@ -220,8 +216,13 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 	if req.itype == "" {
 		req.itype = "m1.small"
 	}
-	if !instanceTypeRe().MatchString(req.itype) {
-		return "", nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", req.itype)
+	itype, err := checkLaunchType(req.itype, im.Arch)
+	if err != nil {
+		return "", nil, err
+	}
+	opts, err := readLaunchOptions(q, itype)
+	if err != nil {
+		return "", nil, err
 	}
 	var key *keyPair
 	if name := q.Str("KeyName"); name != "" {
@@ -307,8 +308,9 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 			Spot: req.spot, HttpTokens: q.Str("MetadataOptions.HttpTokens"), HttpEndpoint: q.Str("MetadataOptions.HttpEndpoint"),
 			HopLimit: hopLimit, LaunchIndex: i, ShutdownBehavior: behavior, Flavor: im.Flavor, Created: c.now,
 			SourceDestCheck: true, EbsOptimized: q.Bool("EbsOptimized"), DisableAPITermination: q.Bool("DisableApiTermination"),
-			done: make(chan struct{}),
+			Opts: opts, done: make(chan struct{}),
 		}
+		in.MAC = macFor(c.s.newID(""))
 		if key != nil {
 			in.KeyName = key.Name
 		}
@@ -338,7 +340,7 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 			}
 			v := &volume{
 				ID: c.s.newID("vol-"), Type: b.VolumeType, AZ: sn.AZ, State: "in-use", SnapshotID: b.SnapshotID,
-				Size: b.VolumeSize, Iops: b.Iops, Encrypted: b.Encrypted, KmsKeyID: b.KmsKeyID, Created: c.now,
+				Size: b.VolumeSize, Iops: b.Iops, Throughput: b.Throughput, Encrypted: b.Encrypted, KmsKeyID: b.KmsKeyID, Created: c.now,
 				InstanceID: in.ID, Device: b.DeviceName, AttachTime: c.now, DeleteOnTermination: b.DeleteOnTermination,
 			}
 			c.r.volumes[v.ID] = v
@@ -885,7 +887,7 @@ func (c *call) instanceField(in *instance, name string) []string {
 	case "virtualization-type":
 		return one("hvm")
 	case "hypervisor":
-		return one("xen")
+		return one(instanceTypes[in.Type].hypervisor())
 	case "block-device-mapping.volume-id":
 		var out []string
 		for _, d := range in.Devices {
@@ -933,11 +935,14 @@ func (c *call) writeInstance(in *instance) {
 	x.time("launchTime", in.Launch)
 	x.open("placement")
 	x.leaf("availabilityZone", in.AZ)
-	x.leaf("groupName", "")
-	x.leaf("tenancy", "default")
+	if sn := c.r.subnet(in.SubnetID); sn != nil {
+		x.leaf("availabilityZoneId", sn.ZoneID)
+	}
+	x.leaf("groupName", in.Opts.PlacementGroup)
+	x.leaf("tenancy", in.Opts.Tenancy)
 	x.close("placement")
 	x.open("monitoring")
-	x.leaf("state", "disabled")
+	x.leaf("state", map[bool]string{true: "enabled", false: "disabled"}[in.Opts.Monitoring])
 	x.close("monitoring")
 	x.leaf("subnetId", in.SubnetID)
 	x.leaf("vpcId", in.VpcID)
@@ -982,11 +987,12 @@ func (c *call) writeInstance(in *instance) {
 	if tags := c.r.tags[in.ID]; len(tags) > 0 {
 		x.tags(tags)
 	}
-	x.leaf("hypervisor", "xen")
+	x.leaf("hypervisor", instanceTypes[in.Type].hypervisor())
 	if in.State != "terminated" {
 		x.open("networkInterfaceSet")
 		x.open("item")
 		x.leaf("networkInterfaceId", stableID("eni-", in.ID))
+		x.leaf("macAddress", in.MAC)
 		x.leaf("subnetId", in.SubnetID)
 		x.leaf("vpcId", in.VpcID)
 		x.leaf("ownerId", c.s.opt.AccountID)
@@ -1032,7 +1038,10 @@ func (c *call) writeInstance(in *instance) {
 	x.leaf("httpTokens", in.HttpTokens)
 	x.num("httpPutResponseHopLimit", in.HopLimit)
 	x.leaf("httpEndpoint", in.HttpEndpoint)
+	x.leaf("httpProtocolIpv6", in.Opts.IPv6Metadata)
+	x.leaf("instanceMetadataTags", in.Opts.MetadataTags)
 	x.close("metadataOptions")
+	c.writeLaunchOptions(x, in)
 	x.leaf("platformDetails", "Linux/UNIX")
 	x.leaf("usageOperation", "RunInstances")
 	x.leaf("bootMode", "uefi")
@@ -1144,8 +1153,13 @@ func modifyInstanceAttribute(c *call) error {
 		if err := needStopped(); err != nil {
 			return err
 		}
-		if !instanceTypeRe().MatchString(v) {
-			return apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", v)
+		im := c.r.images[in.ImageID]
+		arch := in.Arch
+		if im != nil {
+			arch = im.Arch
+		}
+		if _, err := checkLaunchType(v, arch); err != nil {
+			return err
 		}
 		in.Type, changed = v, true
 	}
@@ -1240,10 +1254,42 @@ func describeInstanceAttribute(c *call) error {
 		value(a, in.RootDevice)
 	case "groupSet":
 		c.writeGroupSet(x, in.Groups)
+	case "enclaveOptions":
+		x.open(a)
+		x.boolean("enabled", in.Opts.Enclave)
+		x.close(a)
+	case "disableApiStop":
+		value(a, boolStr(in.Opts.DisableAPIStop))
+	case "enaSupport":
+		value(a, boolStr(instanceTypes[in.Type].Nitro))
+	case "sriovNetSupport":
+		x.open(a)
+		x.close(a)
+	case "kernel", "ramdisk":
+		x.open(a)
+		x.close(a)
+	case "productCodes":
+		x.open(a)
+		x.close(a)
+	case "blockDeviceMapping":
+		x.open(a)
+		for _, d := range in.Devices {
+			if v := c.r.volumes[d.VolumeID]; v != nil {
+				x.open("item")
+				x.leaf("deviceName", d.Device)
+				x.open("ebs")
+				x.leaf("volumeId", v.ID)
+				x.leaf("status", "attached")
+				x.time("attachTime", v.AttachTime)
+				x.boolean("deleteOnTermination", v.DeleteOnTermination)
+				x.close("ebs")
+				x.close("item")
+			}
+		}
+		x.close(a)
 	default:
 		return apiErr("InvalidParameterValue", "Value (%s) for parameter attribute is invalid.", a)
 	}
 	return nil
 }
 
-var _ = slices.Contains[[]string]

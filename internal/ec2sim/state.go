@@ -17,6 +17,7 @@ type bdm struct {
 	Encrypted           bool
 	KmsKeyID            string
 	Iops                int
+	Throughput          int
 	NoDevice            bool
 	VirtualName         string
 }
@@ -61,7 +62,7 @@ type snapshot struct {
 
 type volume struct {
 	ID, Type, AZ, State, SnapshotID string
-	Size, Iops                      int
+	Size, Iops, Throughput          int
 	Encrypted                       bool
 	KmsKeyID                        string
 	Created                         time.Time
@@ -81,6 +82,26 @@ type permission struct {
 	CIDRs, CIDRv6    []string
 	Groups           []string
 	RuleIDs          []string
+	// Rules and Descs map each source (a CIDR or group id) to its
+	// security group rule id and description (IpRange.Description).
+	Rules, Descs map[string]string
+}
+
+// ruleOf returns the rule id of one source, creating it (and recording
+// its description) on first use.
+func (p *permission) ruleOf(src string, newID func() string) string {
+	if p.Rules == nil {
+		p.Rules = map[string]string{}
+	}
+	id, ok := p.Rules[src]
+	if !ok {
+		id = newID()
+		if i := len(p.Rules); i < len(p.RuleIDs) {
+			id = p.RuleIDs[i]
+		}
+		p.Rules[src] = id
+	}
+	return id
 }
 
 type group struct {
@@ -116,6 +137,8 @@ type instance struct {
 	SourceDestCheck                            bool
 	Flavor                                     Flavor
 	Created                                    time.Time
+	MAC                                        string
+	Opts                                       launchOptions
 
 	gen     int // bumps on every state change so stale transitions give up
 	opMu    sync.Mutex

@@ -98,8 +98,12 @@ func describeVolumes(c *call) error {
 			x.tags(tags)
 		}
 		x.leaf("volumeType", v.Type)
-		if v.Iops > 0 {
-			x.num("iops", v.Iops)
+		iops, tput := volumePerf(v)
+		if iops > 0 {
+			x.num("iops", iops)
+		}
+		if tput > 0 {
+			x.num("throughput", tput)
 		}
 		x.boolean("encrypted", v.Encrypted)
 		x.opt("kmsKeyId", v.KmsKeyID)
@@ -107,6 +111,26 @@ func describeVolumes(c *call) error {
 	})
 	c.nextToken(next)
 	return nil
+}
+
+// volumePerf is what DescribeVolumes reports: gp3 has a 3,000 IOPS and
+// 125 MiB/s baseline unless more was asked (EBS volume types, "General
+// Purpose SSD volumes": gp3); gp2 3 IOPS per GiB, at least 100 and at
+// most 16,000.
+func volumePerf(v *volume) (iops, throughput int) {
+	iops, throughput = v.Iops, v.Throughput
+	switch v.Type {
+	case "gp3":
+		if iops == 0 {
+			iops = 3000
+		}
+		if throughput == 0 {
+			throughput = 125
+		}
+	case "gp2":
+		iops = min(max(3*v.Size, 100), 16000)
+	}
+	return iops, throughput
 }
 
 func deleteVolume(c *call) error {
