@@ -27,7 +27,6 @@ func init() {
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-
 func (c *call) instance(id string) (*instance, error) {
 	if id == "" {
 		return nil, apiErr("MissingParameter", "The request must contain the parameter InstanceId")
@@ -1292,4 +1291,3 @@ func describeInstanceAttribute(c *call) error {
 	}
 	return nil
 }
-

@@ -202,4 +202,3 @@ func describeInstanceCreditSpecifications(c *call) error {
 	c.nextToken(next)
 	return nil
 }
-
