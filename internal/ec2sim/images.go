@@ -876,8 +876,14 @@ func modifyImageAttribute(c *call) error {
 	case "remove":
 		remove = append(remove, legacy...)
 	case "":
-		if len(legacy) > 0 {
-			return apiErr("MissingParameter", "The request must contain the parameter OperationType")
+		// Packer's ami_users (and SDK v1 callers) send the same users both
+		// as LaunchPermission.Add.N.UserId and as UserId.N, without
+		// OperationType, and EC2 accepts it: the flat list only repeats the
+		// structured one. A flat list alone still needs OperationType.
+		for _, l := range legacy {
+			if !slices.Contains(add, l) && !slices.Contains(remove, l) {
+				return apiErr("MissingParameter", "The request must contain the parameter OperationType")
+			}
 		}
 	default:
 		return apiErr("InvalidParameterValue", "Value (%s) for parameter operationType is invalid.", q.Str("OperationType"))

@@ -886,7 +886,7 @@ func (c *call) instanceField(in *instance, name string) []string {
 	case "virtualization-type":
 		return one("hvm")
 	case "hypervisor":
-		return one(instanceTypes[in.Type].hypervisor())
+		return one("xen")
 	case "block-device-mapping.volume-id":
 		var out []string
 		for _, d := range in.Devices {
@@ -986,7 +986,10 @@ func (c *call) writeInstance(in *instance) {
 	if tags := c.r.tags[in.ID]; len(tags) > 0 {
 		x.tags(tags)
 	}
-	x.leaf("hypervisor", instanceTypes[in.Type].hypervisor())
+	// "The value xen is used for both Xen and Nitro hypervisors"
+	// (Instance.Hypervisor, EC2 API reference): DescribeInstanceTypes tells
+	// them apart.
+	x.leaf("hypervisor", "xen")
 	if in.State != "terminated" {
 		x.open("networkInterfaceSet")
 		x.open("item")

@@ -250,6 +250,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, apiErr("InvalidAction", "The action %s is not valid for this web service.", q.Action), reqID)
 		return
 	}
+	if err := checkParams(q); err != nil {
+		writeEC2Error(w, err, reqID)
+		return
+	}
 	if q.Bool("DryRun") {
 		writeEC2Error(w, &APIError{Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set.", Status: http.StatusPreconditionFailed}, reqID)
 		return
@@ -304,6 +308,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.Header().Set("x-amzn-RequestId", reqID)
 	_, _ = io.WriteString(w, out.String())
+}
+
+//go:generate go run gen_params.go
+
+// commonParams are accepted by every action: the Query API's own
+// (action, version, the signature of a presigned request).
+var commonParams = map[string]bool{
+	"Action": true, "Version": true, "AWSAccessKeyId": true, "Signature": true, "SignatureMethod": true,
+	"SignatureVersion": true, "Timestamp": true, "Expires": true, "SecurityToken": true,
+}
+
+// checkParams refuses a parameter the action does not take, as EC2 does
+// (UnknownParameter; "Common client error codes", EC2 API reference),
+// rather than ignoring it: a client's typo must not pass here and fail
+// on EC2. The parameter lists come from the SDK's serializers
+// (params_gen.go).
+func checkParams(q *Query) *APIError {
+	known, ok := actionParams[q.Action]
+	if !ok {
+		return nil
+	}
+	for k := range q.Params {
+		top, _, _ := strings.Cut(k, ".")
+		if commonParams[top] || strings.HasPrefix(top, "X-Amz-") {
+			continue
+		}
+		found := false
+		for _, p := range known {
+			if p == top {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return apiErr("UnknownParameter", "The parameter %s is not recognized", top)
+		}
+	}
+	return nil
 }
 
 func (s *Server) record(action string) {
