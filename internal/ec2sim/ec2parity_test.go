@@ -1,9 +1,11 @@
 package ec2sim_test
 
 import (
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -240,5 +242,47 @@ func TestModifyImageAttributePackerShape(t *testing.T) {
 	status, body = post(t, f.srv, authHeader, url.Values{"Action": {"ModifyImageAttribute"}, "ImageId": {*img.ImageId}, "UserId.1": {"444455556666"}})
 	if status != 400 || !strings.Contains(body, "MissingParameter") {
 		t.Fatalf("flat users without OperationType: %d %s", status, body)
+	}
+}
+
+func TestConsoleOutput(t *testing.T) {
+	const post = 300 * time.Millisecond
+	f := newFixture(t, ec2sim.Options{Latency: ec2sim.Latency{ConsolePost: post}})
+	console := func(id string, latest bool) (string, error) {
+		out, err := f.c.GetConsoleOutput(f.ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(latest)})
+		if err != nil {
+			return "", err
+		}
+		b, _ := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+		return string(b), nil
+	}
+	xen := f.run(t, func(in *ec2.RunInstancesInput) { in.InstanceType = "t2.micro" })
+	booted := time.Now()
+	nitro := f.run(t, func(in *ec2.RunInstancesInput) { in.InstanceType = "t3.micro" })
+	if _, err := console(xen, true); apiCode(err) != "UnsupportedOperation" {
+		t.Errorf("Latest on t2.micro: %v, want UnsupportedOperation", err)
+	}
+	if out, err := console(nitro, true); err != nil || !strings.Contains(out, "login") {
+		t.Errorf("Latest on t3.micro: %q, %v; want the live console", out, err)
+	}
+	if out, err := console(xen, false); err != nil || (out != "" && time.Since(booted) < post) {
+		t.Errorf("buffered console right after boot: %q, %v; want nothing posted yet", out, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := console(xen, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "login") {
+			if d := time.Since(booted); d < post {
+				t.Errorf("posted after %s, want at least %s", d, post)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("console output never posted")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -409,6 +409,7 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 		in.machine = m
 		s.mu.Unlock()
 		s.watch(in, m)
+		s.postConsole(in, m)
 	}
 	if L.SSHReady > 0 {
 		s.mu.Lock()
@@ -498,6 +499,9 @@ func (s *Server) terminatedLocked(in *instance, code, msg string) {
 		return
 	}
 	in.State = "terminated"
+	if in.machine != nil && s.opt.Latency.ConsolePost <= 0 {
+		in.console, in.consoleAt = lastBytes(in.machine.ConsoleOutput(), consoleLimit), time.Now()
+	}
 	in.StateReasonCode, in.StateReasonMessage = code, msg
 	in.TransitionReason = fmt.Sprintf("User initiated (%s)", time.Now().UTC().Format("2006-01-02 15:04:05 GMT"))
 	in.machine = nil
@@ -718,25 +722,101 @@ func rebootInstances(c *call) error {
 	return nil
 }
 
+// getConsoleOutput answers with the posted (buffered) console output, or
+// with Latest=true the live one, which EC2 supports only on Nitro
+// instance types ("You can optionally retrieve the latest serial console
+// output at any time during the instance lifecycle. This option is
+// supported on instance types that use the Nitro hypervisor.";
+// GetConsoleOutput, EC2 API reference). On Xen types (t2, m4, c4...) EC2
+// answers UnsupportedOperation.
 func getConsoleOutput(c *call) error {
 	c.s.mu.Lock()
 	in, err := c.instance(c.q.Str("InstanceId"))
 	var m Machine
+	var posted string
+	var at time.Time
+	var itype instanceType
 	if err == nil {
-		m = in.machine
+		m, posted, at, itype = in.machine, in.console, in.consoleAt, instanceTypes[in.Type]
 	}
 	c.s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	c.x.leaf("instanceId", in.ID)
-	c.x.time("timestamp", time.Now())
-	if m != nil {
-		if out := m.ConsoleOutput(); out != "" {
-			c.x.leaf("output", base64.StdEncoding.EncodeToString([]byte(out)))
+	if c.q.Bool("Latest") {
+		if !itype.Nitro {
+			return apiErr("UnsupportedOperation", "This instance type does not support retrieving the latest console logs.")
 		}
+		if m != nil {
+			posted, at = lastBytes(m.ConsoleOutput(), consoleLimit), time.Now()
+		}
+	} else if c.s.opt.Latency.ConsolePost <= 0 && m != nil {
+		posted, at = lastBytes(m.ConsoleOutput(), consoleLimit), time.Now()
+	}
+	c.x.leaf("instanceId", in.ID)
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c.x.time("timestamp", at)
+	if posted != "" {
+		c.x.leaf("output", base64.StdEncoding.EncodeToString([]byte(posted)))
 	}
 	return nil
+}
+
+// consoleLimit: "Only the most recent 64 KB of console output is
+// available."
+const consoleLimit = 64 << 10
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// postConsole keeps an instance's posted console output ConsolePost
+// behind its live one: whenever the live output has changed (the boot
+// log, cloud-init's host keys, a reboot, a shutdown), it is posted one
+// ConsolePost later. It runs until the instance is terminated, then
+// keeps the last post (EC2 keeps it "for at least one hour").
+func (s *Server) postConsole(in *instance, m Machine) {
+	d := s.opt.Latency.ConsolePost
+	if d <= 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		last := ""
+		for {
+			// Sample now, post what was sampled one delay later: a change
+			// is seen between d and 2d after it happened.
+			cur := lastBytes(m.ConsoleOutput(), consoleLimit)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			if cur != last {
+				s.mu.Lock()
+				in.console, in.consoleAt = cur, time.Now()
+				s.mu.Unlock()
+				last = cur
+			}
+			select {
+			case <-in.done:
+				// Terminated: post once more what the shutdown printed.
+				if final := lastBytes(m.ConsoleOutput(), consoleLimit); final != last && s.sleep(d) {
+					s.mu.Lock()
+					in.console, in.consoleAt = final, time.Now()
+					s.mu.Unlock()
+				}
+				return
+			default:
+			}
+		}
+	}()
 }
 
 func describeInstances(c *call) error {

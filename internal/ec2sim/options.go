@@ -16,6 +16,13 @@ type Latency struct {
 	ShuttingDown    time.Duration // shutting-down → terminated
 	ImagePending    time.Duration // image pending → available (snapshot progress rises meanwhile)
 	SnapshotPending time.Duration // CreateSnapshot pending → completed
+	// ConsolePost is how long after an instance's console output changes
+	// (boot, reboot, stop, termination) GetConsoleOutput shows it: EC2
+	// "returns buffered information that was posted shortly after an
+	// instance transition state" (GetConsoleOutput, EC2 API reference).
+	// Zero posts at once. Latest=true reads the live console on Nitro
+	// types regardless.
+	ConsolePost time.Duration
 }
 
 // ZeroLatency is the profile for tests: every transition is immediate.
@@ -33,6 +40,7 @@ func DefaultLatency() Latency {
 		ShuttingDown:    time.Second,
 		ImagePending:    4 * time.Second,
 		SnapshotPending: 3 * time.Second,
+		ConsolePost:     2 * time.Second,
 	}
 }
 

@@ -139,6 +139,9 @@ type instance struct {
 	Created                                    time.Time
 	MAC                                        string
 	Opts                                       launchOptions
+	// console is the posted console output and when it was posted.
+	console   string
+	consoleAt time.Time
 
 	gen     int // bumps on every state change so stale transitions give up
 	opMu    sync.Mutex
