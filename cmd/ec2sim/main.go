@@ -69,7 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	var faults faultFlags
 	var lags lagFlags
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "listen address (loopback only)")
-	profile := fs.String("latency", "default", "latency profile: default (realistic but quick) or zero")
+	profile := fs.String("latency", "default", "latency profile: default (realistic in shape but quick), ec2 (EC2's own durations for a small instance: a bake takes minutes) or zero")
+	scale := fs.Float64("time-scale", 1, "multiply every latency by this factor (e.g. -latency ec2 -time-scale 0.05)")
 	consistency := fs.String("consistency", "", "eventual-consistency profile: default (as EC2: a few new instances, groups and key pairs seen late), harsh (every new resource unknown to every call for 1-2s) or none; default: none with -latency zero, else default")
 	fs.Var(&lags, "lag", "replace the consistency profile's lags with this one, KIND:CALLS%P@MIN-MAX (repeatable), e.g. instance:describe,tag%0.05@100ms-1s")
 	region := fs.String("region", "us-east-1", "region to print in the environment")
@@ -82,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	fs.DurationVar(&opts.SSHStartDelay, "ssh-start-delay", 0, "extra delay before each instance's sshd starts (slow SSH)")
 	verbose := fs.Bool("v", false, "debug logging to stderr")
 	lat := map[string]*time.Duration{}
-	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending"} {
+	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending", "console-post"} {
 		lat[name] = fs.Duration("latency-"+name, -1, "override the profile's "+name+" latency")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -94,10 +95,18 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	switch *profile {
 	case "default":
 		opts.Latency = ec2sim.DefaultLatency()
+	case "ec2":
+		opts.Latency = ec2sim.EC2Latency()
 	case "zero":
 		opts.Latency = ec2sim.ZeroLatency()
 	default:
-		return opts, "", fmt.Errorf("-latency %q: want default or zero", *profile)
+		return opts, "", fmt.Errorf("-latency %q: want default, ec2 or zero", *profile)
+	}
+	if *scale <= 0 {
+		return opts, "", fmt.Errorf("-time-scale %v: want a positive factor", *scale)
+	}
+	if *scale != 1 {
+		opts.Latency = opts.Latency.Scaled(*scale)
 	}
 	if *consistency == "" {
 		*consistency = "default"
@@ -115,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	for name, dst := range map[string]*time.Duration{
 		"request": &opts.Latency.Request, "pending": &opts.Latency.Pending, "ssh-ready": &opts.Latency.SSHReady,
 		"stopping": &opts.Latency.Stopping, "shutting-down": &opts.Latency.ShuttingDown, "image-pending": &opts.Latency.ImagePending,
-		"snapshot-pending": &opts.Latency.SnapshotPending,
+		"snapshot-pending": &opts.Latency.SnapshotPending, "console-post": &opts.Latency.ConsolePost,
 	} {
 		if *lat[name] >= 0 {
 			*dst = *lat[name]
@@ -144,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
+	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/events, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
 	// AMIBAKE_CHECKIP_URL keeps amibake's public-IP detection on loopback
 	// too: without it a build would ask checkip.amazonaws.com.
 	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIASIMULATOR000001 AWS_SECRET_ACCESS_KEY=simulator-secret AWS_REGION=%s AMIBAKE_CHECKIP_URL=%s/_sim/myip AWS_EC2_METADATA_DISABLED=true\n", srv.URL(), region, srv.URL())

@@ -20,7 +20,7 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: nil, check: func(t *testing.T, o ec2sim.Options) {
-			if o.Latency != ec2sim.DefaultLatency() || o.Addr != "127.0.0.1:0" || o.NoSSH {
+			if o.Latency != ec2sim.DefaultLatency() || o.Addr != "127.0.0.1:0" || o.NoSSH || o.Consistency.Name != "default" {
 				t.Errorf("defaults: %+v", o)
 			}
 		}},
@@ -37,7 +37,29 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "bad fault", args: []string{"-fault", "RunInstances:Nope"}, wantErr: "unknown"},
-		{name: "bad profile", args: []string{"-latency", "slow"}, wantErr: "want default or zero"},
+		{name: "bad profile", args: []string{"-latency", "slow"}, wantErr: "want default, ec2 or zero"},
+		{name: "ec2 timing scaled", args: []string{"-latency", "ec2", "-time-scale", "0.1"}, check: func(t *testing.T, o ec2sim.Options) {
+			if o.Latency != ec2sim.EC2Latency().Scaled(0.1) || o.Latency.ImagePending != 24*time.Second {
+				t.Errorf("latency = %+v", o.Latency)
+			}
+		}},
+		{name: "bad scale", args: []string{"-time-scale", "0"}, wantErr: "positive factor"},
+		{name: "consistency follows the latency profile", args: []string{"-latency", "zero"}, check: func(t *testing.T, o ec2sim.Options) {
+			if o.Consistency.Name != "none" {
+				t.Errorf("consistency = %+v, want none", o.Consistency)
+			}
+		}},
+		{name: "harsh", args: []string{"-consistency", "harsh"}, check: func(t *testing.T, o ec2sim.Options) {
+			if o.Consistency.Name != "harsh" || o.Consistency.MaxWindow() != 2*time.Second {
+				t.Errorf("consistency = %+v", o.Consistency)
+			}
+		}},
+		{name: "lag rules", args: []string{"-lag", "image:describe%0.5@1s-2s"}, check: func(t *testing.T, o ec2sim.Options) {
+			if len(o.Consistency.Lags) != 1 || o.Consistency.Lags[0].Kind != "image" || o.Consistency.Lags[0].Probability != 0.5 {
+				t.Errorf("consistency = %+v", o.Consistency)
+			}
+		}},
+		{name: "bad consistency", args: []string{"-consistency", "eventual"}, wantErr: "want none, default or harsh"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

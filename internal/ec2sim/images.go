@@ -522,6 +522,7 @@ func (s *Server) finishImage(im *image, snaps []*snapshot, root *snapshot, err e
 		if sn == root && err == nil {
 			sn.content = true
 		}
+		s.eventLocked(sn.ID, sn.State)
 	}
 	if im.State != "pending" {
 		return // deregistered meanwhile
@@ -534,6 +535,7 @@ func (s *Server) finishImage(im *image, snaps []*snapshot, root *snapshot, err e
 	default:
 		im.State = "available"
 	}
+	s.eventLocked(im.ID, im.State)
 }
 
 func copyImage(c *call) error {

@@ -415,6 +415,7 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 		s.mu.Lock()
 		if in.State == "pending" {
 			in.State = "running"
+			s.eventLocked(in.ID, "running")
 		}
 		s.mu.Unlock()
 		if !s.sleep(L.SSHReady) {
@@ -430,6 +431,7 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 	s.mu.Lock()
 	if in.State == "pending" {
 		in.State = "running"
+		s.eventLocked(in.ID, "running")
 	}
 	in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	s.mu.Unlock()
@@ -499,6 +501,7 @@ func (s *Server) terminatedLocked(in *instance, code, msg string) {
 		return
 	}
 	in.State = "terminated"
+	s.eventLocked(in.ID, "terminated")
 	if in.machine != nil && s.opt.Latency.ConsolePost <= 0 {
 		in.console, in.consoleAt = lastBytes(in.machine.ConsoleOutput(), consoleLimit), time.Now()
 	}
@@ -550,6 +553,7 @@ func (s *Server) finishStop(in *instance) {
 	s.mu.Lock()
 	if in.State == "stopping" {
 		in.State = "stopped"
+		s.eventLocked(in.ID, "stopped")
 		if in.StateReasonCode == "" {
 			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 		}
@@ -594,6 +598,7 @@ func (s *Server) finishStart(in *instance) {
 	s.mu.Lock()
 	if in.State == "pending" {
 		in.State = "running"
+		s.eventLocked(in.ID, "running")
 		in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	}
 	s.mu.Unlock()

@@ -44,6 +44,44 @@ func DefaultLatency() Latency {
 	}
 }
 
+// EC2Latency is a model of EC2's own durations for a small instance
+// (t2.micro or t3.micro, 8 GiB gp3 root, a stock Ubuntu/Amazon Linux
+// image) in a quiet region, from what users measure and report:
+//   - pending to running 15 s, then 25 s more to SSH: Depot measured 40 s
+//     from RunInstances to a booted instance ("Making EC2 boot time 8x
+//     faster", depot.dev, 2024), Marty Sweet 20-40 s for current
+//     general-purpose types ("EC2 Launch Times", martysweet.co.uk, 2023);
+//   - stopping 40 s and shutting-down 30 s: typical of an EBS-backed
+//     Linux instance's clean shutdown (a model: AWS gives no figure);
+//   - image pending 4 min, snapshot 3 min: the user guide says "it can
+//     take several minutes for the AMI-creation process to complete"
+//     (Create an Amazon EBS-backed AMI); 4 min is a model for an 8 GiB
+//     root that changed little;
+//   - 150 ms per API call and console output posted 90 s after a change:
+//     models (the GetConsoleOutput reference says only "shortly after").
+//
+// Scaled runs it faster for tests.
+func EC2Latency() Latency {
+	return Latency{
+		Request:         150 * time.Millisecond,
+		Pending:         15 * time.Second,
+		SSHReady:        25 * time.Second,
+		Stopping:        40 * time.Second,
+		ShuttingDown:    30 * time.Second,
+		ImagePending:    4 * time.Minute,
+		SnapshotPending: 3 * time.Minute,
+		ConsolePost:     90 * time.Second,
+	}
+}
+
+// Scaled multiplies every duration by f (0.01: a four-minute image in
+// 2.4 s).
+func (l Latency) Scaled(f float64) Latency {
+	s := func(d time.Duration) time.Duration { return time.Duration(float64(d) * f) }
+	return Latency{Request: s(l.Request), Pending: s(l.Pending), SSHReady: s(l.SSHReady), Stopping: s(l.Stopping),
+		ShuttingDown: s(l.ShuttingDown), ImagePending: s(l.ImagePending), SnapshotPending: s(l.SnapshotPending), ConsolePost: s(l.ConsolePost)}
+}
+
 // Options configures a simulator.
 type Options struct {
 	// Addr is the listen address; default 127.0.0.1:0 (a free port).

@@ -45,6 +45,7 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	events      []Event
 	consistency Consistency
 	lagRand     *rand.Rand // eventual-consistency draws, apart from ids
 }
