@@ -24,8 +24,10 @@ deps:
 	$(GO) mod download
 
 # What the simulator's instances need: OpenSSH's sshd and a static busybox
-# for their root filesystems (Debian packages; needs root).
-SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl
+# for their root filesystems; and the third-party EC2 clients the suite
+# runs against the simulator, Debian's AWS CLI and boto3 (Debian packages;
+# needs root).
+SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl awscli python3-boto3
 setup:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

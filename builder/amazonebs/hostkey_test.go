@@ -3,6 +3,8 @@ package amazonebs
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,9 +40,20 @@ func (h *consoleHosts) Create(spec ec2sim.LaunchSpec) (ec2sim.Machine, error) {
 	return &consoleMachine{h: h}, nil
 }
 
-type consoleMachine struct{ h *consoleHosts }
+// consoleMachine prints the host keys once booted (cloud-init prints them
+// at the end of boot, when sshd is up).
+type consoleMachine struct {
+	h      *consoleHosts
+	mu     sync.Mutex
+	booted bool
+}
 
-func (m *consoleMachine) Boot(context.Context) error     { return nil }
+func (m *consoleMachine) Boot(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.booted = true
+	return nil
+}
 func (m *consoleMachine) Shutdown(context.Context) error { return nil }
 func (m *consoleMachine) Reboot(context.Context) error   { return nil }
 func (m *consoleMachine) Destroy() error                 { return nil }
@@ -48,6 +61,11 @@ func (m *consoleMachine) Snapshot(id string) error {
 	return m.h.SeedSnapshot(id, ec2sim.Flavor{})
 }
 func (m *consoleMachine) ConsoleOutput() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.booted {
+		return ""
+	}
 	return "ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\nec2: 256 " + consoleFingerprint + " root@ip-10-0-0-1 (ED25519)\nec2: -----END SSH HOST KEY FINGERPRINTS-----\n"
 }
 func (m *consoleMachine) RebootRequested() <-chan struct{}   { return nil }
@@ -85,7 +103,9 @@ func TestHostKeyFromConsole(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sim(t, ec2sim.Options{Hosts: &consoleHosts{snaps: map[string]bool{}}, Latency: ec2sim.Latency{ConsolePost: tt.post}, Faults: tt.faults})
+			// The test's own calls right after launching need no lag.
+			srv := sim(t, ec2sim.Options{Hosts: &consoleHosts{snaps: map[string]bool{}}, Latency: ec2sim.Latency{ConsolePost: tt.post}, Faults: tt.faults,
+				Consistency: ec2sim.NoConsistencyLag()})
 			src := fmt.Sprintf("region = \"us-east-1\"\ninstance_type = %q\nssh_username = \"ubuntu\"\nami_name = \"hostkey-test\"\nsource_ami = \"ami-0123456789abcdef0\"\n", tt.itype)
 			if tt.mode != "" {
 				src += fmt.Sprintf("ssh_host_key_checking = %q\n", tt.mode)
@@ -140,4 +160,57 @@ func TestLatestConsole(t *testing.T) {
 			t.Errorf("latestConsole(%s) = %v, want %v", typ, got, want)
 		}
 	}
+}
+
+// BenchmarkHostKeyWait measures what pinning costs on EC2's console
+// timing (ec2sim.EC2Latency, a model): from the instance reaching
+// running to its fingerprints being pinned, for a Xen t2.micro (buffered
+// console) and a Nitro t3.micro (Latest=true), against the time SSH
+// needs anyway after running (SSHReady). AMIBAKE_BENCH_TIME_SCALE
+// (default 0.1) shortens EC2's durations; amibake polls in real time
+// (200 ms growing x1.2 to 15 s), so quote figures from a run at 1.
+func BenchmarkHostKeyWait(b *testing.B) {
+	scale := 0.1
+	if v, err := strconv.ParseFloat(os.Getenv("AMIBAKE_BENCH_TIME_SCALE"), 64); err == nil && v > 0 {
+		scale = v
+	}
+	lat := ec2sim.EC2Latency().Scaled(scale)
+	lat.Request = 0
+	srv := sim(b, ec2sim.Options{Hosts: &consoleHosts{snaps: map[string]bool{}}, Latency: lat, Consistency: ec2sim.NoConsistencyLag()})
+	for _, itype := range []string{"t2.micro", "t3.micro"} {
+		var total time.Duration
+		for i := 0; i < b.N; i++ {
+			c := mustConfig(b, fmt.Sprintf("region = \"us-east-1\"\ninstance_type = %q\nssh_username = \"ubuntu\"\nami_name = \"hostkey-bench\"\nsource_ami = \"ami-0123456789abcdef0\"\nssh_host_key_checking = \"require\"\nssh_host_key_wait_timeout = \"30m\"\n", itype))
+			s, _ := testState(b, srv, c)
+			s.Waits = DefaultWaits()
+			cx := context.Background()
+			img, err := s.ec2("").DescribeImages(cx, &ec2.DescribeImagesInput{Owners: []string{"099720109477"},
+				Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261105"}}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			run, err := s.ec2("").RunInstances(cx, &ec2.RunInstancesInput{ImageId: img.Images[0].ImageId, InstanceType: types.InstanceType(itype), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Instance = &run.Instances[0]
+			if err := ec2.NewInstanceRunningWaiter(s.ec2(""), func(o *ec2.InstanceRunningWaiterOptions) {
+				o.MinDelay, o.MaxDelay = 50*time.Millisecond, 100*time.Millisecond
+			}).
+				Wait(cx, &ec2.DescribeInstancesInput{InstanceIds: []string{*s.Instance.InstanceId}}, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := (&stepConnect{}).hostKeyChecker(cx, s); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+			if _, err := s.ec2("").TerminateInstances(cx, &ec2.TerminateInstancesInput{InstanceIds: []string{*s.Instance.InstanceId}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric((total/time.Duration(b.N)).Seconds()/scale, "pin-"+strings.TrimSuffix(itype, ".micro")+"-ec2-s")
+	}
+	b.ReportMetric(lat.SSHReady.Seconds()/scale, "ssh-after-running-ec2-s")
+	b.ReportMetric(scale, "time-scale")
 }
