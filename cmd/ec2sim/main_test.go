@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,5 +109,49 @@ func TestRunPrintsEnvironmentAndStops(t *testing.T) {
 	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "AWS_REGION=eu-west-1") ||
 		!strings.Contains(out.String(), "AMIBAKE_CHECKIP_URL="+srv.URL()+"/_sim/myip") {
 		t.Errorf("output lacks the environment line:\n%s", out.String())
+	}
+}
+
+// TestMain lets TestSignalStopsCleanly run this package's test binary as
+// the ec2sim command.
+func TestMain(m *testing.M) {
+	if os.Getenv("EC2SIM_TEST_MAIN") == "1" {
+		os.Args = append([]string{"ec2sim"}, strings.Fields(os.Getenv("EC2SIM_TEST_ARGS"))...)
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestSignalStopsCleanly: SIGTERM and SIGINT stop the simulator through
+// Close, and the process exits 0 only after it returned.
+func TestSignalStopsCleanly(t *testing.T) {
+	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "EC2SIM_TEST_MAIN=1", "EC2SIM_TEST_ARGS=-no-ssh -latency zero")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(out)
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.Contains(line, "EC2 API on") {
+			t.Fatalf("first line %q: %v (%s)", line, err, errb.String())
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(r)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: exit %v, stderr %s", sig, err, errb.String())
+		}
+		if !strings.Contains(string(rest), "ec2sim: stopping") {
+			t.Errorf("%v: output lacks the stopping line:\n%s", sig, rest)
+		}
 	}
 }
