@@ -208,12 +208,14 @@ func BenchmarkHostKeyWait(b *testing.B) {
 			if _, err := s.ec2("").TerminateInstances(cx, &ec2.TerminateInstancesInput{InstanceIds: []string{*s.Instance.InstanceId}}); err != nil {
 				b.Fatal(err)
 			}
-			if err := ec2.NewInstanceTerminatedWaiter(s.ec2(""), func(o *ec2.InstanceTerminatedWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second }).
+			if err := ec2.NewInstanceTerminatedWaiter(s.ec2(""), func(o *ec2.InstanceTerminatedWaiterOptions) {
+				o.MinDelay, o.MaxDelay = 100*time.Millisecond, time.Second
+			}).
 				Wait(cx, &ec2.DescribeInstancesInput{InstanceIds: []string{*s.Instance.InstanceId}}, time.Hour); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.Logf("%s: fingerprints pinned %.1f s (EC2 time) after running", itype, (total / time.Duration(b.N)).Seconds()/scale)
+		b.Logf("%s: fingerprints pinned %.1f s (EC2 time) after running", itype, (total/time.Duration(b.N)).Seconds()/scale)
 		b.ReportMetric((total/time.Duration(b.N)).Seconds()/scale, "pin-"+strings.TrimSuffix(itype, ".micro")+"-ec2-s")
 	}
 	b.ReportMetric(lat.SSHReady.Seconds()/scale, "ssh-after-running-ec2-s")
