@@ -181,7 +181,7 @@ func ParseLag(s string) (Lag, error) {
 		}
 	}
 	var err error
-	if l.Probability, err = strconv.ParseFloat(p, 64); err != nil || l.Probability < 0 || l.Probability > 1 {
+	if l.Probability, err = strconv.ParseFloat(p, 64); err != nil || !(l.Probability >= 0 && l.Probability <= 1) {
 		return l, fmt.Errorf("lag %q: probability %q is not a number between 0 and 1", s, p)
 	}
 	if l.Min, err = time.ParseDuration(lo); err != nil {

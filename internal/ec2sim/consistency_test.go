@@ -26,6 +26,7 @@ func TestParseLag(t *testing.T) {
 		{in: "bucket:all%1@1s-2s", wantErr: "kind \"bucket\""},
 		{in: "image:read%1@1s-2s", wantErr: "call class \"read\""},
 		{in: "image:all%2@1s-2s", wantErr: "between 0 and 1"},
+		{in: "image:all%NaN@1s-2s", wantErr: "between 0 and 1"},
 		{in: "image:all%1@2s-1s", wantErr: "MIN <= MAX"},
 		{in: "image:all", wantErr: "want KIND:CALLS%P@MIN-MAX"},
 	}
@@ -142,4 +143,21 @@ func (h *slowHosts) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	return nil
+}
+
+// FuzzParseLag: the -lag flag parser answers every input with a lag or an
+// error, never a panic, and what it accepts is well formed.
+func FuzzParseLag(f *testing.F) {
+	for _, s := range []string{"instance:describe,tag%0.05@100ms-1s", "image:all%1@1s-2s", "key-pair:use%0@0s-0s", "x:y%z@a-b", ":%@-", "instance:all%1e-300@1h-2h", "image:all%NaN@1s-2s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ec2sim.ParseLag(s)
+		if err != nil {
+			return
+		}
+		if !(l.Probability >= 0 && l.Probability <= 1) || l.Min < 0 || l.Max < l.Min || l.Calls == 0 {
+			t.Fatalf("ParseLag(%q) accepted %+v", s, l)
+		}
+	})
 }
