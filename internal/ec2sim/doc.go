@@ -36,9 +36,12 @@
 //
 // # Realism
 //
-// Latency sets each state transition; zero durations complete inside the
-// call that starts them while the answer still shows the state AWS
-// answers with (pending, stopping, ...). Options.Consistency models EC2's
+// Latency sets each state transition (DefaultLatency: EC2's shape in
+// seconds; EC2Latency: EC2's own durations, Scaled for tests); zero
+// durations complete inside the call that starts them while the answer
+// still shows the state AWS answers with (pending, stopping, ...). Console
+// output is posted Latency.ConsolePost after it changes; Latest=true reads
+// it live on Nitro instance types only, as on EC2. Options.Consistency models EC2's
 // eventual consistency: which calls see which new resources late, how
 // often and for how long (DefaultConsistency as EC2 behaves for clients
 // every day, HarshConsistency for resilience tests; see consistency.go). Options.Faults inject errors by call number
@@ -48,6 +51,7 @@
 // # Admin endpoints (same listener)
 //
 //	GET  /_sim/calls      per-action call counts and timestamps (JSON); DELETE resets them
+//	GET  /_sim/events     when each instance, image and snapshot reached its states (JSON)
 //	GET  /_sim/inventory  the account's live resources per region, and "empty"
 //	POST /_sim/reset      terminate everything and forget all state
 //	GET  /_sim/faults     fault rules, seed and how often each fired; PUT replaces them
