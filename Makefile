@@ -29,8 +29,10 @@ deps:
 # mirror once into /var/cache/amibake (internal/ec2sim/vm/vmsetup; it says
 # what it does, and reuses the cache while the recipe is unchanged). Add
 # packages to the mirror with MIRROR_PACKAGES="pkg pkg" or
-# MIRROR_PACKAGES_FILE=file (one per line).
-SYSPKGS := openssh-server openssh-client iproute2 util-linux coreutils curl mmdebstrap apt-utils dpkg-dev ansible
+# MIRROR_PACKAGES_FILE=file (one per line). Also the host's Ansible (the
+# ansible provisioner's tests) and the third-party EC2 clients the suite runs
+# against the simulator, Debian's AWS CLI and boto3.
+SYSPKGS := openssh-server openssh-client iproute2 util-linux coreutils curl mmdebstrap apt-utils dpkg-dev ansible awscli python3-boto3
 MIRROR_PACKAGES ?=
 MIRROR_PACKAGES_FILE ?=
 setup:

@@ -299,7 +299,8 @@ type Config struct {
 	SSHRemoteTunnels          []string `hcl:"ssh_remote_tunnels,optional"`
 	SSHPrivateIP              bool     `hcl:"ssh_private_ip,optional"`
 	// SSHHostKeyChecking is amibake's: "pin" (default: the fingerprints in
-	// the console output, else trust on first use with a warning) or "off".
+	// the console output, else trust on first use with a warning),
+	// "require" (the fingerprints or fail), "tofu" or "off" (hostkey.go).
 	SSHHostKeyChecking   string `hcl:"ssh_host_key_checking,optional"`
 	SSHHostKeyWaitTimout string `hcl:"ssh_host_key_wait_timeout,optional"`
 	WinRMUsername        string `hcl:"winrm_username,optional"`

@@ -472,8 +472,8 @@ func (c *Config) checkCommunicator(v *validator) {
 			v.errorf("ssh_private_key_file", "Unreadable ssh_private_key_file", "ssh_private_key_file: %v.", err)
 		}
 	}
-	if !oneOf(c.SSHHostKeyChecking, "pin", "tofu", "off") {
-		v.errorf("ssh_host_key_checking", "Invalid ssh_host_key_checking", `ssh_host_key_checking must be "pin" (console fingerprints, else trust on first use), "tofu" or "off", not %q.`, c.SSHHostKeyChecking)
+	if !oneOf(c.SSHHostKeyChecking, "pin", "require", "tofu", "off") {
+		v.errorf("ssh_host_key_checking", "Invalid ssh_host_key_checking", `ssh_host_key_checking must be "pin" (console fingerprints, else trust on first use), "require" (console fingerprints or fail), "tofu" or "off", not %q.`, c.SSHHostKeyChecking)
 	}
 	if !oneOf(c.SSHFileTransferMethod, "", "sftp", "scp") {
 		v.errorf("ssh_file_transfer_method", "Invalid ssh_file_transfer_method", `ssh_file_transfer_method must be "sftp" or "scp", not %q.`, c.SSHFileTransferMethod)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -42,7 +43,7 @@ func sim(t testing.TB, opts ec2sim.Options) *ec2sim.Server {
 
 func simClient(srv *ec2sim.Server, region string) *ec2.Client {
 	return ec2.New(ec2.Options{
-		Region: region, BaseEndpoint: aws.String(srv.URL()),
+		Region: region, BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 	})
 }

@@ -2,15 +2,12 @@ package amazonebs
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/communicator/ssh"
@@ -52,8 +49,8 @@ func sshHost(c *Config, in *types.Instance) (string, error) {
 }
 
 // stepConnect waits for SSH and connects, verifying the host key against
-// the fingerprints the instance printed on its console (cloud-init), or
-// trusting the first key with a warning when none appear in time.
+// the fingerprints the instance printed on its console (cloud-init; see
+// hostkey.go).
 type stepConnect struct {
 	// Dial replaces the TCP dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -147,51 +144,6 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 	}
 	s.UI.Say("Connected to SSH!")
 	return nil
-}
-
-func (st *stepConnect) hostKeyChecker(ctx context.Context, s *State) (*ssh.HostKeyChecker, error) {
-	switch s.Config.SSHHostKeyChecking {
-	case "off":
-		return ssh.InsecureIgnoreHostKey(), nil
-	case "tofu":
-		return ssh.TrustOnFirstUse(), nil
-	}
-	if s.Config.SSHHost != "" {
-		// The console speaks for the instance, not for another host.
-		return ssh.TrustOnFirstUse(), nil
-	}
-	id := aws.ToString(s.Instance.InstanceId)
-	var fps []ssh.Fingerprint
-	wait := s.Waits
-	wait.MaxAttempts = 0
-	err := wait.poll(ctx, "SSH host key fingerprints on the console of "+id, s.Config.Parsed.HostKeyWait, func(ctx context.Context) (bool, error) {
-		out, err := s.ec2("").GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
-		if err != nil {
-			if apiCode(err) == "InvalidInstanceID.NotFound" {
-				return false, nil
-			}
-			return false, fmt.Errorf("read the console output of %s: %w", id, err)
-		}
-		text := aws.ToString(out.Output)
-		if dec, derr := base64.StdEncoding.DecodeString(text); derr == nil {
-			text = string(dec)
-		}
-		fps = ssh.ParseConsoleFingerprints(text)
-		return len(fps) > 0, nil
-	})
-	if len(fps) > 0 {
-		names := make([]string, len(fps))
-		for i, f := range fps {
-			names[i] = f.String()
-		}
-		s.UI.Message("Host key fingerprints from the console output: " + strings.Join(names, ", "))
-		return ssh.PinnedHostKeys(fps...), nil
-	}
-	if ctx.Err() != nil {
-		return nil, err
-	}
-	s.UI.Error(fmt.Sprintf("Warning: no SSH host key fingerprints appeared on the console of %s within %s; trusting the first host key presented (ssh_host_key_checking = \"off\" silences this)", id, s.Config.Parsed.HostKeyWait))
-	return ssh.TrustOnFirstUse(), nil
 }
 
 func (st *stepConnect) Cleanup(ctx context.Context, s *State) error {

@@ -246,7 +246,7 @@ which needs root. Accepts the flags of 'amibake build'.`,
 		}
 		simCtx, stopSim := context.WithCancel(context.Background())
 		defer stopSim()
-		srv, err := ec2sim.Start(simCtx, ec2sim.Options{Latency: ec2sim.DefaultLatency()})
+		srv, err := ec2sim.Start(simCtx, ec2sim.Options{Latency: ec2sim.DefaultLatency(), Consistency: ec2sim.DefaultConsistency()})
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("start the EC2 simulator: %w", err)}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 )
@@ -51,7 +52,7 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	ctx := context.Background()
-	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()),
+	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "x", "")})
 	key := func(name string, created time.Time, run string) {
 		var ts []types.Tag

@@ -40,6 +40,19 @@ func (f *faultFlags) String() string {
 	return strings.Join(s, " ")
 }
 
+type lagFlags []ec2sim.Lag
+
+func (f *lagFlags) String() string { return fmt.Sprint(len(*f), " lag rules") }
+
+func (f *lagFlags) Set(v string) error {
+	l, err := ec2sim.ParseLag(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, l)
+	return nil
+}
+
 func (f *faultFlags) Set(v string) error {
 	r, err := ec2sim.ParseFaultRule(v)
 	if err != nil {
@@ -55,8 +68,12 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	fs.SetOutput(stderr)
 	var opts ec2sim.Options
 	var faults faultFlags
+	var lags lagFlags
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:0", "listen address (loopback only)")
-	profile := fs.String("latency", "default", "latency profile: default (realistic but quick) or zero")
+	profile := fs.String("latency", "default", "latency profile: default (realistic in shape but quick), ec2 (EC2's own durations for a small instance: a bake takes minutes) or zero")
+	scale := fs.Float64("time-scale", 1, "multiply every latency by this factor (e.g. -latency ec2 -time-scale 0.05)")
+	consistency := fs.String("consistency", "", "eventual-consistency profile: default (as EC2: a few new instances, groups and key pairs seen late), harsh (every new resource unknown to every call for 1-2s) or none; default: none with -latency zero, else default")
+	fs.Var(&lags, "lag", "replace the consistency profile's lags with this one, KIND:CALLS%P@MIN-MAX (repeatable), e.g. instance:describe,tag%0.05@100ms-1s")
 	region := fs.String("region", "us-east-1", "region to print in the environment")
 	fs.StringVar(&opts.StateDir, "state-dir", "", "directory for instances' root filesystems (root-owned, not under /tmp; default /var/lib/amibake-ec2sim)")
 	fs.BoolVar(&opts.NoSSH, "no-ssh", false, "run instances without SSH servers (API only; needs no root)")
@@ -67,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	fs.DurationVar(&opts.SSHStartDelay, "ssh-start-delay", 0, "extra delay before each instance's sshd starts (slow SSH)")
 	verbose := fs.Bool("v", false, "debug logging to stderr")
 	lat := map[string]*time.Duration{}
-	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending", "consistency"} {
+	for _, name := range []string{"request", "pending", "ssh-ready", "stopping", "shutting-down", "image-pending", "snapshot-pending", "console-post"} {
 		lat[name] = fs.Duration("latency-"+name, -1, "override the profile's "+name+" latency")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -79,15 +96,36 @@ func parseFlags(args []string, stderr io.Writer) (ec2sim.Options, string, error)
 	switch *profile {
 	case "default":
 		opts.Latency = ec2sim.DefaultLatency()
+	case "ec2":
+		opts.Latency = ec2sim.EC2Latency()
 	case "zero":
 		opts.Latency = ec2sim.ZeroLatency()
 	default:
-		return opts, "", fmt.Errorf("-latency %q: want default or zero", *profile)
+		return opts, "", fmt.Errorf("-latency %q: want default, ec2 or zero", *profile)
+	}
+	if *scale <= 0 {
+		return opts, "", fmt.Errorf("-time-scale %v: want a positive factor", *scale)
+	}
+	if *scale != 1 {
+		opts.Latency = opts.Latency.Scaled(*scale)
+	}
+	if *consistency == "" {
+		*consistency = "default"
+		if *profile == "zero" {
+			*consistency = "none"
+		}
+	}
+	var err error
+	if opts.Consistency, err = ec2sim.ConsistencyProfile(*consistency); err != nil {
+		return opts, "", fmt.Errorf("-consistency: %w", err)
+	}
+	if len(lags) > 0 {
+		opts.Consistency = ec2sim.Consistency{Name: "custom", Lags: lags}
 	}
 	for name, dst := range map[string]*time.Duration{
 		"request": &opts.Latency.Request, "pending": &opts.Latency.Pending, "ssh-ready": &opts.Latency.SSHReady,
 		"stopping": &opts.Latency.Stopping, "shutting-down": &opts.Latency.ShuttingDown, "image-pending": &opts.Latency.ImagePending,
-		"snapshot-pending": &opts.Latency.SnapshotPending, "consistency": &opts.Latency.Consistency,
+		"snapshot-pending": &opts.Latency.SnapshotPending, "console-post": &opts.Latency.ConsolePost,
 	} {
 		if *lat[name] >= 0 {
 			*dst = *lat[name]
@@ -116,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
+	fmt.Fprintf(stdout, "ec2sim: EC2 API on %s (admin: %s/_sim/inventory, /_sim/calls, /_sim/events, /_sim/faults, /_sim/myip)\n", srv.URL(), srv.URL())
 	// AMIBAKE_CHECKIP_URL keeps amibake's public-IP detection on loopback
 	// too: without it a build would ask checkip.amazonaws.com.
 	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=AKIASIMULATOR000001 AWS_SECRET_ACCESS_KEY=simulator-secret AWS_REGION=%s AMIBAKE_CHECKIP_URL=%s/_sim/myip AWS_EC2_METADATA_DISABLED=true\n", srv.URL(), region, srv.URL())
@@ -125,6 +163,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "ec2sim: stopping (terminating every instance)")
+	// Start's own watcher closes the server on ctx too; Close waits for
+	// whichever call runs the shutdown, so nothing is left when we exit.
 	if err := srv.Close(); err != nil {
 		fmt.Fprintln(stderr, "ec2sim: stop:", err)
 		return 1

@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/reaper"
@@ -59,7 +60,7 @@ type config struct {
 	faults      bool
 	verbose     bool
 	keep        bool
-	consistency time.Duration
+	consistency string
 }
 
 // The template: the tutorial's shape with a quick provisioner, so that
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.template, "template", "", "template to build (default: a small built-in one)")
 	fs.DurationVar(&c.timeout, "timeout", 4*time.Minute, "a build running longer than this is hung")
 	fs.BoolVar(&c.faults, "faults", true, "inject faults: throttling 10%, 5xx 5%, capacity 5% of launches, failed images 2%, SSH drops 5%")
-	fs.DurationVar(&c.consistency, "consistency", 2*time.Second, "the simulator's eventual-consistency window")
+	fs.StringVar(&c.consistency, "consistency", "harsh", "the simulator's eventual-consistency profile: harsh, default or none")
 	fs.BoolVar(&c.verbose, "v", false, "print every build's output")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (ledgers, template) for a look afterwards")
 	if err := fs.Parse(args); err != nil {
@@ -144,10 +145,13 @@ func newSoak(ctx context.Context, c config, out io.Writer) (*soak, error) {
 		return nil, err
 	}
 	s := &soak{c: c, out: out, work: work, bin: bin, rng: rand.New(rand.NewPCG(uint64(c.seed), 0x50a4)), counts: map[string]bool{}}
-	lat := ec2sim.DefaultLatency()
-	lat.Consistency = c.consistency
-	opts := ec2sim.Options{Latency: lat, Seed: c.seed}
-	s.consistency = lat.Consistency
+	prof, err := ec2sim.ConsistencyProfile(c.consistency)
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	opts := ec2sim.Options{Latency: ec2sim.DefaultLatency(), Consistency: prof, Seed: c.seed}
+	s.consistency = prof.MaxWindow()
 	if c.faults {
 		opts.SSHDropProbability = 0.05
 		opts.Faults = []ec2sim.FaultRule{
@@ -594,7 +598,7 @@ func (s *soak) leaks(ctx context.Context, stateDir string) []string {
 		return ""
 	})
 	clients := func(region string) (reaper.EC2API, error) {
-		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(s.srv.URL()),
+		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(s.srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIASOAKCHECKER00001", "checker", "")},
 			func(o *ec2.Options) {
 				// The checker must not give up under the injected faults.

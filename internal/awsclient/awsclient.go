@@ -258,6 +258,16 @@ func (s *Session) EC2(region string) *ec2.Client {
 	return c
 }
 
+// HTTPClient returns c (nil: a default http.Client) with the request-body
+// race ruled out (see readOnlyBodies): for clients built outside New, such
+// as tests' and tools' own EC2 clients.
+func HTTPClient(c aws.HTTPClient) aws.HTTPClient {
+	if c == nil {
+		c = &http.Client{}
+	}
+	return readOnlyBodies{c}
+}
+
 // readOnlyBodies works around a smithy-go race: the SDK closes the request
 // body as soon as the response headers arrive, the body's WriteTo then
 // fails, and net/http, still finishing the request write, closes the

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/communicator"
 	"github.com/amibake/amibake/internal/communicator/ssh"
 	"github.com/amibake/amibake/internal/ec2sim"
@@ -25,7 +26,7 @@ import (
 )
 
 func simEC2(e *env, region string) *ec2.Client {
-	return ec2.New(ec2.Options{Region: region, BaseEndpoint: aws.String(e.srv.URL()),
+	return ec2.New(ec2.Options{Region: region, BaseEndpoint: aws.String(e.srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATOR", "simulator-secret", "")})
 }
 

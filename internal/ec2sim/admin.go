@@ -113,6 +113,30 @@ func (s *Server) Calls() map[string]int {
 	return out
 }
 
+// Event is one resource reaching a state (an instance running, stopped
+// or terminated; an image or snapshot completing), for measuring how
+// soon a client notices.
+type Event struct {
+	Time  time.Time `json:"time"`
+	ID    string    `json:"id"`
+	State string    `json:"state"`
+}
+
+// eventLocked records an event. Callers hold mu.
+func (s *Server) eventLocked(id, state string) {
+	if len(s.events) >= 10000 {
+		s.events = s.events[1:]
+	}
+	s.events = append(s.events, Event{Time: time.Now(), ID: id, State: state})
+}
+
+// Events returns the state changes so far (the most recent 10000).
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
+}
+
 // CallTimes returns when each action was called (the most recent 10000).
 func (s *Server) CallTimes() map[string][]time.Time {
 	s.mu.Lock()
@@ -130,6 +154,7 @@ func (s *Server) ResetCalls() {
 	defer s.mu.Unlock()
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
+	s.events = nil
 }
 
 // Faults returns the fault settings in force.
@@ -207,6 +232,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			out[k] = callsJSON{Count: n, Times: times[k]}
 		}
 		writeJSON(out)
+	case "/_sim/events":
+		writeJSON(s.Events())
 	case "/_sim/inventory":
 		inv := s.Inventory()
 		writeJSON(struct {

@@ -373,9 +373,8 @@ func TestPagination(t *testing.T) {
 
 func TestEventualConsistency(t *testing.T) {
 	const window = 300 * time.Millisecond
-	lat := ec2sim.ZeroLatency()
-	lat.Consistency = window
-	f := newFixture(t, ec2sim.Options{Latency: lat})
+	f := newFixture(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(), Consistency: ec2sim.Consistency{Name: "test",
+		Lags: []ec2sim.Lag{{Kind: "instance", Calls: ec2sim.AllCalls, Probability: 1, Min: window, Max: window}}}})
 	start := time.Now()
 	id := f.run(t)
 	_, err := f.c.DescribeInstances(f.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})

@@ -58,18 +58,24 @@ func (s *Server) sleep(d time.Duration) bool {
 	}
 }
 
-// visible reports whether a resource created at t is past the
-// eventual-consistency window.
+// visible reports whether this call sees a resource yet: past the
+// eventual-consistency window drawn for it when it was created, for this
+// action's class of call (see consistency.go).
 func (c *call) visible(id string) bool {
-	w := c.s.opt.Latency.Consistency
-	if w <= 0 {
+	h, ok := c.r.created[id]
+	if !ok {
 		return true
 	}
-	t, ok := c.r.created[id]
-	return !ok || c.now.Sub(t) >= w
+	return !c.now.Before(h.until[classIndex(classOf(c.q.Action))])
 }
 
-func (c *call) born(id string) { c.r.created[id] = c.now }
+// born records a new resource and draws how late the calls after this one
+// see it.
+func (c *call) born(id string) {
+	if h, late := c.s.drawLag(id, c.now); late {
+		c.r.created[id] = h
+	}
+}
 
 // paginate cuts a sorted listing by MaxResults/NextToken.
 func paginate[T any](q *Query, items []T, minMax int) ([]T, string, error) {

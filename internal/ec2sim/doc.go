@@ -38,17 +38,22 @@
 //
 // # Realism
 //
-// Latency sets each state transition; zero durations complete inside the
-// call that starts them while the answer still shows the state AWS
-// answers with (pending, stopping, ...). Latency.Consistency hides new ids
-// from Describe calls and CreateTags (NotFound) for a while, as EC2's
-// eventual consistency does. Options.Faults inject errors by call number
+// Latency sets each state transition (DefaultLatency: EC2's shape in
+// seconds; EC2Latency: EC2's own durations, Scaled for tests); zero
+// durations complete inside the call that starts them while the answer
+// still shows the state AWS answers with (pending, stopping, ...). Console
+// output is posted Latency.ConsolePost after it changes; Latest=true reads
+// it live on Nitro instance types only, as on EC2. Options.Consistency models EC2's
+// eventual consistency: which calls see which new resources late, how
+// often and for how long (DefaultConsistency as EC2 behaves for clients
+// every day, HarshConsistency for resilience tests; see consistency.go). Options.Faults inject errors by call number
 // or probability, reproducibly from Options.Seed (see ParseFaultRule for
 // the flag syntax); SSH drops and slow sshd starts are vm options.
 //
 // # Admin endpoints (same listener)
 //
 //	GET  /_sim/calls      per-action call counts and timestamps (JSON); DELETE resets them
+//	GET  /_sim/events     when each instance, image and snapshot reached its states (JSON)
 //	GET  /_sim/inventory  the account's live resources per region, and "empty"
 //	POST /_sim/reset      terminate everything and forget all state
 //	GET  /_sim/faults     fault rules, seed and how often each fired; PUT replaces them
@@ -61,8 +66,9 @@
 // finishing the request, takes for a write error and closes the
 // connection while a response larger than 4 KiB is being read
 // ("deserialization failed ... use of closed network connection"). Real
-// AWS is never fast enough to lose that race; a loopback simulator is.
-// The server waits a millisecond before answering, which makes it rare;
-// a client can rule it out by wrapping its transport so the request body
-// does not expose WriteTo (see hideWriteTo in this package's tests).
+// AWS is rarely fast enough to lose that race; a loopback simulator often
+// is, and it does not hide it (upstream aws-sdk-go-v2 #1825, #2737). A
+// client rules it out by wrapping its transport so the request body does
+// not expose WriteTo, as internal/awsclient does (see hideWriteTo in this
+// package's tests).
 package ec2sim

@@ -12,6 +12,9 @@ func init() {
 	actions["CreateSecurityGroup"] = createSecurityGroup
 	actions["AuthorizeSecurityGroupIngress"] = authorizeIngress
 	actions["RevokeSecurityGroupIngress"] = revokeIngress
+	actions["AuthorizeSecurityGroupEgress"] = authorizeEgress
+	actions["RevokeSecurityGroupEgress"] = revokeEgress
+	actions["DescribeSecurityGroupRules"] = describeSecurityGroupRules
 	actions["DescribeSecurityGroups"] = describeSecurityGroups
 	actions["DeleteSecurityGroup"] = deleteSecurityGroup
 }
@@ -125,6 +128,7 @@ func readPermissions(q *Query) ([]permission, error) {
 				return nil, apiErr("InvalidParameterValue", "CIDR block %s is malformed", cidr)
 			}
 			p.CIDRs = append(p.CIDRs, cidr)
+			p.describe(cidr, r.Str("Description"))
 		}
 		for _, r := range s.Sub("Ipv6Ranges") {
 			cidr := r.Str("CidrIpv6")
@@ -132,28 +136,67 @@ func readPermissions(q *Query) ([]permission, error) {
 				return nil, apiErr("InvalidParameterValue", "CIDR block %s is malformed", cidr)
 			}
 			p.CIDRv6 = append(p.CIDRv6, cidr)
+			p.describe(cidr, r.Str("Description"))
 		}
 		for _, r := range s.Sub("Groups") {
 			p.Groups = append(p.Groups, r.Str("GroupId"))
+			p.describe(r.Str("GroupId"), r.Str("Description"))
 		}
 		out = append(out, p)
 	}
 	return out, nil
 }
 
+func (p *permission) describe(src, desc string) {
+	if desc == "" {
+		return
+	}
+	if p.Descs == nil {
+		p.Descs = map[string]string{}
+	}
+	p.Descs[src] = desc
+}
+
+// sources lists a permission's sources: IPv4 CIDRs, IPv6 CIDRs, groups.
+func (p permission) sources() []string {
+	return slices.Concat(p.CIDRs, p.CIDRv6, p.Groups)
+}
+
 func samePorts(a, b permission) bool {
 	return a.Protocol == b.Protocol && a.FromPort == b.FromPort && a.ToPort == b.ToPort
 }
 
-func authorizeIngress(c *call) error {
+func authorizeIngress(c *call) error { return c.authorize(false) }
+func authorizeEgress(c *call) error  { return c.authorize(true) }
+func revokeIngress(c *call) error    { return c.revoke(false) }
+func revokeEgress(c *call) error     { return c.revoke(true) }
+
+// authorize adds rules to a group's ingress or egress permissions; a rule
+// that exists already fails the whole call (InvalidPermission.Duplicate),
+// as EC2 does.
+func (c *call) authorize(egress bool) error {
 	defer c.lock()()
-	g, err := c.group(c.q.Str("GroupId"), c.q.Str("GroupName"))
+	var g *group
+	var err error
+	if egress {
+		// AuthorizeSecurityGroupEgress takes only GroupId (VPC groups).
+		if !c.q.Has("GroupId") {
+			return apiErr("MissingParameter", "The request must contain the parameter groupId")
+		}
+		g, err = c.group(c.q.Str("GroupId"), "")
+	} else {
+		g, err = c.group(c.q.Str("GroupId"), c.q.Str("GroupName"))
+	}
 	if err != nil {
 		return err
 	}
 	perms, err := readPermissions(c.q)
 	if err != nil {
 		return err
+	}
+	set := &g.Ingress
+	if egress {
+		set = &g.Egress
 	}
 	for _, p := range perms {
 		for _, gid := range p.Groups {
@@ -161,13 +204,13 @@ func authorizeIngress(c *call) error {
 				return apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist", gid)
 			}
 		}
-		for _, e := range g.Ingress {
+		for _, e := range *set {
 			if !samePorts(e, p) {
 				continue
 			}
-			for _, cidr := range p.CIDRs {
-				if slices.Contains(e.CIDRs, cidr) {
-					return apiErr("InvalidPermission.Duplicate", "the specified rule \"peer: %s, %s, from port: %d, to port: %d, ALLOW\" already exists", cidr, strings.ToUpper(p.Protocol), p.FromPort, p.ToPort)
+			for _, src := range p.sources() {
+				if slices.Contains(e.sources(), src) {
+					return apiErr("InvalidPermission.Duplicate", "the specified rule \"peer: %s, %s, from port: %d, to port: %d, ALLOW\" already exists", src, strings.ToUpper(p.Protocol), p.FromPort, p.ToPort)
 				}
 			}
 		}
@@ -175,64 +218,189 @@ func authorizeIngress(c *call) error {
 	x := &c.x
 	x.boolean("return", true)
 	x.open("securityGroupRuleSet")
+	newRule := func() string { return c.s.newID("sgr-") }
 	for _, p := range perms {
-		n := len(p.CIDRs) + len(p.CIDRv6) + len(p.Groups)
-		for range n {
-			p.RuleIDs = append(p.RuleIDs, c.s.newID("sgr-"))
-		}
-		merged := false
-		for i := range g.Ingress {
-			if samePorts(g.Ingress[i], p) {
-				e := &g.Ingress[i]
-				e.CIDRs, e.CIDRv6, e.Groups = append(e.CIDRs, p.CIDRs...), append(e.CIDRv6, p.CIDRv6...), append(e.Groups, p.Groups...)
-				e.RuleIDs = append(e.RuleIDs, p.RuleIDs...)
-				merged = true
+		var e *permission
+		for i := range *set {
+			if samePorts((*set)[i], p) {
+				e = &(*set)[i]
 				break
 			}
 		}
-		if !merged {
-			g.Ingress = append(g.Ingress, p)
+		if e == nil {
+			*set = append(*set, permission{Protocol: p.Protocol, FromPort: p.FromPort, ToPort: p.ToPort})
+			e = &(*set)[len(*set)-1]
 		}
-		i := 0
-		for _, cidr := range p.CIDRs {
+		for _, src := range e.sources() {
+			e.ruleOf(src, newRule) // existing sources keep their ids
+		}
+		e.CIDRs, e.CIDRv6, e.Groups = append(e.CIDRs, p.CIDRs...), append(e.CIDRv6, p.CIDRv6...), append(e.Groups, p.Groups...)
+		for src, d := range p.Descs {
+			e.describe(src, d)
+		}
+		for _, src := range p.sources() {
+			id := e.ruleOf(src, newRule)
+			e.RuleIDs = append(e.RuleIDs, id)
 			x.open("item")
-			x.leaf("securityGroupRuleId", p.RuleIDs[i])
-			x.leaf("groupId", g.ID)
-			x.leaf("groupOwnerId", c.s.opt.AccountID)
-			x.boolean("isEgress", false)
-			x.leaf("ipProtocol", p.Protocol)
-			x.num("fromPort", p.FromPort)
-			x.num("toPort", p.ToPort)
-			x.leaf("cidrIpv4", cidr)
+			c.writeRule(x, g, *e, src, id, egress)
 			x.close("item")
-			i++
 		}
 	}
 	x.close("securityGroupRuleSet")
 	return nil
 }
 
-func revokeIngress(c *call) error {
+// writeRule writes one SecurityGroupRule: one source of one permission.
+func (c *call) writeRule(x *xw, g *group, p permission, src, id string, egress bool) {
+	x.leaf("securityGroupRuleId", id)
+	x.leaf("groupId", g.ID)
+	x.leaf("groupOwnerId", c.s.opt.AccountID)
+	x.boolean("isEgress", egress)
+	x.leaf("ipProtocol", p.Protocol)
+	x.num("fromPort", p.FromPort)
+	x.num("toPort", p.ToPort)
+	switch {
+	case slices.Contains(p.CIDRs, src):
+		x.leaf("cidrIpv4", src)
+	case slices.Contains(p.CIDRv6, src):
+		x.leaf("cidrIpv6", src)
+	default:
+		x.open("referencedGroupInfo")
+		x.leaf("groupId", src)
+		x.leaf("userId", c.s.opt.AccountID)
+		x.close("referencedGroupInfo")
+	}
+	x.opt("description", p.Descs[src])
+	x.leaf("securityGroupRuleArn", "arn:aws:ec2:"+c.r.name+":"+c.s.opt.AccountID+":security-group-rule/"+id)
+	if tags := c.r.tags[id]; len(tags) > 0 {
+		x.tags(tags)
+	}
+}
+
+func (c *call) revoke(egress bool) error {
 	defer c.lock()()
 	g, err := c.group(c.q.Str("GroupId"), c.q.Str("GroupName"))
 	if err != nil {
 		return err
 	}
-	perms, err := readPermissions(c.q)
+	set := &g.Ingress
+	if egress {
+		set = &g.Egress
+	}
+	if ids := c.q.List("SecurityGroupRuleId"); len(ids) > 0 {
+		for _, id := range ids {
+			found := false
+			for i := range *set {
+				e := &(*set)[i]
+				for src, rid := range e.Rules {
+					if rid == id {
+						e.drop(src)
+						found = true
+					}
+				}
+			}
+			if !found {
+				return apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+			}
+		}
+	} else {
+		perms, err := readPermissions(c.q)
+		if err != nil {
+			return err
+		}
+		for _, p := range perms {
+			for i := range *set {
+				if samePorts((*set)[i], p) {
+					for _, src := range p.sources() {
+						(*set)[i].drop(src)
+					}
+				}
+			}
+		}
+	}
+	*set = slices.DeleteFunc(*set, func(e permission) bool { return len(e.sources()) == 0 })
+	c.x.boolean("return", true)
+	return nil
+}
+
+// drop removes one source from a permission.
+func (p *permission) drop(src string) {
+	del := func(s string) bool { return s == src }
+	p.CIDRs = slices.DeleteFunc(p.CIDRs, del)
+	p.CIDRv6 = slices.DeleteFunc(p.CIDRv6, del)
+	p.Groups = slices.DeleteFunc(p.Groups, del)
+	if id, ok := p.Rules[src]; ok {
+		p.RuleIDs = slices.DeleteFunc(p.RuleIDs, func(s string) bool { return s == id })
+	}
+	delete(p.Rules, src)
+	delete(p.Descs, src)
+}
+
+// describeSecurityGroupRules lists rules one source at a time, as EC2's
+// SecurityGroupRule does.
+func describeSecurityGroupRules(c *call) error {
+	defer c.lock()()
+	q := c.q
+	filters, err := q.Filters()
 	if err != nil {
 		return err
 	}
-	for _, p := range perms {
-		for i := range g.Ingress {
-			if samePorts(g.Ingress[i], p) {
-				e := &g.Ingress[i]
-				e.CIDRs = slices.DeleteFunc(e.CIDRs, func(s string) bool { return slices.Contains(p.CIDRs, s) })
-				e.Groups = slices.DeleteFunc(e.Groups, func(s string) bool { return slices.Contains(p.Groups, s) })
+	if err := checkFilters(filters, "group-id", "security-group-rule-id"); err != nil {
+		return err
+	}
+	type rule struct {
+		g      *group
+		p      permission
+		src    string
+		id     string
+		egress bool
+	}
+	var rules []rule
+	newRule := func() string { return c.s.newID("sgr-") }
+	for _, g := range c.r.groups {
+		if !c.visible(g.ID) {
+			continue
+		}
+		for _, set := range []struct {
+			perms  []permission
+			egress bool
+		}{{g.Ingress, false}, {g.Egress, true}} {
+			for i := range set.perms {
+				p := &set.perms[i]
+				for _, src := range p.sources() {
+					rules = append(rules, rule{g, *p, src, p.ruleOf(src, newRule), set.egress})
+				}
 			}
 		}
-		g.Ingress = slices.DeleteFunc(g.Ingress, func(e permission) bool { return len(e.CIDRs)+len(e.CIDRv6)+len(e.Groups) == 0 })
 	}
-	c.x.boolean("return", true)
+	ids := q.List("SecurityGroupRuleId")
+	var kept []rule
+	for _, r := range rules {
+		if len(ids) > 0 && !slices.Contains(ids, r.id) {
+			continue
+		}
+		if matches(filters, c.r.tags[r.id], func(n string) []string {
+			if n == "group-id" {
+				return []string{r.g.ID}
+			}
+			return []string{r.id}
+		}) {
+			kept = append(kept, r)
+		}
+	}
+	for _, id := range ids {
+		if !slices.ContainsFunc(rules, func(r rule) bool { return r.id == id }) {
+			return apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].id < kept[j].id })
+	page, next, err := paginate(q, kept, 5)
+	if err != nil {
+		return err
+	}
+	x := &c.x
+	list(x, "securityGroupRuleSet", page, func(r rule) { c.writeRule(x, r.g, r.p, r.src, r.id, r.egress) })
+	c.nextToken(next)
 	return nil
 }
 
@@ -336,9 +504,16 @@ func (c *call) writePerms(x *xw, name string, perms []permission) {
 		list(x, "groups", p.Groups, func(id string) {
 			x.leaf("userId", c.s.opt.AccountID)
 			x.leaf("groupId", id)
+			x.opt("description", p.Descs[id])
 		})
-		list(x, "ipRanges", p.CIDRs, func(cidr string) { x.leaf("cidrIp", cidr) })
-		list(x, "ipv6Ranges", p.CIDRv6, func(cidr string) { x.leaf("cidrIpv6", cidr) })
+		list(x, "ipRanges", p.CIDRs, func(cidr string) {
+			x.leaf("cidrIp", cidr)
+			x.opt("description", p.Descs[cidr])
+		})
+		list(x, "ipv6Ranges", p.CIDRv6, func(cidr string) {
+			x.leaf("cidrIpv6", cidr)
+			x.opt("description", p.Descs[cidr])
+		})
 		x.open("prefixListIds")
 		x.close("prefixListIds")
 	})

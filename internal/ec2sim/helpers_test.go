@@ -20,6 +20,11 @@ import (
 // otherwise, closed when the test ends.
 func startSim(t testing.TB, opts ec2sim.Options) *ec2sim.Server {
 	t.Helper()
+	// The simulator's own API tests assert exact answers: they pin the
+	// profile rather than follow EC2SIM_CONSISTENCY (the product's suites do).
+	if opts.Consistency.Name == "" && len(opts.Consistency.Lags) == 0 {
+		opts.Consistency = ec2sim.NoConsistencyLag()
+	}
 	srv, err := ec2sim.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start simulator: %v", err)

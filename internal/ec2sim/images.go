@@ -316,6 +316,12 @@ func parseBDMs(q *Query) ([]bdm, error) {
 		b.VirtualName = s.Str("VirtualName")
 		b.NoDevice = s.Has("NoDevice")
 		b.Iops, _ = e.Int("Iops", 0)
+		if b.Throughput, err = e.Int("Throughput", 0); err != nil {
+			return nil, err
+		}
+		if b.Throughput != 0 && b.VolumeType != "gp3" {
+			return nil, apiErr("InvalidParameterCombination", "Throughput is only valid for gp3 volumes.")
+		}
 		out = append(out, b)
 	}
 	return out, nil
@@ -352,6 +358,9 @@ func mergeBDMs(base, req []bdm) []bdm {
 		}
 		if r.Iops > 0 {
 			b.Iops = r.Iops
+		}
+		if r.Throughput > 0 {
+			b.Throughput = r.Throughput
 		}
 		b.DeleteOnTermination = r.DeleteOnTermination
 		if r.Encrypted {
@@ -513,6 +522,7 @@ func (s *Server) finishImage(im *image, snaps []*snapshot, root *snapshot, err e
 		if sn == root && err == nil {
 			sn.content = true
 		}
+		s.eventLocked(sn.ID, sn.State)
 	}
 	if im.State != "pending" {
 		return // deregistered meanwhile
@@ -525,6 +535,7 @@ func (s *Server) finishImage(im *image, snaps []*snapshot, root *snapshot, err e
 	default:
 		im.State = "available"
 	}
+	s.eventLocked(im.ID, im.State)
 }
 
 func copyImage(c *call) error {
@@ -867,8 +878,14 @@ func modifyImageAttribute(c *call) error {
 	case "remove":
 		remove = append(remove, legacy...)
 	case "":
-		if len(legacy) > 0 {
-			return apiErr("MissingParameter", "The request must contain the parameter OperationType")
+		// Packer's ami_users (and SDK v1 callers) send the same users both
+		// as LaunchPermission.Add.N.UserId and as UserId.N, without
+		// OperationType, and EC2 accepts it: the flat list only repeats the
+		// structured one. A flat list alone still needs OperationType.
+		for _, l := range legacy {
+			if !slices.Contains(add, l) && !slices.Contains(remove, l) {
+				return apiErr("MissingParameter", "The request must contain the parameter OperationType")
+			}
 		}
 	default:
 		return apiErr("InvalidParameterValue", "Value (%s) for parameter operationType is invalid.", q.Str("OperationType"))

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -29,8 +26,6 @@ func init() {
 }
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
-
-var instanceTypeRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`) })
 
 func (c *call) instance(id string) (*instance, error) {
 	if id == "" {
@@ -224,8 +219,13 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 	if req.itype == "" {
 		req.itype = "m1.small"
 	}
-	if !instanceTypeRe().MatchString(req.itype) {
-		return "", nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", req.itype)
+	itype, err := checkLaunchType(req.itype, im.Arch)
+	if err != nil {
+		return "", nil, err
+	}
+	opts, err := readLaunchOptions(q, itype)
+	if err != nil {
+		return "", nil, err
 	}
 	var key *keyPair
 	if name := q.Str("KeyName"); name != "" {
@@ -311,8 +311,9 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 			Spot: req.spot, HttpTokens: q.Str("MetadataOptions.HttpTokens"), HttpEndpoint: q.Str("MetadataOptions.HttpEndpoint"),
 			HopLimit: hopLimit, LaunchIndex: i, ShutdownBehavior: behavior, Flavor: im.Flavor, Created: c.now,
 			SourceDestCheck: true, EbsOptimized: q.Bool("EbsOptimized"), DisableAPITermination: q.Bool("DisableApiTermination"),
-			done: make(chan struct{}),
+			Opts: opts, done: make(chan struct{}),
 		}
+		in.MAC = macFor(c.s.newID(""))
 		if key != nil {
 			in.KeyName = key.Name
 		}
@@ -342,7 +343,7 @@ func (c *call) launch(req runRequest) (string, []*instance, error) {
 			}
 			v := &volume{
 				ID: c.s.newID("vol-"), Type: b.VolumeType, AZ: sn.AZ, State: "in-use", SnapshotID: b.SnapshotID,
-				Size: b.VolumeSize, Iops: b.Iops, Encrypted: b.Encrypted, KmsKeyID: b.KmsKeyID, Created: c.now,
+				Size: b.VolumeSize, Iops: b.Iops, Throughput: b.Throughput, Encrypted: b.Encrypted, KmsKeyID: b.KmsKeyID, Created: c.now,
 				InstanceID: in.ID, Device: b.DeviceName, AttachTime: c.now, DeleteOnTermination: b.DeleteOnTermination,
 			}
 			c.r.volumes[v.ID] = v
@@ -417,11 +418,13 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 		in.machine = m
 		s.mu.Unlock()
 		s.watch(in, m)
+		s.postConsole(in, m)
 	}
 	if L.SSHReady > 0 {
 		s.mu.Lock()
 		if in.State == "pending" {
 			in.State = "running"
+			s.eventLocked(in.ID, "running")
 		}
 		s.mu.Unlock()
 		if !s.sleep(L.SSHReady) {
@@ -437,6 +440,7 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 	s.mu.Lock()
 	if in.State == "pending" {
 		in.State = "running"
+		s.eventLocked(in.ID, "running")
 	}
 	in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	s.mu.Unlock()
@@ -506,6 +510,10 @@ func (s *Server) terminatedLocked(in *instance, code, msg string) {
 		return
 	}
 	in.State = "terminated"
+	s.eventLocked(in.ID, "terminated")
+	if in.machine != nil && s.opt.Latency.ConsolePost <= 0 {
+		in.console, in.consoleAt = lastBytes(in.machine.ConsoleOutput(), consoleLimit), time.Now()
+	}
 	in.StateReasonCode, in.StateReasonMessage = code, msg
 	in.TransitionReason = fmt.Sprintf("User initiated (%s)", time.Now().UTC().Format("2006-01-02 15:04:05 GMT"))
 	in.machine = nil
@@ -554,6 +562,7 @@ func (s *Server) finishStop(in *instance) {
 	s.mu.Lock()
 	if in.State == "stopping" {
 		in.State = "stopped"
+		s.eventLocked(in.ID, "stopped")
 		if in.StateReasonCode == "" {
 			in.StateReasonCode, in.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 		}
@@ -598,6 +607,7 @@ func (s *Server) finishStart(in *instance) {
 	s.mu.Lock()
 	if in.State == "pending" {
 		in.State = "running"
+		s.eventLocked(in.ID, "running")
 		in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	}
 	s.mu.Unlock()
@@ -726,25 +736,101 @@ func rebootInstances(c *call) error {
 	return nil
 }
 
+// getConsoleOutput answers with the posted (buffered) console output, or
+// with Latest=true the live one, which EC2 supports only on Nitro
+// instance types ("You can optionally retrieve the latest serial console
+// output at any time during the instance lifecycle. This option is
+// supported on instance types that use the Nitro hypervisor.";
+// GetConsoleOutput, EC2 API reference). On Xen types (t2, m4, c4...) EC2
+// answers UnsupportedOperation.
 func getConsoleOutput(c *call) error {
 	c.s.mu.Lock()
 	in, err := c.instance(c.q.Str("InstanceId"))
 	var m Machine
+	var posted string
+	var at time.Time
+	var itype instanceType
 	if err == nil {
-		m = in.machine
+		m, posted, at, itype = in.machine, in.console, in.consoleAt, instanceTypes[in.Type]
 	}
 	c.s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	c.x.leaf("instanceId", in.ID)
-	c.x.time("timestamp", time.Now())
-	if m != nil {
-		if out := m.ConsoleOutput(); out != "" {
-			c.x.leaf("output", base64.StdEncoding.EncodeToString([]byte(out)))
+	if c.q.Bool("Latest") {
+		if !itype.Nitro {
+			return apiErr("UnsupportedOperation", "This instance type does not support retrieving the latest console logs.")
 		}
+		if m != nil {
+			posted, at = lastBytes(m.ConsoleOutput(), consoleLimit), time.Now()
+		}
+	} else if c.s.opt.Latency.ConsolePost <= 0 && m != nil {
+		posted, at = lastBytes(m.ConsoleOutput(), consoleLimit), time.Now()
+	}
+	c.x.leaf("instanceId", in.ID)
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c.x.time("timestamp", at)
+	if posted != "" {
+		c.x.leaf("output", base64.StdEncoding.EncodeToString([]byte(posted)))
 	}
 	return nil
+}
+
+// consoleLimit: "Only the most recent 64 KB of console output is
+// available."
+const consoleLimit = 64 << 10
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// postConsole keeps an instance's posted console output ConsolePost
+// behind its live one: whenever the live output has changed (the boot
+// log, cloud-init's host keys, a reboot, a shutdown), it is posted one
+// ConsolePost later. It runs until the instance is terminated, then
+// keeps the last post (EC2 keeps it "for at least one hour").
+func (s *Server) postConsole(in *instance, m Machine) {
+	d := s.opt.Latency.ConsolePost
+	if d <= 0 {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		last := ""
+		for {
+			// Sample now, post what was sampled one delay later: a change
+			// is seen between d and 2d after it happened.
+			cur := lastBytes(m.ConsoleOutput(), consoleLimit)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			if cur != last {
+				s.mu.Lock()
+				in.console, in.consoleAt = cur, time.Now()
+				s.mu.Unlock()
+				last = cur
+			}
+			select {
+			case <-in.done:
+				// Terminated: post once more what the shutdown printed.
+				if final := lastBytes(m.ConsoleOutput(), consoleLimit); final != last && s.sleep(d) {
+					s.mu.Lock()
+					in.console, in.consoleAt = final, time.Now()
+					s.mu.Unlock()
+				}
+				return
+			default:
+			}
+		}
+	}()
 }
 
 func describeInstances(c *call) error {
@@ -942,11 +1028,14 @@ func (c *call) writeInstance(in *instance) {
 	x.time("launchTime", in.Launch)
 	x.open("placement")
 	x.leaf("availabilityZone", in.AZ)
-	x.leaf("groupName", "")
-	x.leaf("tenancy", "default")
+	if sn := c.r.subnet(in.SubnetID); sn != nil {
+		x.leaf("availabilityZoneId", sn.ZoneID)
+	}
+	x.leaf("groupName", in.Opts.PlacementGroup)
+	x.leaf("tenancy", in.Opts.Tenancy)
 	x.close("placement")
 	x.open("monitoring")
-	x.leaf("state", "disabled")
+	x.leaf("state", map[bool]string{true: "enabled", false: "disabled"}[in.Opts.Monitoring])
 	x.close("monitoring")
 	x.leaf("subnetId", in.SubnetID)
 	x.leaf("vpcId", in.VpcID)
@@ -991,11 +1080,15 @@ func (c *call) writeInstance(in *instance) {
 	if tags := c.r.tags[in.ID]; len(tags) > 0 {
 		x.tags(tags)
 	}
+	// "The value xen is used for both Xen and Nitro hypervisors"
+	// (Instance.Hypervisor, EC2 API reference): DescribeInstanceTypes tells
+	// them apart.
 	x.leaf("hypervisor", "xen")
 	if in.State != "terminated" {
 		x.open("networkInterfaceSet")
 		x.open("item")
 		x.leaf("networkInterfaceId", stableID("eni-", in.ID))
+		x.leaf("macAddress", in.MAC)
 		x.leaf("subnetId", in.SubnetID)
 		x.leaf("vpcId", in.VpcID)
 		x.leaf("ownerId", c.s.opt.AccountID)
@@ -1041,7 +1134,10 @@ func (c *call) writeInstance(in *instance) {
 	x.leaf("httpTokens", in.HttpTokens)
 	x.num("httpPutResponseHopLimit", in.HopLimit)
 	x.leaf("httpEndpoint", in.HttpEndpoint)
+	x.leaf("httpProtocolIpv6", in.Opts.IPv6Metadata)
+	x.leaf("instanceMetadataTags", in.Opts.MetadataTags)
 	x.close("metadataOptions")
+	c.writeLaunchOptions(x, in)
 	x.leaf("platformDetails", "Linux/UNIX")
 	x.leaf("usageOperation", "RunInstances")
 	x.leaf("bootMode", "uefi")
@@ -1153,8 +1249,13 @@ func modifyInstanceAttribute(c *call) error {
 		if err := needStopped(); err != nil {
 			return err
 		}
-		if !instanceTypeRe().MatchString(v) {
-			return apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", v)
+		im := c.r.images[in.ImageID]
+		arch := in.Arch
+		if im != nil {
+			arch = im.Arch
+		}
+		if _, err := checkLaunchType(v, arch); err != nil {
+			return err
 		}
 		in.Type, changed = v, true
 	}
@@ -1249,10 +1350,41 @@ func describeInstanceAttribute(c *call) error {
 		value(a, in.RootDevice)
 	case "groupSet":
 		c.writeGroupSet(x, in.Groups)
+	case "enclaveOptions":
+		x.open(a)
+		x.boolean("enabled", in.Opts.Enclave)
+		x.close(a)
+	case "disableApiStop":
+		value(a, boolStr(in.Opts.DisableAPIStop))
+	case "enaSupport":
+		value(a, boolStr(instanceTypes[in.Type].Nitro))
+	case "sriovNetSupport":
+		x.open(a)
+		x.close(a)
+	case "kernel", "ramdisk":
+		x.open(a)
+		x.close(a)
+	case "productCodes":
+		x.open(a)
+		x.close(a)
+	case "blockDeviceMapping":
+		x.open(a)
+		for _, d := range in.Devices {
+			if v := c.r.volumes[d.VolumeID]; v != nil {
+				x.open("item")
+				x.leaf("deviceName", d.Device)
+				x.open("ebs")
+				x.leaf("volumeId", v.ID)
+				x.leaf("status", "attached")
+				x.time("attachTime", v.AttachTime)
+				x.boolean("deleteOnTermination", v.DeleteOnTermination)
+				x.close("ebs")
+				x.close("item")
+			}
+		}
+		x.close(a)
 	default:
 		return apiErr("InvalidParameterValue", "Value (%s) for parameter attribute is invalid.", a)
 	}
 	return nil
 }
-
-var _ = slices.Contains[[]string]

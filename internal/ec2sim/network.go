@@ -72,8 +72,18 @@ func describeSubnets(c *call) error {
 	if err != nil {
 		return err
 	}
+	// The DescribeSubnets reference: "cidr-block ... You can also use cidr
+	// or cidrBlock as the filter names", "default-for-az ... You can also
+	// use defaultForAz"; availabilityZone is the same older spelling
+	// (Packer's subnet_filter sends it).
+	legacy := map[string]string{"availabilityZone": "availability-zone", "cidr": "cidr-block", "cidrBlock": "cidr-block", "defaultForAz": "default-for-az"}
+	for i, f := range filters {
+		if n, ok := legacy[f.Name]; ok {
+			filters[i].Name = n
+		}
+	}
 	if err := checkFilters(filters, "subnet-id", "vpc-id", "availability-zone", "availability-zone-id", "default-for-az",
-		"cidr-block", "state", "owner-id", "map-public-ip-on-launch"); err != nil {
+		"cidr-block", "state", "owner-id", "map-public-ip-on-launch", "available-ip-address-count", "subnet-arn"); err != nil {
 		return err
 	}
 	subs := c.r.subnets
@@ -92,7 +102,8 @@ func describeSubnets(c *call) error {
 		if matches(filters, c.r.tags[sn.ID], func(n string) []string {
 			return []string{map[string]string{"subnet-id": sn.ID, "vpc-id": c.r.vpcID, "availability-zone": sn.AZ,
 				"availability-zone-id": sn.ZoneID, "default-for-az": "true", "cidr-block": sn.CIDR, "state": "available",
-				"owner-id": c.s.opt.AccountID, "map-public-ip-on-launch": "true"}[n]}
+				"owner-id": c.s.opt.AccountID, "map-public-ip-on-launch": "true", "available-ip-address-count": "4091",
+				"subnet-arn": "arn:aws:ec2:" + c.r.name + ":" + c.s.opt.AccountID + ":subnet/" + sn.ID}[n]}
 		}) {
 			kept = append(kept, sn)
 		}

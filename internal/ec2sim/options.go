@@ -16,19 +16,21 @@ type Latency struct {
 	ShuttingDown    time.Duration // shutting-down → terminated
 	ImagePending    time.Duration // image pending → available (snapshot progress rises meanwhile)
 	SnapshotPending time.Duration // CreateSnapshot pending → completed
-	// Consistency is the eventual-consistency window: a new resource
-	// answers NotFound to Describe calls (and is left out of listings)
-	// for this long after it was created.
-	Consistency time.Duration
+	// ConsolePost is how long after an instance's console output changes
+	// (boot, reboot, stop, termination) GetConsoleOutput shows it: EC2
+	// "returns buffered information that was posted shortly after an
+	// instance transition state" (GetConsoleOutput, EC2 API reference).
+	// Zero posts at once. Latest=true reads the live console on Nitro
+	// types regardless.
+	ConsolePost time.Duration
 }
 
-// ZeroLatency is the profile for tests: every transition is immediate and
-// new resources are visible at once.
+// ZeroLatency is the profile for tests: every transition is immediate.
 func ZeroLatency() Latency { return Latency{} }
 
 // DefaultLatency is realistic in shape but quick: a bake sees pending
-// instances, a running instance whose SSH is not up yet, pending images
-// and eventual consistency, in seconds rather than minutes.
+// instances, a running instance whose SSH is not up yet and pending
+// images, in seconds rather than minutes.
 func DefaultLatency() Latency {
 	return Latency{
 		Request:         5 * time.Millisecond,
@@ -38,8 +40,46 @@ func DefaultLatency() Latency {
 		ShuttingDown:    time.Second,
 		ImagePending:    4 * time.Second,
 		SnapshotPending: 3 * time.Second,
-		Consistency:     time.Second,
+		ConsolePost:     2 * time.Second,
 	}
+}
+
+// EC2Latency is a model of EC2's own durations for a small instance
+// (t2.micro or t3.micro, 8 GiB gp3 root, a stock Ubuntu/Amazon Linux
+// image) in a quiet region, from what users measure and report:
+//   - pending to running 15 s, then 25 s more to SSH: Depot measured 40 s
+//     from RunInstances to a booted instance ("Making EC2 boot time 8x
+//     faster", depot.dev, 2024), Marty Sweet 20-40 s for current
+//     general-purpose types ("EC2 Launch Times", martysweet.co.uk, 2023);
+//   - stopping 40 s and shutting-down 30 s: typical of an EBS-backed
+//     Linux instance's clean shutdown (a model: AWS gives no figure);
+//   - image pending 4 min, snapshot 3 min: the user guide says "it can
+//     take several minutes for the AMI-creation process to complete"
+//     (Create an Amazon EBS-backed AMI); 4 min is a model for an 8 GiB
+//     root that changed little;
+//   - 150 ms per API call and console output posted 90 s after a change:
+//     models (the GetConsoleOutput reference says only "shortly after").
+//
+// Scaled runs it faster for tests.
+func EC2Latency() Latency {
+	return Latency{
+		Request:         150 * time.Millisecond,
+		Pending:         15 * time.Second,
+		SSHReady:        25 * time.Second,
+		Stopping:        40 * time.Second,
+		ShuttingDown:    30 * time.Second,
+		ImagePending:    4 * time.Minute,
+		SnapshotPending: 3 * time.Minute,
+		ConsolePost:     90 * time.Second,
+	}
+}
+
+// Scaled multiplies every duration by f (0.01: a four-minute image in
+// 2.4 s).
+func (l Latency) Scaled(f float64) Latency {
+	s := func(d time.Duration) time.Duration { return time.Duration(float64(d) * f) }
+	return Latency{Request: s(l.Request), Pending: s(l.Pending), SSHReady: s(l.SSHReady), Stopping: s(l.Stopping),
+		ShuttingDown: s(l.ShuttingDown), ImagePending: s(l.ImagePending), SnapshotPending: s(l.SnapshotPending), ConsolePost: s(l.ConsolePost)}
 }
 
 // Options configures a simulator.
@@ -49,6 +89,10 @@ type Options struct {
 	// AccountID owns everything created; default 123456789012.
 	AccountID string
 	Latency   Latency
+	// Consistency is the eventual-consistency profile: which calls see a
+	// new resource late, how often and for how long. The zero value means
+	// none, or the profile EC2SIM_CONSISTENCY names (none, default, harsh).
+	Consistency Consistency
 	// Faults are injected into API calls; Seed makes them reproducible.
 	Faults []FaultRule
 	Seed   int64

@@ -43,7 +43,9 @@ func ParseQuery(rawQuery string, body []byte) (*Query, error) {
 	q.Action = q.Params["Action"]
 	q.Version = q.Params["Version"]
 	if q.Action == "" {
-		return nil, apiErr("MissingParameter", "The request must contain the parameter Action")
+		// MissingAction: "The request is missing an action or a required
+		// parameter" (EC2 API reference, common client error codes).
+		return nil, apiErr("MissingAction", "The request must contain the parameter Action")
 	}
 	return q, nil
 }

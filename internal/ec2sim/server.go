@@ -39,6 +39,15 @@ type Server struct {
 	faults    *faultSet
 	ipInUse   map[string]bool
 	closed    bool
+
+	// closeOnce runs the shutdown once; every Close waits for it and
+	// returns its error (a signal watcher and the caller both close).
+	closeOnce sync.Once
+	closeErr  error
+
+	events      []Event
+	consistency Consistency
+	lagRand     *rand.Rand // eventual-consistency draws, apart from ids
 }
 
 // Start starts a simulator listening on opts.Addr (default 127.0.0.1:0).
@@ -80,6 +89,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.consistency, err = consistencyFromEnv(opts.Consistency); err != nil {
+		return nil, err
+	}
+	s.lagRand = newLagRand(seed)
 	s.hosts = opts.Hosts
 	if s.hosts == nil {
 		if opts.NoSSH {
@@ -117,13 +130,15 @@ func (s *Server) URL() string { return "http://" + s.lis.Addr().String() }
 func (s *Server) AccountID() string { return s.opt.AccountID }
 
 // Close stops the listener, every instance and the host backend, leaving
-// no process or file behind.
+// no process or file behind. Every call waits for that to finish and
+// returns its result.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
@@ -236,6 +251,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, apiErr("InvalidAction", "The action %s is not valid for this web service.", q.Action), reqID)
 		return
 	}
+	if err := checkParams(q); err != nil {
+		writeEC2Error(w, err, reqID)
+		return
+	}
 	if q.Bool("DryRun") {
 		writeEC2Error(w, &APIError{Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set.", Status: http.StatusPreconditionFailed}, reqID)
 		return
@@ -286,21 +305,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.WriteString("<requestId>" + reqID + "</requestId>")
 	out.WriteString(c.x.b.String())
 	out.WriteString("</" + q.Action + "Response>")
-	settle()
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.Header().Set("x-amzn-RequestId", reqID)
 	_, _ = io.WriteString(w, out.String())
 }
 
-// settle gives the client's HTTP transport a moment to finish writing the
-// request before the answer arrives. smithy-go closes the request body as
-// soon as response headers are in, and its body's WriteTo then returns
-// io.EOF, which net/http takes for a write error and closes the
-// connection mid-response ("use of closed network connection" for answers
-// larger than 4 KiB). Real AWS is never fast enough to lose this race; an
-// in-process simulator on loopback is.
-func settle() { time.Sleep(time.Millisecond) }
+//go:generate go run gen_params.go
+
+// commonParams are accepted by every action: the Query API's own
+// (action, version, the signature of a presigned request).
+var commonParams = map[string]bool{
+	"Action": true, "Version": true, "AWSAccessKeyId": true, "Signature": true, "SignatureMethod": true,
+	"SignatureVersion": true, "Timestamp": true, "Expires": true, "SecurityToken": true,
+}
+
+// checkParams refuses a parameter the action does not take, as EC2 does
+// (UnknownParameter; "Common client error codes", EC2 API reference),
+// rather than ignoring it: a client's typo must not pass here and fail
+// on EC2. The parameter lists come from the SDK's serializers
+// (params_gen.go).
+func checkParams(q *Query) *APIError {
+	known, ok := actionParams[q.Action]
+	if !ok {
+		return nil
+	}
+	for k := range q.Params {
+		top, _, _ := strings.Cut(k, ".")
+		if commonParams[top] || strings.HasPrefix(top, "X-Amz-") {
+			continue
+		}
+		found := false
+		for _, p := range known {
+			if p == top {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return apiErr("UnknownParameter", "The parameter %s is not recognized", top)
+		}
+	}
+	return nil
+}
 
 func (s *Server) record(action string) {
 	s.mu.Lock()

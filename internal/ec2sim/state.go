@@ -17,6 +17,7 @@ type bdm struct {
 	Encrypted           bool
 	KmsKeyID            string
 	Iops                int
+	Throughput          int
 	NoDevice            bool
 	VirtualName         string
 }
@@ -61,7 +62,7 @@ type snapshot struct {
 
 type volume struct {
 	ID, Type, AZ, State, SnapshotID string
-	Size, Iops                      int
+	Size, Iops, Throughput          int
 	Encrypted                       bool
 	KmsKeyID                        string
 	Created                         time.Time
@@ -81,6 +82,26 @@ type permission struct {
 	CIDRs, CIDRv6    []string
 	Groups           []string
 	RuleIDs          []string
+	// Rules and Descs map each source (a CIDR or group id) to its
+	// security group rule id and description (IpRange.Description).
+	Rules, Descs map[string]string
+}
+
+// ruleOf returns the rule id of one source, creating it (and recording
+// its description) on first use.
+func (p *permission) ruleOf(src string, newID func() string) string {
+	if p.Rules == nil {
+		p.Rules = map[string]string{}
+	}
+	id, ok := p.Rules[src]
+	if !ok {
+		id = newID()
+		if i := len(p.Rules); i < len(p.RuleIDs) {
+			id = p.RuleIDs[i]
+		}
+		p.Rules[src] = id
+	}
+	return id
 }
 
 type group struct {
@@ -116,6 +137,11 @@ type instance struct {
 	SourceDestCheck                            bool
 	Flavor                                     Flavor
 	Created                                    time.Time
+	MAC                                        string
+	Opts                                       launchOptions
+	// console is the posted console output and when it was posted.
+	console   string
+	consoleAt time.Time
 
 	gen     int // bumps on every state change so stale transitions give up
 	opMu    sync.Mutex
@@ -153,7 +179,7 @@ type region struct {
 	templates map[string]*launchTemplate
 	tags      map[string][]Tag
 	tokens    map[string]string // "Action/token" → id
-	created   map[string]time.Time
+	created   map[string]hidden // new resources seen late (eventual consistency)
 	publicIP  int
 }
 
@@ -163,7 +189,7 @@ func (s *Server) newRegion(name string, index int) *region {
 		images: map[string]*image{}, snapshots: map[string]*snapshot{}, volumes: map[string]*volume{},
 		instances: map[string]*instance{}, keys: map[string]*keyPair{}, groups: map[string]*group{},
 		templates: map[string]*launchTemplate{}, tags: map[string][]Tag{}, tokens: map[string]string{},
-		created: map[string]time.Time{},
+		created: map[string]hidden{},
 	}
 	// Default VPC in 127.0.0.0/8 so every address the API reports is
 	// loopback; regions get distinct /16s so their instances never clash.

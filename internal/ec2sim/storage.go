@@ -11,6 +11,7 @@ import (
 func init() {
 	actions["DescribeVolumes"] = describeVolumes
 	actions["DeleteVolume"] = deleteVolume
+	actions["CreateVolume"] = createVolume
 	actions["CreateSnapshot"] = createSnapshot
 	actions["DescribeSnapshots"] = describeSnapshots
 	actions["DeleteSnapshot"] = deleteSnapshotAction
@@ -98,8 +99,12 @@ func describeVolumes(c *call) error {
 			x.tags(tags)
 		}
 		x.leaf("volumeType", v.Type)
-		if v.Iops > 0 {
-			x.num("iops", v.Iops)
+		iops, tput := volumePerf(v)
+		if iops > 0 {
+			x.num("iops", iops)
+		}
+		if tput > 0 {
+			x.num("throughput", tput)
 		}
 		x.boolean("encrypted", v.Encrypted)
 		x.opt("kmsKeyId", v.KmsKeyID)
@@ -107,6 +112,143 @@ func describeVolumes(c *call) error {
 	})
 	c.nextToken(next)
 	return nil
+}
+
+// volumePerf is what DescribeVolumes reports: gp3 has a 3,000 IOPS and
+// 125 MiB/s baseline unless more was asked (EBS volume types, "General
+// Purpose SSD volumes": gp3); gp2 3 IOPS per GiB, at least 100 and at
+// most 16,000.
+func volumePerf(v *volume) (iops, throughput int) {
+	iops, throughput = v.Iops, v.Throughput
+	switch v.Type {
+	case "gp3":
+		if iops == 0 {
+			iops = 3000
+		}
+		if throughput == 0 {
+			throughput = 125
+		}
+	case "gp2":
+		iops = min(max(3*v.Size, 100), 16000)
+	}
+	return iops, throughput
+}
+
+// createVolume makes an unattached volume, from a snapshot or empty: the
+// answer says "creating", the volume is "available" right after (EBS
+// volume creation from the console or API is near-instant for a small
+// volume; the snapshot's blocks load lazily).
+func createVolume(c *call) error {
+	defer c.lock()()
+	q := c.q
+	az := q.Str("AvailabilityZone")
+	if az == "" && q.Str("AvailabilityZoneId") != "" {
+		for _, sn := range c.r.subnets {
+			if sn.ZoneID == q.Str("AvailabilityZoneId") {
+				az = sn.AZ
+			}
+		}
+	}
+	if az == "" {
+		return apiErr("MissingParameter", "The request must contain the parameter AvailabilityZone")
+	}
+	if !slices.Contains(c.r.zones, az) {
+		return apiErr("InvalidParameterValue", "Invalid availability zone: [%s]", az)
+	}
+	if tok := q.Str("ClientToken"); tok != "" {
+		if id, ok := c.r.tokens["CreateVolume/"+tok]; ok {
+			if v := c.r.volumes[id]; v != nil {
+				c.writeVolumeBody(v, v.State)
+				return nil
+			}
+		}
+	}
+	size, err := q.Int("Size", 0)
+	if err != nil {
+		return err
+	}
+	v := &volume{ID: c.s.newID("vol-"), AZ: az, State: "creating", SnapshotID: q.Str("SnapshotId"), Created: c.now,
+		Type: q.Str("VolumeType"), Encrypted: q.Bool("Encrypted"), KmsKeyID: q.Str("KmsKeyId")}
+	if v.Type == "" {
+		v.Type = "gp2" // CreateVolume's documented default
+	}
+	switch v.Type {
+	case "gp2", "gp3", "io1", "io2", "st1", "sc1", "standard":
+	default:
+		return apiErr("InvalidParameterValue", "Value (%s) for parameter volumeType is invalid.", v.Type)
+	}
+	if v.Iops, err = q.Int("Iops", 0); err != nil {
+		return err
+	}
+	if v.Throughput, err = q.Int("Throughput", 0); err != nil {
+		return err
+	}
+	if v.Throughput != 0 && v.Type != "gp3" {
+		return apiErr("InvalidParameterCombination", "Throughput is only valid for gp3 volumes.")
+	}
+	if v.SnapshotID != "" {
+		sn, err := c.snapshot(v.SnapshotID)
+		if err != nil {
+			return err
+		}
+		if size == 0 {
+			size = sn.Size
+		}
+		if size < sn.Size {
+			return apiErr("InvalidParameterValue", "Volume of %dGiB is too small; minimum is %dGiB.", size, sn.Size)
+		}
+		v.Encrypted = v.Encrypted || sn.Encrypted
+	} else if size == 0 {
+		return apiErr("MissingParameter", "The request must contain the parameter size or snapshotId")
+	}
+	if size < 1 || size > 16384 {
+		return apiErr("InvalidParameterValue", "Volume of %d GiB is out of range", size)
+	}
+	v.Size = size
+	specs, err := c.tagSpecs("volume")
+	if err != nil {
+		return err
+	}
+	c.r.volumes[v.ID] = v
+	c.born(v.ID)
+	c.r.setTags(v.ID, specs["volume"])
+	if tok := q.Str("ClientToken"); tok != "" {
+		c.r.tokens["CreateVolume/"+tok] = v.ID
+	}
+	c.writeVolumeBody(v, "creating")
+	s := c.s
+	c.spawn(false, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if v.State == "creating" {
+			v.State = "available"
+		}
+	})
+	return nil
+}
+
+func (c *call) writeVolumeBody(v *volume, state string) {
+	x := &c.x
+	x.leaf("volumeId", v.ID)
+	x.num("size", v.Size)
+	x.leaf("snapshotId", v.SnapshotID)
+	x.leaf("availabilityZone", v.AZ)
+	x.leaf("status", state)
+	x.time("createTime", v.Created)
+	x.leaf("volumeType", v.Type)
+	iops, tput := volumePerf(v)
+	if iops > 0 {
+		x.num("iops", iops)
+	}
+	if tput > 0 {
+		x.num("throughput", tput)
+	}
+	x.boolean("encrypted", v.Encrypted)
+	x.opt("kmsKeyId", v.KmsKeyID)
+	x.boolean("multiAttachEnabled", false)
+	if tags := c.r.tags[v.ID]; len(tags) > 0 {
+		x.tags(tags)
+	}
 }
 
 func deleteVolume(c *call) error {

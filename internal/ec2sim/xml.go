@@ -110,3 +110,8 @@ func writeEC2Error(w http.ResponseWriter, e *APIError, reqID string) {
 }
 
 func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }
+
+// strs writes a list of strings: <name><item>a</item>...</name>.
+func (x *xw) strs(name string, items []string) {
+	list(x, name, items, func(s string) { _ = xml.EscapeText(&x.b, []byte(s)) })
+}

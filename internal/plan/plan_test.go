@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
@@ -103,7 +104,7 @@ func (e *env) client(region string) *ec2.Client {
 		region = "ap-northeast-1"
 	}
 	return ec2.New(ec2.Options{
-		Region: region, BaseEndpoint: aws.String(e.srv.URL()),
+		Region: region, BaseEndpoint: aws.String(e.srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATOR", "simulator-secret", ""),
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 )
@@ -31,6 +32,7 @@ func simClient(url, region string) *ec2.Client {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "simulator-secret", ""),
 		BaseEndpoint: aws.String(url),
+		HTTPClient:   awsclient.HTTPClient(nil),
 	}, func(o *ec2.Options) { o.RetryMaxAttempts = 5 })
 }
 

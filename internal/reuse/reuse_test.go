@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 )
 
@@ -30,7 +31,7 @@ func startSim(t testing.TB) (*ec2sim.Server, Clients) {
 			return c
 		}
 		c := ec2.New(ec2.Options{
-			Region: region, BaseEndpoint: aws.String(srv.URL()),
+			Region: region, BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		})
 		clients[region] = c
