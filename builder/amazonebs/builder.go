@@ -136,6 +136,7 @@ func Steps(c *Config) []pipeline.Step[*State] {
 		&stepCreateImage{},
 		stepCopy{},
 		stepShare{},
+		stepTagImage{},
 		stepFinish{},
 	}
 }

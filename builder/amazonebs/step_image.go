@@ -17,22 +17,114 @@ import (
 	"github.com/amibake/amibake/internal/ledger"
 )
 
-// imageTagSpecs are the TagSpecifications of a new AMI and its snapshots.
+// imageTagSpecs are the TagSpecifications of a new AMI (CreateImage,
+// CopyImage, RegisterImage): what Packer sends there, run_tags on the
+// image and its snapshots unless skip_ami_run_tags, and amibake's own
+// tags on the image only. tags, snapshot_tags and amibake's own snapshot
+// tags come later by CreateTags (stepTagImage), as in Packer, so a
+// template without run_tags needs no endpoint support for snapshot
+// TagSpecifications (moto answers 500 for them).
 func (s *State) imageTagSpecs() ([]types.TagSpecification, error) {
 	c := s.Config
-	tags, err := s.renderTags("tags", c.Parsed.AMITags)
+	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
 	if err != nil {
 		return nil, err
+	}
+	return imageTagSpecs(s.ownTags(), runTags, c.SkipAMIRunTags), nil
+}
+
+// imageTagSpecs is the pure part of (*State).imageTagSpecs.
+func imageTagSpecs(own, runTags map[string]string, skipRunTags bool) []types.TagSpecification {
+	if skipRunTags {
+		runTags = nil
+	}
+	image := map[string]string{}
+	for k, v := range runTags {
+		image[k] = v
+	}
+	for k, v := range own {
+		image[k] = v
+	}
+	specs := []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(image)}}
+	if len(runTags) > 0 {
+		specs = append(specs, types.TagSpecification{ResourceType: types.ResourceTypeSnapshot, Tags: ec2Tags(runTags)})
+	}
+	return specs
+}
+
+// imageTagCalls are the CreateTags calls of one region's AMI, in Packer's
+// order: tags on the AMI and its snapshots, then snapshot_tags on the
+// snapshots (amibake adds its own tags to the snapshots in that call, so
+// that `amibake cleanup` finds them).
+func imageTagCalls(ami string, snaps []string, tags, snapTags, own map[string]string) []*ec2.CreateTagsInput {
+	var calls []*ec2.CreateTagsInput
+	if len(tags) > 0 {
+		calls = append(calls, &ec2.CreateTagsInput{Resources: append([]string{ami}, snaps...), Tags: ec2Tags(tags)})
+	}
+	st := map[string]string{}
+	for k, v := range snapTags {
+		st[k] = v
+	}
+	for k, v := range own {
+		st[k] = v
+	}
+	if len(snaps) > 0 && len(st) > 0 {
+		calls = append(calls, &ec2.CreateTagsInput{Resources: append([]string(nil), snaps...), Tags: ec2Tags(st)})
+	}
+	return calls
+}
+
+// stepTagImage tags the AMI and its snapshots in every region, after the
+// copies and the sharing, as Packer's StepCreateTags does.
+type stepTagImage struct{}
+
+func (stepTagImage) Name() string { return "tag AMI" }
+
+func (stepTagImage) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI || len(s.AMIs) == 0 {
+		return nil
+	}
+	tags, err := s.renderTags("tags", c.Parsed.AMITags)
+	if err != nil {
+		return err
 	}
 	snapTags, err := s.renderTags("snapshot_tags", c.Parsed.SnapshotTags)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return []types.TagSpecification{
-		s.tagSpec(types.ResourceTypeImage, tags),
-		s.tagSpec(types.ResourceTypeSnapshot, snapTags),
-	}, nil
+	regions := make([]string, 0, len(s.AMIs))
+	for r := range s.AMIs {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	own := s.ownTags()
+	for _, region := range regions {
+		id, snaps := s.AMIs[region], s.Snapshots[region]
+		if len(tags) > 0 {
+			s.UI.Say(fmt.Sprintf("Adding tags to AMI (%s)...", id))
+			for _, t := range ec2Tags(tags) {
+				s.UI.Message(fmt.Sprintf("Adding tag: %q: %q", aws.ToString(t.Key), aws.ToString(t.Value)))
+			}
+		}
+		for _, sn := range snaps {
+			s.born(sn) // just made: NotFound may mean not visible yet
+		}
+		client := s.ec2(region)
+		for _, in := range imageTagCalls(id, snaps, tags, snapTags, own) {
+			err := s.retryNotFound(ctx, "tag "+strings.Join(in.Resources, ", "), func(ctx context.Context) error {
+				_, err := client.CreateTags(ctx, in)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("tag %s in %s: %w", strings.Join(in.Resources, ", "), region, err)
+			}
+		}
+	}
+	return nil
 }
+
+func (stepTagImage) Cleanup(context.Context, *State) error { return nil }
 
 func (s *State) description() (string, error) {
 	return s.render("ami_description", s.Config.AMIDescription)
@@ -146,7 +238,7 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(id), SourceRegion: aws.String(s.Region), Name: aws.String(s.AMIName),
-		Encrypted: aws.Bool(true), ClientToken: aws.String(token), TagSpecifications: specs,
+		Encrypted: aws.Bool(true), ClientToken: aws.String(token), TagSpecifications: specs[:1],
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)
@@ -184,12 +276,16 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []types.TagSpecification, desc string) (string, error) {
 	client := s.ec2("")
 	in := s.Instance
-	var snapSpec types.TagSpecification
-	for _, sp := range specs {
-		if sp.ResourceType == types.ResourceTypeSnapshot {
-			snapSpec = sp
-		}
+	// CreateSnapshot is amibake's own call (Packer has no
+	// ami_from_snapshot): its snapshots carry amibake's tags and run_tags.
+	runTags, err := s.renderTags("run_tags", s.Config.Parsed.RunTags)
+	if err != nil {
+		return "", err
 	}
+	if s.Config.SkipAMIRunTags {
+		runTags = nil
+	}
+	snapSpec := s.tagSpec(types.ResourceTypeSnapshot, runTags)
 	type snap struct {
 		device, id string
 		size       int32
@@ -511,7 +607,7 @@ func copyTo(ctx context.Context, s *State, region, desc string, specs []types.Ta
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(s.ImageID), SourceRegion: aws.String(s.Region),
-		Name: aws.String(s.AMIName), ClientToken: aws.String(token), TagSpecifications: specs,
+		Name: aws.String(s.AMIName), ClientToken: aws.String(token), TagSpecifications: specs[:1],
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)

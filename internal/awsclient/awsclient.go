@@ -148,6 +148,7 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 		cfg.HTTPClient = awshttp.NewBuildableClient()
 	}
 	cfg.HTTPClient = readOnlyBodies{cfg.HTTPClient}
+	cfg.APIOptions = append(cfg.APIOptions, addNonXMLErrors)
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: set region in the template or AWS_REGION")
 	}
