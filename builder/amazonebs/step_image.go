@@ -101,9 +101,12 @@ func (stepTagImage) Run(ctx context.Context, s *State) error {
 	own := s.ownTags()
 	for _, region := range regions {
 		id, snaps := s.AMIs[region], s.Snapshots[region]
-		if len(tags) > 0 {
+		if userTags(tags) > 0 {
 			s.UI.Say(fmt.Sprintf("Adding tags to AMI (%s)...", id))
 			for _, t := range ec2Tags(tags) {
+				if strings.HasPrefix(aws.ToString(t.Key), "amibake:") {
+					continue // amibake's own (input digest): not the user's
+				}
 				s.UI.Message(fmt.Sprintf("Adding tag: %q: %q", aws.ToString(t.Key), aws.ToString(t.Value)))
 			}
 		}
@@ -122,6 +125,17 @@ func (stepTagImage) Run(ctx context.Context, s *State) error {
 		}
 	}
 	return nil
+}
+
+// userTags counts the tags that are not amibake's own.
+func userTags(m map[string]string) int {
+	n := 0
+	for k := range m {
+		if !strings.HasPrefix(k, "amibake:") {
+			n++
+		}
+	}
+	return n
 }
 
 func (stepTagImage) Cleanup(context.Context, *State) error { return nil }

@@ -102,11 +102,13 @@ func TestBuildCommandMachineReadable(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	for _, re := range []string{
-		`(?m)^\d+,amazon-ebs,ui,say,==> amazon-ebs: Connected to SSH!$`,
+		// Packer 1.16: ui lines have an empty target.
+		`(?m)^\d+,,ui,say,==> amazon-ebs: Connected to SSH!$`,
+		`(?m)^\d+,,ui,say,\\n==> Wait completed after .*$`,
 		`(?m)^\d+,amazon-ebs,artifact-count,1$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,builder-id,mitchellh.amazonebs$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,id,ap-northeast-1:ami-[0-9a-f]+$`,
-		`(?m)^\d+,amazon-ebs,artifact,0,string,AMIs were created:\\nap-northeast-1: ami-[0-9a-f]+$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,string,AMIs were created:\\nap-northeast-1: ami-[0-9a-f]+\\n$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,end$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {

@@ -20,6 +20,7 @@ func newPlanCmd(f *factory) *cobra.Command {
 	var (
 		tf     templateFlags
 		asJSON bool
+		color  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [flags] TEMPLATE",
@@ -36,9 +37,13 @@ Packer's single-dash flags (-var, -var-file, -only, -except) work.`,
 	}
 	tf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a versioned JSON document (for CI)")
+	cmd.Flags().BoolVar(&color, "color", true, "colour the output (NO_COLOR also disables it)")
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return &usageError{fmt.Errorf("plan needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
+		}
+		if !color {
+			f.IO.SetColorEnabled(false)
 		}
 		return runPlan(cmd.Context(), f, &tf, asJSON, args[0])
 	})

@@ -196,7 +196,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 			name = buildName + "." + name
 		}
 		src := l.block(top, u.typ, srcName, sctx, body)
-		b := &Build{Name: name, BuildName: buildName, Description: description, Reuse: reuse, Source: &src, block: index}
+		b := &Build{Name: name, PackerName: srcName, BuildName: buildName, Description: description, Reuse: reuse, Source: &src, block: index}
 
 		pctx := sctx.NewChild()
 		pctx.Variables = map[string]cty.Value{"build": unknownBuildObject}

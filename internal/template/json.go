@@ -709,7 +709,10 @@ func (l *jsonLoader) builds() {
 	}
 	for _, b := range l.builders {
 		env := l.env(b)
-		build := &Build{Name: b.name}
+		build := &Build{Name: b.name, PackerName: b.name}
+		if b.name != b.typ {
+			build.Label = b.typ + "." + b.name // Packer 1.16's prefix for named JSON builders
+		}
 		src := l.block(b.typ, b.name, b.expr, b.items, pluginItems(b.items, jsonBuilderKeys), env)
 		build.Source = &src
 		l.check(src.Body)

@@ -101,7 +101,12 @@ func (r *Root) Ask(ctx context.Context, q string) (string, error) { return r.doA
 func (r *Root) emit(target, kind, msg string, w io.Writer, color, prefix string) {
 	msg = r.opts.Secrets.Mask(msg)
 	if r.opts.MachineReadable {
-		r.machine(target, "ui", kind, prefixLines(prefix, msg))
+		// Packer 1.16 leaves the target of ui lines empty (the build's
+		// name is in the text) and never emits ui,message.
+		if kind == "message" {
+			kind = "say"
+		}
+		r.machine("", "ui", kind, prefixLines(prefix, msg))
 		return
 	}
 	var b strings.Builder
@@ -111,7 +116,7 @@ func (r *Root) emit(target, kind, msg string, w io.Writer, color, prefix string)
 			b.WriteString(": ")
 		}
 		text := prefix + line
-		if color != "" && r.io.ColorEnabled() {
+		if color != "" && text != "" && r.io.ColorEnabled() {
 			text = color + text + colorReset
 		}
 		b.WriteString(text)
@@ -195,7 +200,11 @@ func (b *buildUI) Message(msg string) {
 	if c != "" {
 		c = strings.Replace(c, "1;", "0;", 1) // details in the build's colour, not bold
 	}
-	b.root.emit(b.name, "message", msg, b.root.io.Out, c, "    "+b.name+": ")
+	prefix := "    " + b.name + ": "
+	if b.root.opts.MachineReadable {
+		prefix = "==> " + b.name + ": " // Packer 1.16: ui.Message is a Say
+	}
+	b.root.emit(b.name, "message", msg, b.root.io.Out, c, prefix)
 }
 func (b *buildUI) Error(msg string) {
 	b.root.emit(b.name, "error", msg, b.root.io.ErrOut, colorRed, "==> "+b.name+": ")
