@@ -13,7 +13,7 @@ import (
 // Build is what a provisioner may know about the build it runs in: Packer's
 // "generated data" (`build.*` in HCL2, `{{ build `Host` }}` in JSON).
 type Build struct {
-	Name       string // the build's full name (only/except match it)
+	Name string // the build's full name (only/except match it)
 	// PackerName is PACKER_BUILD_NAME: the source's name in HCL2, the
 	// builder's name in JSON; Name when empty.
 	PackerName string
