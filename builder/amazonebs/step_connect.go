@@ -226,6 +226,7 @@ func (stepProvision) Cleanup(context.Context, *State) error { return nil }
 func (s *State) ProvisionerBuild() *provisioner.Build {
 	b := &provisioner.Build{
 		Name:          s.BuildName,
+		PackerName:    s.PackerName,
 		Type:          "amazon-ebs",
 		RunUUID:       s.RunUUID,
 		Host:          s.Host,

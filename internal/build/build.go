@@ -423,8 +423,10 @@ func provision(ctx context.Context, b *template.Build, provs []*template.Provisi
 		if diags.HasErrors() {
 			return fmt.Errorf("provisioner %s: %s", tp.Type, diags.Error())
 		}
+		// Packer reports the provisioner's error as it is: CI scripts
+		// match it in the error lines of -machine-readable output.
 		if err := provisioner.Run(ctx, bui, comm, info, p, common); err != nil {
-			return fmt.Errorf("provisioner %s: %w", tp.Type, err)
+			return err
 		}
 	}
 	return nil
@@ -452,18 +454,31 @@ func postProcess(ctx context.Context, b *template.Build, in *artifact.Artifact, 
 				return out, fmt.Errorf("post-processor %s: %s", tpp.Type, diags.Error())
 			}
 			configurePostProcessor(pp, opts)
-			bui.Say("Running post-processor: " + tpp.Type)
+			bui.Say(postProcessorLine(b, tpp))
 			next, _, err := pp.PostProcess(ctx, bui, cur)
 			if err != nil {
 				return out, fmt.Errorf("post-processor %s failed: %w", tpp.Type, err)
 			}
-			if next != nil && next != cur {
+			// Packer lists what every post-processor returns, even its
+			// input unchanged (manifest): the tutorial ends with two
+			// artifacts, the same AMI twice.
+			if next != nil {
 				out = append(out, next)
 				cur = next
 			}
 		}
 	}
 	return out, nil
+}
+
+// postProcessorLine is Packer's: "Running post-processor: manifest" for
+// JSON, "Running post-processor: NAME (type manifest)" for HCL2, where
+// the name is often empty.
+func postProcessorLine(b *template.Build, pp *template.PostProcessor) string {
+	if !b.IsHCL2() {
+		return "Running post-processor: " + pp.Type
+	}
+	return fmt.Sprintf("Running post-processor: %s (type %s)", pp.Name, pp.Type)
 }
 
 // report prints Packer's closing summary and machine-readable artifacts.

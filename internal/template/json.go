@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ var (
 	jsonBuilderKeys     = []string{"type", "name"}
 	jsonProvisionerKeys = []string{"type", "name", "only", "except", "override", "pause_before", "max_retries", "timeout"}
 	jsonPostKeys        = []string{"type", "name", "only", "except", "keep_input_artifact"}
-	jsonRootKeys        = []string{"description", "min_packer_version", "variables", "sensitive-variables", "builders", "provisioners", "post-processors"}
+	jsonRootKeys        = []string{"description", "min_packer_version", "variables", "sensitive-variables", "builders", "provisioners", "post-processors", "error-cleanup-provisioner"}
 )
 
 // jsonLoader holds the state of loading one legacy JSON template.
@@ -33,13 +34,14 @@ type jsonLoader struct {
 	tmpl  *Template
 	diags hcl.Diagnostics
 
-	tmplDir   string // {{template_dir}}: the template's absolute directory
-	vars      map[string]string
-	varDecl   map[string]*Variable
-	builders  []*jsonBuilder
-	provs     []jsonItemsAt
-	posts     [][]jsonItemsAt
-	buildName map[string]bool
+	tmplDir    string // {{template_dir}}: the template's absolute directory
+	vars       map[string]string
+	varDecl    map[string]*Variable
+	builders   []*jsonBuilder
+	provs      []jsonItemsAt
+	errCleanup *jsonItemsAt // "error-cleanup-provisioner"
+	posts      [][]jsonItemsAt
+	buildName  map[string]bool
 }
 
 type jsonBuilder struct {
@@ -163,6 +165,13 @@ func (l *jsonLoader) root(items []jsonItem) {
 			l.readProvisioners(it)
 		case "post-processors":
 			l.readPostProcessors(it)
+		case "error-cleanup-provisioner":
+			// Packer's legacy templates take one provisioner object here
+			// (template.Template.CleanupProvisioner); it runs when a build
+			// fails, as the HCL2 error-cleanup-provisioner block.
+			if items, ok := l.objectItems(it.Expr, "error-cleanup-provisioner"); ok {
+				l.errCleanup = &jsonItemsAt{expr: it.Expr, items: items, typ: l.typeOf(it.Expr, items, "error-cleanup-provisioner")}
+			}
 		default:
 			detail := fmt.Sprintf("%q is not a top-level key of a Packer JSON template.", it.Name)
 			if s := legacySuggest(it.Name, jsonRootKeys); s != "" {
@@ -682,8 +691,12 @@ func (l *jsonLoader) builds() {
 		retries     int
 		name        string
 	}
-	metas := make([]provMeta, len(l.provs))
-	for i, p := range l.provs {
+	provs := l.provs
+	if l.errCleanup != nil {
+		provs = append(slices.Clip(provs), *l.errCleanup) // the last: see below
+	}
+	metas := make([]provMeta, len(provs))
+	for i, p := range provs {
 		m := provMeta{filter: l.filterOf(p.items)}
 		for _, it := range p.items {
 			switch it.Name {
@@ -716,7 +729,7 @@ func (l *jsonLoader) builds() {
 		src := l.block(b.typ, b.name, b.expr, b.items, pluginItems(b.items, jsonBuilderKeys), env)
 		build.Source = &src
 		l.check(src.Body)
-		for i, p := range l.provs {
+		for i, p := range provs {
 			m := metas[i]
 			if !m.filter.match(b.name) {
 				continue
@@ -736,6 +749,10 @@ func (l *jsonLoader) builds() {
 				if name == b.name {
 					l.check(body)
 				}
+			}
+			if l.errCleanup != nil && i == len(provs)-1 {
+				build.ErrorCleanupProvisioner = prov
+				continue
 			}
 			build.Provisioners = append(build.Provisioners, prov)
 		}

@@ -188,3 +188,6 @@ func (b *Build) PackerBuildName() string {
 	}
 	return b.Name
 }
+
+// IsHCL2 reports whether the build comes from an HCL2 build block.
+func (b *Build) IsHCL2() bool { return b.block != 0 }
