@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -77,6 +76,9 @@ func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnos
 		abs = filepath.Join(opts.Cwd, abs)
 	}
 	l.tmplDir = absDir(abs)
+	if d := checkSource(path, src, false); d.HasErrors() {
+		return l.tmpl, d
+	}
 	root, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
 		return l.tmpl, fixSyntaxDiags(path, src, diags)
@@ -383,17 +385,21 @@ func (l *jsonLoader) valueRange(name string, origin map[string]hcl.Range) hcl.Ra
 
 // readVarFile reads a legacy -var-file: a JSON object of strings.
 func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[string]hcl.Range) {
+	src, err := readRegular(path, maxVarFileSize)
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: sentence(err.Error())})
+		return
+	}
 	if strings.HasSuffix(path, ".hcl") {
 		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong variable file format",
 			Detail: fmt.Sprintf("%s is an HCL2 variable file; legacy JSON templates read JSON variable files ({\"name\": \"value\"}), as Packer does.", path)})
 		return
 	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))})
+	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+	if d := checkSource(path, src, false); d.HasErrors() {
+		l.diags = append(l.diags, d...)
 		return
 	}
-	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
 	expr, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
 		l.diags = append(l.diags, diags...)
@@ -406,15 +412,17 @@ func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[
 	}
 	for _, it := range items {
 		if l.varDecl[it.Name] == nil {
-			detail := fmt.Sprintf("The template declares no variable %q; this value is ignored.", it.Name)
+			// Packer's legacy templates still let {{user}} read it.
+			detail := fmt.Sprintf("The template declares no variable %q in \"variables\"; {{user `%s`}} still reads this value, as in Packer.", it.Name, it.Name)
 			if s := legacySuggest(it.Name, l.varNames()); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			}
 			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Undefined variable", Detail: detail, Subject: it.NameRange.Ptr()})
-			continue
 		}
 		v, _ := it.Expr.Value(nil)
 		switch {
+		case v.IsNull():
+			raw[it.Name] = "" // Packer reads null as ""
 		case !v.IsNull() && v.Type() == cty.String:
 			raw[it.Name] = v.AsString()
 		case !v.IsNull() && v.Type() == cty.Number:
