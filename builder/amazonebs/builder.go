@@ -108,6 +108,17 @@ func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error
 			b.ErrorCleanup(ctx, comm, st.ProvisionerBuild())
 		}
 	}
+	prevAbort := hooks.OnAbort
+	hooks.OnAbort = func(failed string, skipped []string) {
+		// Packer's lines, with amibake's step names.
+		b.UI.Error(fmt.Sprintf("Step %q failed, aborting...", failed))
+		for _, name := range skipped {
+			b.UI.Error(fmt.Sprintf("aborted: skipping cleanup of step %q", name))
+		}
+		if prevAbort != nil {
+			prevAbort(failed, skipped)
+		}
+	}
 	r := &pipeline.Runner[*State]{
 		Steps: Steps(st.Config), OnError: b.OnError, Hooks: hooks,
 		CleanupContext: b.CleanupContext, Log: b.Log,

@@ -36,11 +36,13 @@ type State struct {
 	PackerName string
 	Force      bool // -force: deregister an existing AMI of the same name
 	Debug      bool // -debug: write the private key to ec2_<build>.pem
-	Waits      Waits
-	Getenv     func(string) string
-	Now        func() time.Time
-	Log        *slog.Logger
-	Provision  ProvisionFunc
+	// DebugKeyFile is the absolute path of that key file, once written.
+	DebugKeyFile string
+	Waits        Waits
+	Getenv       func(string) string
+	Now          func() time.Time
+	Log          *slog.Logger
+	Provision    ProvisionFunc
 	// ResolvedSource is the source AMI already resolved for Config in
 	// Region (Builder.SourceImage); nil has the source step describe it.
 	ResolvedSource *types.Image

@@ -81,6 +81,7 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		User:              c.SSHUsername,
 		PrivateKey:        s.PrivateKey,
 		AgentAuth:         c.SSHAgentAuth,
+		AgentForwarding:   !c.SSHDisableAgentForwarding, // Packer forwards by default
 		Password:          c.SSHPassword,
 		HostKey:           hk,
 		Timeout:           c.Parsed.SSHTimeout,

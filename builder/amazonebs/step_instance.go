@@ -259,7 +259,39 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Instance = running
+	if s.Debug {
+		for _, l := range debugInstanceLines(running, s.DebugKeyFile, s.Config.SSHUsername) {
+			s.UI.Message(l)
+		}
+	}
 	return nil
+}
+
+// debugInstanceLines is what -debug shows about the running instance,
+// as Packer's (Public DNS, Public IP, Private IP), and how to log in.
+func debugInstanceLines(in *types.Instance, keyFile, user string) []string {
+	var out []string
+	if v := aws.ToString(in.PublicDnsName); v != "" {
+		out = append(out, "Public DNS: "+v)
+	}
+	if v := aws.ToString(in.PublicIpAddress); v != "" {
+		out = append(out, "Public IP: "+v)
+	}
+	if v := aws.ToString(in.PrivateIpAddress); v != "" {
+		out = append(out, "Private IP: "+v)
+	}
+	host := aws.ToString(in.PublicIpAddress)
+	if host == "" {
+		host = aws.ToString(in.PrivateIpAddress)
+	}
+	if keyFile != "" && host != "" {
+		login := host
+		if user != "" {
+			login = user + "@" + host
+		}
+		out = append(out, fmt.Sprintf("SSH key: %s (ssh -i %s %s)", keyFile, keyFile, login))
+	}
+	return out
 }
 
 func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {

@@ -106,6 +106,7 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 			return fmt.Errorf("write debug key file: %w", err)
 		}
 		_ = s.created(kentry, mustAbs(st.keyFile))
+		s.DebugKeyFile = mustAbs(st.keyFile)
 	}
 	return nil
 }

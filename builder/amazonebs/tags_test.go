@@ -219,3 +219,24 @@ func TestTagPlacementOnTheWire(t *testing.T) {
 		})
 	}
 }
+
+func TestDebugInstanceLines(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   types.Instance
+		key  string
+		want []string
+	}{
+		{"public and private", types.Instance{PublicIpAddress: aws.String("203.0.113.5"), PrivateIpAddress: aws.String("10.0.0.5"), PublicDnsName: aws.String("ec2-203-0-113-5.compute.amazonaws.com")}, "/w/ec2_one.pem",
+			[]string{"Public DNS: ec2-203-0-113-5.compute.amazonaws.com", "Public IP: 203.0.113.5", "Private IP: 10.0.0.5", "SSH key: /w/ec2_one.pem (ssh -i /w/ec2_one.pem ubuntu@203.0.113.5)"}},
+		{"private only", types.Instance{PrivateIpAddress: aws.String("10.0.0.5")}, "/w/k.pem",
+			[]string{"Private IP: 10.0.0.5", "SSH key: /w/k.pem (ssh -i /w/k.pem ubuntu@10.0.0.5)"}},
+		{"own key pair: no key file", types.Instance{PrivateIpAddress: aws.String("10.0.0.5")}, "", []string{"Private IP: 10.0.0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := debugInstanceLines(&tc.in, tc.key, "ubuntu"); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

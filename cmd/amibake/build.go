@@ -207,6 +207,14 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 			fmt.Fprintf(errOut, "Cleanup was interrupted and the run journal cannot be read (%v). Remove what is left with:\n  %s\n", rerr, interrupt.CleanupCommand(runID))
 		}
 	}
+	if (onError == pipeline.OnErrorAbort || onError == pipeline.OnErrorRunCleanupProvisioner) && err == nil && ctx.Err() == nil && !res.OK() {
+		// What was left on purpose, and the command that removes it.
+		if run, rerr := ledger.Read(ledger.DefaultDir(f.Getenv), runID); rerr == nil {
+			fmt.Fprint(errOut, interrupt.AbortReport(run, o.onError))
+		} else {
+			fmt.Fprintf(errOut, "Cleanup was skipped (-on-error=%s); run %s. Remove what is left with:\n  %s\n", o.onError, runID, interrupt.CleanupCommand(runID))
+		}
+	}
 	if errors.Is(err, build.ErrPreflight) {
 		return &exitError{code: 1, err: err}
 	}

@@ -204,3 +204,33 @@ func TestBuildCommandReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildAbortSaysHowToCleanUp: -on-error=abort and
+// run-cleanup-provisioner leave the build's resources, print the run id
+// and the cleanup command, and that command removes everything.
+func TestBuildAbortSaysHowToCleanUp(t *testing.T) {
+	tmpl := repoPath(t, "internal/build/testdata/failing.pkr.hcl")
+	for _, mode := range []string{"abort", "run-cleanup-provisioner"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := buildEnv(t, false)
+			code, out, errOut := runBuildCmd(t, "-on-error="+mode, tmpl)
+			if code != 1 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if got := strings.Contains(out+errOut, "error-cleanup-provisioner-ran"); got != (mode == "run-cleanup-provisioner") {
+				t.Errorf("error-cleanup-provisioner ran = %v\n%s", got, out)
+			}
+			m := regexp.MustCompile(`Cleanup was skipped \(-on-error=` + mode + `\) so that you can inspect what failed\. Run (\S+) left \d+ resource\(s\):`).FindStringSubmatch(errOut)
+			if m == nil || !strings.Contains(errOut, "amibake cleanup --run-id "+m[1]) {
+				t.Fatalf("no run id and cleanup command:\n%s", errOut)
+			}
+			if srv.Inventory().Empty() {
+				t.Fatal("nothing was left to inspect")
+			}
+			code, cout, cerr := runTemplateCmd(t, map[string]string{"HOME": os.Getenv("HOME")}, "cleanup", "-run-id", m[1])
+			if code != 0 {
+				t.Fatalf("cleanup: exit %d\n%s\n%s", code, cout, cerr)
+			}
+		})
+	}
+}

@@ -176,7 +176,9 @@ func TestFailingProvisionerOnError(t *testing.T) {
 		wantAbortErr bool
 	}{
 		{pipeline.OnErrorCleanup, true, true, false},
-		{pipeline.OnErrorRunCleanupProvisioner, true, true, false},
+		// Packer: the error-cleanup-provisioner runs, then nothing else
+		// is cleaned up, as with abort.
+		{pipeline.OnErrorRunCleanupProvisioner, true, false, true},
 		{pipeline.OnErrorAsk, false, true, false}, // nobody to ask: clean up
 		{pipeline.OnErrorAbort, false, false, true},
 	} {
@@ -202,6 +204,11 @@ func TestFailingProvisionerOnError(t *testing.T) {
 				t.Errorf("aborted = %v, want %v", got, tt.wantAbortErr)
 			}
 			if !tt.cleanedUp {
+				for _, want := range []string{`Step "provision" failed, aborting...`, `aborted: skipping cleanup of step "launch source instance"`} {
+					if !strings.Contains(all, want) {
+						t.Errorf("log lacks %q:\n%s", want, all)
+					}
+				}
 				inv := e.srv.Inventory()
 				if inv.Empty() {
 					t.Fatal("-on-error=abort left nothing to inspect")
