@@ -187,6 +187,7 @@ func OpenSession(ctx context.Context, shared *awsclient.Shared, c *Config) (*aws
 		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
 		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
 		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+		SkipMetadataAPICheck:  c.SkipMetadataAPICheck,
 		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
 	})
 }

@@ -2,10 +2,12 @@ package amazonebs
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +46,14 @@ var unimplemented = []string{
 	"ssh_local_tunnels", "ssh_remote_tunnels", "ssh_ciphers", "ssh_key_exchange_algorithms", "no_ephemeral",
 	"winrm_username", "winrm_password", "winrm_host", "winrm_no_proxy", "winrm_port",
 	"winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm",
+}
+
+// noEffect are Packer options amibake accepts but that change nothing
+// in amibake, each with the reason; validate and build warn when one is
+// set. (Options that do something, even differently from Packer, are
+// not here; unimplemented ones are refused by build.)
+var noEffect = map[string]string{
+	"skip_profile_validation": "amibake does not check the instance profile before launch (Packer calls iam:GetInstanceProfile); EC2 checks it at RunInstances",
 }
 
 var (
@@ -150,6 +160,9 @@ func (c *Config) prepare(v *validator) {
 	if c.SSHInterface == "session_manager" || c.SSHInterface == "ipv6" {
 		c.Parsed.unimplemented = append(c.Parsed.unimplemented, fmt.Sprintf("ssh_interface = %q", c.SSHInterface))
 	}
+	for _, name := range setOptions(c, slices.Sorted(maps.Keys(noEffect))) {
+		v.add(hcl.DiagWarning, name, "Option without effect in amibake", fmt.Sprintf("%s: %s", name, noEffect[name]))
+	}
 	for _, name := range c.Parsed.unimplemented {
 		opt, _, _ := strings.Cut(name, " ")
 		v.add(hcl.DiagWarning, opt, "Option not implemented by amibake",
@@ -238,7 +251,7 @@ func (c *Config) checkAccess(v *validator) {
 	case c.Region == "":
 		// As Packer: the SDK's region chain (AWS_REGION, the profile)
 		// fills it at build time, which fails there if it finds none.
-	case !regionRe.MatchString(c.Region):
+	case !c.SkipRegionValidation && !regionRe.MatchString(c.Region):
 		v.errorf("region", "Invalid region", "%q is not an AWS region name (like us-east-1 or ap-northeast-1).", c.Region)
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
@@ -262,7 +275,7 @@ func (c *Config) checkAccess(v *validator) {
 		v.errorf("custom_endpoint_ec2", "Invalid custom_endpoint_ec2", "custom_endpoint_ec2 must be a URL with a scheme, such as https://ec2.example.com, not %q.", c.CustomEndpointEC2)
 	}
 	for i, r := range c.AMIRegions {
-		if !regionRe.MatchString(r) {
+		if !c.SkipRegionValidation && !regionRe.MatchString(r) {
 			v.errorf("ami_regions", "Invalid region in ami_regions", "ami_regions[%d] = %q is not an AWS region name.", i, r)
 		}
 	}
