@@ -332,7 +332,7 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 // and describe the source AMI again; either is nil when it could not be
 // had, and the builder then reports the failure itself.
 func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, opts Options, r *BuildResult) (sess *awsclient.Session, src *types.Image, reused bool) {
-	wantReuse := (opts.Reuse || p.b.Reuse) && !opts.Rebuild
+	wantReuse := plan.ReuseOn(opts.Reuse, p.b.Reuse, opts.Rebuild)
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
