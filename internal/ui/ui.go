@@ -195,17 +195,10 @@ type buildUI struct {
 func (b *buildUI) Say(msg string) {
 	b.root.emit(b.name, "say", msg, b.root.io.Out, b.color, "==> "+b.name+": ")
 }
-func (b *buildUI) Message(msg string) {
-	c := b.color
-	if c != "" {
-		c = strings.Replace(c, "1;", "0;", 1) // details in the build's colour, not bold
-	}
-	prefix := "    " + b.name + ": "
-	if b.root.opts.MachineReadable {
-		prefix = "==> " + b.name + ": " // Packer 1.16: ui.Message is a Say
-	}
-	b.root.emit(b.name, "message", msg, b.root.io.Out, c, prefix)
-}
+// Message is a detail line. Packer 1.16 turns the deprecated ui.Message
+// into Say: the same "==> name: " prefix and colour, and "say" in
+// machine-readable output.
+func (b *buildUI) Message(msg string) { b.Say(msg) }
 func (b *buildUI) Error(msg string) {
 	b.root.emit(b.name, "error", msg, b.root.io.ErrOut, colorRed, "==> "+b.name+": ")
 }
