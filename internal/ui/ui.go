@@ -195,6 +195,7 @@ type buildUI struct {
 func (b *buildUI) Say(msg string) {
 	b.root.emit(b.name, "say", msg, b.root.io.Out, b.color, "==> "+b.name+": ")
 }
+
 // Message is a detail line. Packer 1.16 turns the deprecated ui.Message
 // into Say: the same "==> name: " prefix and colour, and "say" in
 // machine-readable output.
