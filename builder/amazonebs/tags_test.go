@@ -240,3 +240,18 @@ func TestDebugInstanceLines(t *testing.T) {
 		})
 	}
 }
+
+// TestPackerNames: -debug's key file and the artifact's build name (the
+// manifest's "name") use Packer's packer_build_name: the source's name in
+// HCL2, the builder's name in JSON.
+func TestPackerNames(t *testing.T) {
+	for _, tc := range []struct{ packer, build, want string }{
+		{"ubuntu", "learn-packer.amazon-ebs.ubuntu", "ec2_ubuntu.pem"},
+		{"amazon-ebs", "amazon-ebs", "ec2_amazon-ebs.pem"},
+		{"", "amazon-ebs.first", "ec2_amazon-ebs.first.pem"},
+	} {
+		if got := debugKeyFile(tc.packer, tc.build); got != tc.want {
+			t.Errorf("debugKeyFile(%q, %q) = %q, want %q", tc.packer, tc.build, got, tc.want)
+		}
+	}
+}
