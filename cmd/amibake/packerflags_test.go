@@ -17,8 +17,9 @@ var packerFlags = map[string][]string{
 		"-warn-on-undeclared-var", "-ignore-prerelease-plugins", "-use-sequential-evaluation"},
 	"validate": {"-syntax-only", "-evaluate-datasources", "-no-warn-undeclared-var", "-except=a", "-only=a",
 		"-var=a=b", "-var-file=x.pkrvars.hcl", "-machine-readable", "-use-sequential-evaluation"},
-	"inspect": {"-var=a=b", "-var-file=x.pkrvars.hcl"},
+	"inspect": {"-var=a=b", "-var-file=x.pkrvars.hcl", "-machine-readable"},
 	"fmt":     {"-check", "-diff", "-write=false", "-recursive"},
+	"version": {"-machine-readable"},
 	// amibake's own commands take the same style.
 	"plan":         {"-color=false", "-var=a=b", "-var-file=x.pkrvars.hcl", "-only=a", "-except=a", "-json"},
 	"hcl2-upgrade": {"-output-file=out.pkr.hcl", "-with-annotations"},
