@@ -199,13 +199,16 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 
 	res := &Result{Builds: make([]*BuildResult, len(builds))}
 	uis := make([]ui.UI, len(builds))
+	// Packer prints the colour legend only when it colours (not with
+	// -color=false, nor in machine-readable output).
+	legend := !root.MachineReadable() && root.IO().ColorEnabled()
 	for i, p := range builds {
 		uis[i] = root.ForBuild(p.b.Display())
-		if !root.MachineReadable() {
-			root.Message(p.b.Display() + ": output will be in this color.")
+		if legend {
+			root.InColorOf(uis[i], p.b.Display()+": output will be in this color.")
 		}
 	}
-	if !root.MachineReadable() {
+	if legend {
 		root.Message("")
 	}
 	sem := make(chan struct{}, parallel)

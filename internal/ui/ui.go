@@ -96,6 +96,16 @@ func (r *Root) Machine(kind string, data ...string) {
 }
 func (r *Root) Ask(ctx context.Context, q string) (string, error) { return r.doAsk(ctx, q) }
 
+// InColorOf prints msg unprefixed in the colour of a build's UI (from
+// ForBuild): Packer's "NAME: output will be in this color." legend.
+func (r *Root) InColorOf(u UI, msg string) {
+	color := ""
+	if b, ok := u.(*buildUI); ok {
+		color = b.color
+	}
+	r.emit("", "say", msg, r.io.Out, color, "")
+}
+
 // emit writes one human line (or its machine-readable form) with the secrets
 // masked. prefix is prepended to every line of msg.
 func (r *Root) emit(target, kind, msg string, w io.Writer, color, prefix string) {
