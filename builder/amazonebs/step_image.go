@@ -101,13 +101,10 @@ func (stepTagImage) Run(ctx context.Context, s *State) error {
 	own := s.ownTags()
 	for _, region := range regions {
 		id, snaps := s.AMIs[region], s.Snapshots[region]
-		if userTags(tags) > 0 {
-			s.UI.Say(fmt.Sprintf("Adding tags to AMI (%s)...", id))
-			for _, t := range ec2Tags(tags) {
-				if strings.HasPrefix(aws.ToString(t.Key), "amibake:") {
-					continue // amibake's own (input digest): not the user's
-				}
-				s.UI.Message(fmt.Sprintf("Adding tag: %q: %q", aws.ToString(t.Key), aws.ToString(t.Value)))
+		if lines := tagImageLines(id, snaps, tags, snapTags); len(lines) > 0 {
+			s.UI.Say(lines[0])
+			for _, l := range lines[1:] {
+				s.UI.Message(l)
 			}
 		}
 		for _, sn := range snaps {
@@ -127,15 +124,34 @@ func (stepTagImage) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// userTags counts the tags that are not amibake's own.
-func userTags(m map[string]string) int {
-	n := 0
-	for k := range m {
-		if !strings.HasPrefix(k, "amibake:") {
-			n++
+// addingTagLines are Packer's `Adding tag: "K": "V"` lines for the
+// user's tags (not amibake's own, such as the input digest), sorted.
+func addingTagLines(m map[string]string) []string {
+	var out []string
+	for _, t := range ec2Tags(m) {
+		if strings.HasPrefix(aws.ToString(t.Key), "amibake:") {
+			continue
 		}
+		out = append(out, fmt.Sprintf("Adding tag: %q: %q", aws.ToString(t.Key), aws.ToString(t.Value)))
 	}
-	return n
+	return out
+}
+
+// tagImageLines is what Packer's StepCreateTags prints for one region's
+// AMI (nothing when there are no user tags): the first line is a step.
+func tagImageLines(ami string, snaps []string, tags, snapTags map[string]string) []string {
+	at, st := addingTagLines(tags), addingTagLines(snapTags)
+	if len(at)+len(st) == 0 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("Adding tags to AMI (%s)...", ami)}
+	for _, sn := range snaps {
+		out = append(out, "Tagging snapshot: "+sn)
+	}
+	out = append(out, "Creating AMI tags")
+	out = append(out, at...)
+	out = append(out, "Creating snapshot tags")
+	return append(out, st...)
 }
 
 func (stepTagImage) Cleanup(context.Context, *State) error { return nil }

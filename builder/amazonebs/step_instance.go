@@ -223,6 +223,10 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		}
 	} else {
 		s.UI.Say("Launching a source AWS instance...")
+		// Packer's lines: run_tags, then run_volume_tags.
+		for _, l := range append(addingTagLines(runTags), addingTagLines(volTags)...) {
+			s.UI.Message(l)
+		}
 		in.InstanceType = types.InstanceType(c.InstanceType)
 		in.ClientToken = aws.String(st.token)
 		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)

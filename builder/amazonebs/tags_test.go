@@ -255,3 +255,18 @@ func TestPackerNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTagImageLines: Packer's lines (tags-no-ami-users/build.human.stdout),
+// with amibake's own tags left out.
+func TestTagImageLines(t *testing.T) {
+	got := tagImageLines("ami-1", []string{"snap-1", "snap-2"},
+		map[string]string{"Name": "tagged-ami", "amibake:input-digest": "d"}, map[string]string{"Snap": "yes"})
+	want := []string{"Adding tags to AMI (ami-1)...", "Tagging snapshot: snap-1", "Tagging snapshot: snap-2",
+		"Creating AMI tags", `Adding tag: "Name": "tagged-ami"`, "Creating snapshot tags", `Adding tag: "Snap": "yes"`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if got := tagImageLines("ami-1", []string{"snap-1"}, map[string]string{"amibake:input-digest": "d"}, nil); got != nil {
+		t.Errorf("only amibake's tags: %q", got)
+	}
+}
