@@ -72,7 +72,8 @@ func TestPipelineTutorial(t *testing.T) {
 		"==> Authorizing access to port 22 from 127.0.0.1/32 in the temporary security group...",
 		"==> Waiting for SSH to become available...",
 		"==> Connected to SSH!",
-		"==> Creating the AMI: hello_ami 1529395142",
+		"==> Creating AMI hello_ami 1529395142 from instance i-",
+		"==> Attaching run tags to AMI...",
 		"==> Terminating the source AWS instance...",
 		"==> Deleting temporary keypair...",
 	} {

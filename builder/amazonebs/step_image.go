@@ -199,7 +199,9 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 			// The encrypted copy takes the real name; names are unique.
 			name = "amibake-unencrypted-" + uuid.NewString()
 		}
-		s.UI.Say("Creating the AMI: " + name)
+		// Packer's lines; it prints the second even without run_tags.
+		s.UI.Say(fmt.Sprintf("Creating AMI %s from instance %s", name, aws.ToString(s.Instance.InstanceId)))
+		s.UI.Say("Attaching run tags to AMI...")
 		entry, err := s.intend(ledger.KindImage, s.Region, name)
 		if err != nil {
 			return fmt.Errorf("record the AMI in the run journal: %w", err)
