@@ -156,6 +156,7 @@ func Steps(c *Config) []pipeline.Step[*State] {
 		stepCopy{},
 		stepShare{},
 		stepTagImage{},
+		stepSkipNotices{},
 		stepFinish{},
 	}
 }

@@ -156,6 +156,26 @@ func tagImageLines(ami string, snaps []string, tags, snapTags map[string]string)
 
 func (stepTagImage) Cleanup(context.Context, *State) error { return nil }
 
+// stepSkipNotices prints Packer's lines for its AMI steps that have nothing
+// to do: deprecation without deprecate_at (stepShare sets it otherwise),
+// and deregistration protection, which amibake refuses to build with.
+type stepSkipNotices struct{}
+
+func (stepSkipNotices) Name() string { return "skip notices" }
+
+func (stepSkipNotices) Run(_ context.Context, s *State) error {
+	if s.Config.SkipCreateAMI {
+		return nil
+	}
+	if s.Config.Parsed.DeprecateAt == "" {
+		s.UI.Say("Skipping Enable AMI deprecation...")
+	}
+	s.UI.Say("Skipping Enable AMI deregistration protection...")
+	return nil
+}
+
+func (stepSkipNotices) Cleanup(context.Context, *State) error { return nil }
+
 func (s *State) description() (string, error) {
 	return s.render("ami_description", s.Config.AMIDescription)
 }

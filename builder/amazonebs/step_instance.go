@@ -398,6 +398,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 			return fmt.Errorf("stop source instance %s: %w", id, err)
 		}
+		s.UI.Say("Stopping instance") // Packer's second line
 	}
 	s.UI.Say("Waiting for the instance to stop...")
 	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameStopped); err != nil {
