@@ -52,6 +52,13 @@ func imageTagSpecs(own, runTags map[string]string, skipRunTags bool) []types.Tag
 	return specs
 }
 
+// copyTagSpecs are CopyImage's TagSpecifications: amibake's own tags on
+// the new AMI (for the ledger); the user's come from CopyImageTags, as in
+// Packer, and tags/snapshot_tags by CreateTags afterwards.
+func copyTagSpecs(own map[string]string) []types.TagSpecification {
+	return []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(own)}}
+}
+
 // imageTagCalls are the CreateTags calls of one region's AMI, in Packer's
 // order: tags on the AMI and its snapshots, then snapshot_tags on the
 // snapshots (amibake adds its own tags to the snapshots in that call, so
@@ -263,7 +270,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 	s.Snapshots = map[string][]string{s.Region: imageSnapshots(im)}
 
 	if c.EncryptBoot != nil && *c.EncryptBoot {
-		if err := st.encrypt(ctx, s, id, desc, specs); err != nil {
+		if err := st.encrypt(ctx, s, id, desc); err != nil {
 			return err
 		}
 	}
@@ -279,7 +286,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 
 // encrypt copies the AMI to an encrypted one in the same region and
 // deregisters the unencrypted original (Packer's encrypt_boot).
-func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string, specs []types.TagSpecification) error {
+func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string) error {
 	c := s.Config
 	client := s.ec2("")
 	s.UI.Say(fmt.Sprintf("Copying AMI %s to an encrypted AMI...", id))
@@ -290,7 +297,10 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(id), SourceRegion: aws.String(s.Region), Name: aws.String(s.AMIName),
-		Encrypted: aws.Bool(true), ClientToken: aws.String(token), TagSpecifications: specs[:1],
+		Encrypted: aws.Bool(true), ClientToken: aws.String(token),
+		// As Packer: the copy takes the source AMI's tags (run_tags);
+		// amibake's own go on it from its creation.
+		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)
@@ -600,10 +610,6 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 	if len(regions) == 0 {
 		return nil
 	}
-	specs, err := s.imageTagSpecs()
-	if err != nil {
-		return err
-	}
 	desc, err := s.description()
 	if err != nil {
 		return err
@@ -619,7 +625,7 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, snaps, err := copyTo(ctx, s, region, desc, specs)
+			id, snaps, err := copyTo(ctx, s, region, desc)
 			mu.Lock()
 			defer mu.Unlock()
 			if id != "" {
@@ -650,7 +656,7 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 
 func (stepCopy) Cleanup(context.Context, *State) error { return nil }
 
-func copyTo(ctx context.Context, s *State, region, desc string, specs []types.TagSpecification) (string, []string, error) {
+func copyTo(ctx context.Context, s *State, region, desc string) (string, []string, error) {
 	c := s.Config
 	token := uuid.NewString()
 	entry, err := s.intend(ledger.KindImage, region, token)
@@ -659,7 +665,8 @@ func copyTo(ctx context.Context, s *State, region, desc string, specs []types.Ta
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(s.ImageID), SourceRegion: aws.String(s.Region),
-		Name: aws.String(s.AMIName), ClientToken: aws.String(token), TagSpecifications: specs[:1],
+		Name: aws.String(s.AMIName), ClientToken: aws.String(token),
+		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)

@@ -92,8 +92,11 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
 		EbsOptimized: aws.Bool(c.EBSOptimized),
+		// Packer's placement: run_tags on the instance and its network
+		// interface, run_volume_tags on the volumes.
 		TagSpecifications: []types.TagSpecification{
 			s.tagSpec(types.ResourceTypeInstance, runTags),
+			s.tagSpec(types.ResourceTypeNetworkInterface, runTags),
 			s.tagSpec(types.ResourceTypeVolume, volTags),
 		},
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehavior(c.ShutdownBehavior),
