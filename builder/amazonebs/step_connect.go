@@ -71,6 +71,7 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Host = host
+	s.UI.Say("Using SSH communicator to connect: " + host) // Packer's line
 	hk, err := st.hostKeyChecker(ctx, s)
 	if err != nil {
 		return err

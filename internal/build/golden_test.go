@@ -31,6 +31,7 @@ func normalize(s string) string {
 		{`after [0-9][0-9a-z ]*?([.:])`, "after DURATION$1"},
 		{`(?m)after [0-9][0-9a-z ]*$`, "after DURATION"},
 		{`packer-shell[0-9]+`, "packer-shellN"},
+		{`connect: [0-9.]+`, "connect: IP"},
 	} {
 		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.repl)
 	}
