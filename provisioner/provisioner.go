@@ -13,7 +13,10 @@ import (
 // Build is what a provisioner may know about the build it runs in: Packer's
 // "generated data" (`build.*` in HCL2, `{{ build `Host` }}` in JSON).
 type Build struct {
-	Name       string // the build's full name
+	Name string // the build's full name (only/except match it)
+	// PackerName is PACKER_BUILD_NAME: the source's name in HCL2, the
+	// builder's name in JSON; Name when empty.
+	PackerName string
 	Type       string // "amazon-ebs"
 	RunUUID    string // PACKER_RUN_UUID
 	InstanceID string
@@ -25,6 +28,14 @@ type Build struct {
 	SourceAMI     string
 	SourceAMIName string
 	Region        string
+}
+
+// BuildName is PACKER_BUILD_NAME, as Packer sets it.
+func (b *Build) BuildName() string {
+	if b.PackerName != "" {
+		return b.PackerName
+	}
+	return b.Name
 }
 
 // Provisioner changes a machine being built.

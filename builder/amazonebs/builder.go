@@ -26,12 +26,16 @@ const BuilderID = "mitchellh.amazonebs"
 type Builder struct {
 	Config *Config
 	// Name is the build's full name (log prefix, tags, -debug key file).
-	Name    string
-	RunID   string
-	RunUUID string
-	UI      ui.UI
-	Secrets *ui.Secrets
-	Ledger  ledger.Recorder
+	Name string
+	// PackerName is Packer's packer_build_name (the source's name in
+	// HCL2): the artifact's build name (manifest "name") and the -debug
+	// key file; Name when empty.
+	PackerName string
+	RunID      string
+	RunUUID    string
+	UI         ui.UI
+	Secrets    *ui.Secrets
+	Ledger     ledger.Recorder
 	// Shared is the run's shared AWS state (one rate limiter); nil makes one.
 	Shared *awsclient.Shared
 	// Session, when set, is the build's AWS session already opened with
@@ -77,7 +81,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 	}
 	st := &State{
 		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
-		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, Force: b.Force, Debug: b.Debug,
+		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, PackerName: b.PackerName, Force: b.Force, Debug: b.Debug,
 		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
 		ResolvedSource: b.SourceImage,
 	}
@@ -104,6 +108,17 @@ func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error
 			b.ErrorCleanup(ctx, comm, st.ProvisionerBuild())
 		}
 	}
+	prevAbort := hooks.OnAbort
+	hooks.OnAbort = func(failed string, skipped []string) {
+		// Packer's lines, with amibake's step names.
+		b.UI.Error(fmt.Sprintf("Step %q failed, aborting...", failed))
+		for _, name := range skipped {
+			b.UI.Error(fmt.Sprintf("aborted: skipping cleanup of step %q", name))
+		}
+		if prevAbort != nil {
+			prevAbort(failed, skipped)
+		}
+	}
 	r := &pipeline.Runner[*State]{
 		Steps: Steps(st.Config), OnError: b.OnError, Hooks: hooks,
 		CleanupContext: b.CleanupContext, Log: b.Log,
@@ -111,7 +126,11 @@ func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error
 	if err := r.Run(ctx, st); err != nil {
 		return nil, err
 	}
-	return st.Artifact(b.Name), nil
+	name := b.PackerName
+	if name == "" {
+		name = b.Name
+	}
+	return st.Artifact(name), nil
 }
 
 // Steps is the amazon-ebs pipeline.
@@ -136,6 +155,8 @@ func Steps(c *Config) []pipeline.Step[*State] {
 		&stepCreateImage{},
 		stepCopy{},
 		stepShare{},
+		stepTagImage{},
+		stepSkipNotices{},
 		stepFinish{},
 	}
 }
@@ -167,6 +188,7 @@ func OpenSession(ctx context.Context, shared *awsclient.Shared, c *Config) (*aws
 		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
 		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
 		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
+		SkipMetadataAPICheck:  c.SkipMetadataAPICheck,
 		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
 	})
 }

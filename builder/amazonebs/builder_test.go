@@ -69,10 +69,11 @@ func TestPipelineTutorial(t *testing.T) {
 		"==> Prevalidating AMI Name: hello_ami 1529395142",
 		"    Found Image ID: ami-06128816a1c781a57",
 		"==> Creating temporary keypair: amibake_",
-		"==> Authorizing access to port 22 from 127.0.0.1/32 in the temporary security group...",
+		"==> Authorizing access to port 22 from [127.0.0.1/32] in the temporary security groups...",
 		"==> Waiting for SSH to become available...",
 		"==> Connected to SSH!",
-		"==> Creating the AMI: hello_ami 1529395142",
+		"==> Creating AMI hello_ami 1529395142 from instance i-",
+		"==> Attaching run tags to AMI...",
 		"==> Terminating the source AWS instance...",
 		"==> Deleting temporary keypair...",
 	} {
@@ -103,7 +104,7 @@ run_tags = { Owner = "{{ .SourceAMIName }}" }
 	if seen == "" || seen != aws.ToString(st.Instance.PrivateIpAddress) {
 		t.Errorf("connected to %q, want the private IP %q", seen, aws.ToString(st.Instance.PrivateIpAddress))
 	}
-	if strings.Contains(u.String(), "from 127.0.0.1/32") {
+	if strings.Contains(u.String(), "127.0.0.1/32 ") || strings.Contains(u.String(), "127.0.0.1/32]") {
 		t.Errorf("a private connection opened SSH to the caller's public IP:\n%s", u)
 	}
 	if !strings.Contains(u.String(), "Trying to remove ephemeral keys from authorized_keys files") || strings.Contains(u.String(), "Error removing") {

@@ -100,7 +100,6 @@ func TestNewConfigErrors(t *testing.T) {
 		name, src, want string
 		line            int
 	}{
-		{"no region", without("region"), "Missing region", 0},
 		{"bad region", strings.Replace(minimal, "ap-northeast-1", "tokyo", 1), "Invalid region", 2},
 		{"no ami_name", without("ami_name"), "Missing ami_name", 0},
 		{"short ami_name", strings.Replace(minimal, "hello_ami 1529395142", "ab", 1), "Invalid ami_name", 6},
@@ -114,7 +113,6 @@ func TestNewConfigErrors(t *testing.T) {
 		{"access without secret", minimal + `access_key = "AKIA"`, "Incomplete static credentials", 7},
 		{"key type", minimal + `temporary_key_pair_type = "dsa"`, "Invalid temporary_key_pair_type", 7},
 		{"deprecate_at", minimal + `deprecate_at = "tomorrow"`, "Invalid deprecate_at", 7},
-		{"iops gp2", minimal + "launch_block_device_mappings {\n device_name = \"/dev/sda1\"\n volume_type = \"gp2\"\n iops = 3000\n}", "iops on a volume type", 7},
 		{"keypair without key", minimal + `ssh_keypair_name = "mine"`, "Missing private key", 7},
 		{"kms without encrypt", minimal + `kms_key_id = "alias/x"`, "kms_key_id without encrypt_boot", 7},
 	}

@@ -46,7 +46,7 @@ ami_from_snapshot = true`, func(t *testing.T, st *State, log string) {
 			if aws.ToString(im.Name) != "from-snap" || aws.ToString(im.RootDeviceName) == "" {
 				t.Errorf("image %s root %q", aws.ToString(im.Name), aws.ToString(im.RootDeviceName))
 			}
-			if !strings.Contains(log, "Registering the AMI from snapshots: from-snap") || strings.Contains(log, "Creating the AMI") {
+			if !strings.Contains(log, "Registering the AMI from snapshots: from-snap") || strings.Contains(log, "Creating AMI ") {
 				t.Errorf("log:\n%s", log)
 			}
 			if len(st.Snapshots["eu-west-1"]) == 0 {

@@ -2,13 +2,16 @@ package amazonebs
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -43,6 +46,14 @@ var unimplemented = []string{
 	"ssh_local_tunnels", "ssh_remote_tunnels", "ssh_ciphers", "ssh_key_exchange_algorithms", "no_ephemeral",
 	"winrm_username", "winrm_password", "winrm_host", "winrm_no_proxy", "winrm_port",
 	"winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm",
+}
+
+// noEffect are Packer options amibake accepts but that change nothing
+// in amibake, each with the reason; validate and build warn when one is
+// set. (Options that do something, even differently from Packer, are
+// not here; unimplemented ones are refused by build.)
+var noEffect = map[string]string{
+	"skip_profile_validation": "amibake does not check the instance profile before launch (Packer calls iam:GetInstanceProfile); EC2 checks it at RunInstances",
 }
 
 var (
@@ -149,6 +160,9 @@ func (c *Config) prepare(v *validator) {
 	if c.SSHInterface == "session_manager" || c.SSHInterface == "ipv6" {
 		c.Parsed.unimplemented = append(c.Parsed.unimplemented, fmt.Sprintf("ssh_interface = %q", c.SSHInterface))
 	}
+	for _, name := range setOptions(c, slices.Sorted(maps.Keys(noEffect))) {
+		v.add(hcl.DiagWarning, name, "Option without effect in amibake", fmt.Sprintf("%s: %s", name, noEffect[name]))
+	}
 	for _, name := range c.Parsed.unimplemented {
 		opt, _, _ := strings.Cut(name, " ")
 		v.add(hcl.DiagWarning, opt, "Option not implemented by amibake",
@@ -235,8 +249,9 @@ func mergeNV(m map[string]string, nvs []NameValue) map[string]string {
 func (c *Config) checkAccess(v *validator) {
 	switch {
 	case c.Region == "":
-		v.errorf("region", "Missing region", "region is required: the AWS region to build in, such as us-east-1.")
-	case !regionRe.MatchString(c.Region):
+		// As Packer: the SDK's region chain (AWS_REGION, the profile)
+		// fills it at build time, which fails there if it finds none.
+	case !c.SkipRegionValidation && !regionRe.MatchString(c.Region):
 		v.errorf("region", "Invalid region", "%q is not an AWS region name (like us-east-1 or ap-northeast-1).", c.Region)
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
@@ -260,12 +275,12 @@ func (c *Config) checkAccess(v *validator) {
 		v.errorf("custom_endpoint_ec2", "Invalid custom_endpoint_ec2", "custom_endpoint_ec2 must be a URL with a scheme, such as https://ec2.example.com, not %q.", c.CustomEndpointEC2)
 	}
 	for i, r := range c.AMIRegions {
-		if !regionRe.MatchString(r) {
+		if !c.SkipRegionValidation && !regionRe.MatchString(r) {
 			v.errorf("ami_regions", "Invalid region in ami_regions", "ami_regions[%d] = %q is not an AWS region name.", i, r)
 		}
 	}
 	for r := range c.RegionKMSKeyIDs {
-		if r != c.Region && !contains(c.AMIRegions, r) {
+		if c.Region != "" && r != c.Region && !contains(c.AMIRegions, r) {
 			v.errorf("region_kms_key_ids", "Region not copied to", "region_kms_key_ids names %s, which is neither the build region nor in ami_regions.", r)
 		}
 	}
@@ -399,10 +414,10 @@ func (c *Config) checkAMI(v *validator) {
 // CheckAMIName applies AWS's rules for AMI names.
 func CheckAMIName(n string) error {
 	if len(n) < 3 || len(n) > 128 {
-		return fmt.Errorf("AMI name %q must be between 3 and 128 characters long, not %d", n, len(n))
+		return fmt.Errorf("AMI name %q must be between 3 and 128 characters long, not %d", clipName(n), len(n))
 	}
 	if !amiNameRe.MatchString(n) {
-		return fmt.Errorf("AMI name %q may only contain letters, digits, spaces and ( ) [ ] . / - ' @ _ (clean_resource_name in JSON templates replaces the others)", n)
+		return fmt.Errorf("AMI name %q may only contain letters, digits, spaces and ( ) [ ] . / - ' @ _ (clean_resource_name in JSON templates replaces the others)", clipName(n))
 	}
 	return nil
 }
@@ -491,7 +506,11 @@ func (c *Config) checkBlockDevices(v *validator, name string, devs []BlockDevice
 			v.errorf(name, "Invalid volume_type", "%s[%d].volume_type = %q: want one of %s.", name, i, d.VolumeType, strings.Join(volumeTypes, ", "))
 		}
 		if d.IOPS != nil && !oneOf(d.VolumeType, "io1", "io2", "gp3") {
-			v.errorf(name, "iops on a volume type without it", "%s[%d]: iops applies only to io1, io2 and gp3 volumes.", name, i)
+			// Packer sends iops only for io1, io2 and gp3 and drops it
+			// silently otherwise: accepted, and said so.
+			v.add(hcl.DiagWarning, name, "iops has no effect on this volume type",
+				fmt.Sprintf("%s[%d]: iops applies only to io1, io2 and gp3 volumes; on %s it is not sent (as Packer does).", name, i, volumeTypeName(d.VolumeType)))
+			devs[i].IOPS = nil
 		}
 		if d.Throughput != nil && d.VolumeType != "gp3" {
 			v.errorf(name, "throughput on a volume type without it", "%s[%d]: throughput applies only to gp3 volumes.", name, i)
@@ -545,4 +564,25 @@ func dedupe(list []string) []string {
 		}
 	}
 	return out
+}
+
+func volumeTypeName(t string) string {
+	if t == "" {
+		return "the default volume type"
+	}
+	return t
+}
+
+// clipName shortens a value quoted in an error: a 10 MB ami_name must not
+// make a 10 MB message.
+func clipName(s string) string {
+	const n = 140
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

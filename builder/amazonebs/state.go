@@ -32,13 +32,17 @@ type State struct {
 	RunID     string // the amibake:run-id tag and journal
 	RunUUID   string // PACKER_RUN_UUID, for provisioners; RunID when empty
 	BuildName string
-	Force     bool // -force: deregister an existing AMI of the same name
-	Debug     bool // -debug: write the private key to ec2_<build>.pem
-	Waits     Waits
-	Getenv    func(string) string
-	Now       func() time.Time
-	Log       *slog.Logger
-	Provision ProvisionFunc
+	// PackerName is Packer's packer_build_name (-debug key file name).
+	PackerName string
+	Force      bool // -force: deregister an existing AMI of the same name
+	Debug      bool // -debug: write the private key to ec2_<build>.pem
+	// DebugKeyFile is the absolute path of that key file, once written.
+	DebugKeyFile string
+	Waits        Waits
+	Getenv       func(string) string
+	Now          func() time.Time
+	Log          *slog.Logger
+	Provision    ProvisionFunc
 	// ResolvedSource is the source AMI already resolved for Config in
 	// Region (Builder.SourceImage); nil has the source step describe it.
 	ResolvedSource *types.Image

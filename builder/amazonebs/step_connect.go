@@ -68,6 +68,7 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Host = host
+	s.UI.Say("Using SSH communicator to connect: " + host) // Packer's line
 	hk, err := st.hostKeyChecker(ctx, s)
 	if err != nil {
 		return err
@@ -78,6 +79,7 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		User:              c.SSHUsername,
 		PrivateKey:        s.PrivateKey,
 		AgentAuth:         c.SSHAgentAuth,
+		AgentForwarding:   !c.SSHDisableAgentForwarding, // Packer forwards by default
 		Password:          c.SSHPassword,
 		HostKey:           hk,
 		Timeout:           c.Parsed.SSHTimeout,
@@ -178,6 +180,7 @@ func (stepProvision) Cleanup(context.Context, *State) error { return nil }
 func (s *State) ProvisionerBuild() *provisioner.Build {
 	b := &provisioner.Build{
 		Name:          s.BuildName,
+		PackerName:    s.PackerName,
 		Type:          "amazon-ebs",
 		RunUUID:       s.RunUUID,
 		Host:          s.Host,

@@ -17,22 +17,171 @@ import (
 	"github.com/amibake/amibake/internal/ledger"
 )
 
-// imageTagSpecs are the TagSpecifications of a new AMI and its snapshots.
+// imageTagSpecs are the TagSpecifications of a new AMI (CreateImage,
+// CopyImage, RegisterImage): what Packer sends there, run_tags on the
+// image and its snapshots unless skip_ami_run_tags, and amibake's own
+// tags on the image only. tags, snapshot_tags and amibake's own snapshot
+// tags come later by CreateTags (stepTagImage), as in Packer, so a
+// template without run_tags needs no endpoint support for snapshot
+// TagSpecifications (moto answers 500 for them).
 func (s *State) imageTagSpecs() ([]types.TagSpecification, error) {
 	c := s.Config
-	tags, err := s.renderTags("tags", c.Parsed.AMITags)
+	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
 	if err != nil {
 		return nil, err
+	}
+	return imageTagSpecs(s.ownTags(), runTags, c.SkipAMIRunTags), nil
+}
+
+// imageTagSpecs is the pure part of (*State).imageTagSpecs.
+func imageTagSpecs(own, runTags map[string]string, skipRunTags bool) []types.TagSpecification {
+	if skipRunTags {
+		runTags = nil
+	}
+	image := map[string]string{}
+	for k, v := range runTags {
+		image[k] = v
+	}
+	for k, v := range own {
+		image[k] = v
+	}
+	specs := []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(image)}}
+	if len(runTags) > 0 {
+		specs = append(specs, types.TagSpecification{ResourceType: types.ResourceTypeSnapshot, Tags: ec2Tags(runTags)})
+	}
+	return specs
+}
+
+// copyTagSpecs are CopyImage's TagSpecifications: amibake's own tags on
+// the new AMI (for the ledger); the user's come from CopyImageTags, as in
+// Packer, and tags/snapshot_tags by CreateTags afterwards.
+func copyTagSpecs(own map[string]string) []types.TagSpecification {
+	return []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ec2Tags(own)}}
+}
+
+// imageTagCalls are the CreateTags calls of one region's AMI, in Packer's
+// order: tags on the AMI and its snapshots, then snapshot_tags on the
+// snapshots (amibake adds its own tags to the snapshots in that call, so
+// that `amibake cleanup` finds them).
+func imageTagCalls(ami string, snaps []string, tags, snapTags, own map[string]string) []*ec2.CreateTagsInput {
+	var calls []*ec2.CreateTagsInput
+	if len(tags) > 0 {
+		calls = append(calls, &ec2.CreateTagsInput{Resources: append([]string{ami}, snaps...), Tags: ec2Tags(tags)})
+	}
+	st := map[string]string{}
+	for k, v := range snapTags {
+		st[k] = v
+	}
+	for k, v := range own {
+		st[k] = v
+	}
+	if len(snaps) > 0 && len(st) > 0 {
+		calls = append(calls, &ec2.CreateTagsInput{Resources: append([]string(nil), snaps...), Tags: ec2Tags(st)})
+	}
+	return calls
+}
+
+// stepTagImage tags the AMI and its snapshots in every region, after the
+// copies and the sharing, as Packer's StepCreateTags does.
+type stepTagImage struct{}
+
+func (stepTagImage) Name() string { return "tag AMI" }
+
+func (stepTagImage) Run(ctx context.Context, s *State) error {
+	c := s.Config
+	if c.SkipCreateAMI || len(s.AMIs) == 0 {
+		return nil
+	}
+	tags, err := s.renderTags("tags", c.Parsed.AMITags)
+	if err != nil {
+		return err
 	}
 	snapTags, err := s.renderTags("snapshot_tags", c.Parsed.SnapshotTags)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return []types.TagSpecification{
-		s.tagSpec(types.ResourceTypeImage, tags),
-		s.tagSpec(types.ResourceTypeSnapshot, snapTags),
-	}, nil
+	regions := make([]string, 0, len(s.AMIs))
+	for r := range s.AMIs {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	own := s.ownTags()
+	for _, region := range regions {
+		id, snaps := s.AMIs[region], s.Snapshots[region]
+		if lines := tagImageLines(id, snaps, tags, snapTags); len(lines) > 0 {
+			s.UI.Say(lines[0])
+			for _, l := range lines[1:] {
+				s.UI.Message(l)
+			}
+		}
+		for _, sn := range snaps {
+			s.born(sn) // just made: NotFound may mean not visible yet
+		}
+		client := s.ec2(region)
+		for _, in := range imageTagCalls(id, snaps, tags, snapTags, own) {
+			err := s.retryNotFound(ctx, "tag "+strings.Join(in.Resources, ", "), func(ctx context.Context) error {
+				_, err := client.CreateTags(ctx, in)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("tag %s in %s: %w", strings.Join(in.Resources, ", "), region, err)
+			}
+		}
+	}
+	return nil
 }
+
+// addingTagLines are Packer's `Adding tag: "K": "V"` lines for the
+// user's tags (not amibake's own, such as the input digest), sorted.
+func addingTagLines(m map[string]string) []string {
+	var out []string
+	for _, t := range ec2Tags(m) {
+		if strings.HasPrefix(aws.ToString(t.Key), "amibake:") {
+			continue
+		}
+		out = append(out, fmt.Sprintf("Adding tag: %q: %q", aws.ToString(t.Key), aws.ToString(t.Value)))
+	}
+	return out
+}
+
+// tagImageLines is what Packer's StepCreateTags prints for one region's
+// AMI (nothing when there are no user tags): the first line is a step.
+func tagImageLines(ami string, snaps []string, tags, snapTags map[string]string) []string {
+	at, st := addingTagLines(tags), addingTagLines(snapTags)
+	if len(at)+len(st) == 0 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("Adding tags to AMI (%s)...", ami)}
+	for _, sn := range snaps {
+		out = append(out, "Tagging snapshot: "+sn)
+	}
+	out = append(out, "Creating AMI tags")
+	out = append(out, at...)
+	out = append(out, "Creating snapshot tags")
+	return append(out, st...)
+}
+
+func (stepTagImage) Cleanup(context.Context, *State) error { return nil }
+
+// stepSkipNotices prints Packer's lines for its AMI steps that have nothing
+// to do: deprecation without deprecate_at (stepShare sets it otherwise),
+// and deregistration protection, which amibake refuses to build with.
+type stepSkipNotices struct{}
+
+func (stepSkipNotices) Name() string { return "skip notices" }
+
+func (stepSkipNotices) Run(_ context.Context, s *State) error {
+	if s.Config.SkipCreateAMI {
+		return nil
+	}
+	if s.Config.Parsed.DeprecateAt == "" {
+		s.UI.Say("Skipping Enable AMI deprecation...")
+	}
+	s.UI.Say("Skipping Enable AMI deregistration protection...")
+	return nil
+}
+
+func (stepSkipNotices) Cleanup(context.Context, *State) error { return nil }
 
 func (s *State) description() (string, error) {
 	return s.render("ami_description", s.Config.AMIDescription)
@@ -77,7 +226,9 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 			// The encrypted copy takes the real name; names are unique.
 			name = "amibake-unencrypted-" + uuid.NewString()
 		}
-		s.UI.Say("Creating the AMI: " + name)
+		// Packer's lines; it prints the second even without run_tags.
+		s.UI.Say(fmt.Sprintf("Creating AMI %s from instance %s", name, aws.ToString(s.Instance.InstanceId)))
+		s.UI.Say("Attaching run tags to AMI...")
 		entry, err := s.intend(ledger.KindImage, s.Region, name)
 		if err != nil {
 			return fmt.Errorf("record the AMI in the run journal: %w", err)
@@ -119,7 +270,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 	s.Snapshots = map[string][]string{s.Region: imageSnapshots(im)}
 
 	if c.EncryptBoot != nil && *c.EncryptBoot {
-		if err := st.encrypt(ctx, s, id, desc, specs); err != nil {
+		if err := st.encrypt(ctx, s, id, desc); err != nil {
 			return err
 		}
 	}
@@ -135,7 +286,7 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 
 // encrypt copies the AMI to an encrypted one in the same region and
 // deregisters the unencrypted original (Packer's encrypt_boot).
-func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string, specs []types.TagSpecification) error {
+func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string) error {
 	c := s.Config
 	client := s.ec2("")
 	s.UI.Say(fmt.Sprintf("Copying AMI %s to an encrypted AMI...", id))
@@ -146,7 +297,10 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(id), SourceRegion: aws.String(s.Region), Name: aws.String(s.AMIName),
-		Encrypted: aws.Bool(true), ClientToken: aws.String(token), TagSpecifications: specs,
+		Encrypted: aws.Bool(true), ClientToken: aws.String(token),
+		// As Packer: the copy takes the source AMI's tags (run_tags);
+		// amibake's own go on it from its creation.
+		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)
@@ -184,12 +338,16 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []types.TagSpecification, desc string) (string, error) {
 	client := s.ec2("")
 	in := s.Instance
-	var snapSpec types.TagSpecification
-	for _, sp := range specs {
-		if sp.ResourceType == types.ResourceTypeSnapshot {
-			snapSpec = sp
-		}
+	// CreateSnapshot is amibake's own call (Packer has no
+	// ami_from_snapshot): its snapshots carry amibake's tags and run_tags.
+	runTags, err := s.renderTags("run_tags", s.Config.Parsed.RunTags)
+	if err != nil {
+		return "", err
 	}
+	if s.Config.SkipAMIRunTags {
+		runTags = nil
+	}
+	snapSpec := s.tagSpec(types.ResourceTypeSnapshot, runTags)
 	type snap struct {
 		device, id string
 		size       int32
@@ -452,10 +610,6 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 	if len(regions) == 0 {
 		return nil
 	}
-	specs, err := s.imageTagSpecs()
-	if err != nil {
-		return err
-	}
 	desc, err := s.description()
 	if err != nil {
 		return err
@@ -471,7 +625,7 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, snaps, err := copyTo(ctx, s, region, desc, specs)
+			id, snaps, err := copyTo(ctx, s, region, desc)
 			mu.Lock()
 			defer mu.Unlock()
 			if id != "" {
@@ -502,7 +656,7 @@ func (stepCopy) Run(ctx context.Context, s *State) error {
 
 func (stepCopy) Cleanup(context.Context, *State) error { return nil }
 
-func copyTo(ctx context.Context, s *State, region, desc string, specs []types.TagSpecification) (string, []string, error) {
+func copyTo(ctx context.Context, s *State, region, desc string) (string, []string, error) {
 	c := s.Config
 	token := uuid.NewString()
 	entry, err := s.intend(ledger.KindImage, region, token)
@@ -511,7 +665,8 @@ func copyTo(ctx context.Context, s *State, region, desc string, specs []types.Ta
 	}
 	in := &ec2.CopyImageInput{
 		SourceImageId: aws.String(s.ImageID), SourceRegion: aws.String(s.Region),
-		Name: aws.String(s.AMIName), ClientToken: aws.String(token), TagSpecifications: specs,
+		Name: aws.String(s.AMIName), ClientToken: aws.String(token),
+		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
 	}
 	if desc != "" {
 		in.Description = aws.String(desc)

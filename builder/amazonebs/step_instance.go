@@ -92,8 +92,11 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
 		EbsOptimized: aws.Bool(c.EBSOptimized),
+		// Packer's placement: run_tags on the instance and its network
+		// interface, run_volume_tags on the volumes.
 		TagSpecifications: []types.TagSpecification{
 			s.tagSpec(types.ResourceTypeInstance, runTags),
+			s.tagSpec(types.ResourceTypeNetworkInterface, runTags),
 			s.tagSpec(types.ResourceTypeVolume, volTags),
 		},
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehavior(c.ShutdownBehavior),
@@ -223,6 +226,10 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		}
 	} else {
 		s.UI.Say("Launching a source AWS instance...")
+		// Packer's lines: run_tags, then run_volume_tags.
+		for _, l := range append(addingTagLines(runTags), addingTagLines(volTags)...) {
+			s.UI.Message(l)
+		}
 		in.InstanceType = types.InstanceType(c.InstanceType)
 		in.ClientToken = aws.String(st.token)
 		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
@@ -259,7 +266,39 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Instance = running
+	if s.Debug {
+		for _, l := range debugInstanceLines(running, s.DebugKeyFile, s.Config.SSHUsername) {
+			s.UI.Message(l)
+		}
+	}
 	return nil
+}
+
+// debugInstanceLines is what -debug shows about the running instance,
+// as Packer's (Public DNS, Public IP, Private IP), and how to log in.
+func debugInstanceLines(in *types.Instance, keyFile, user string) []string {
+	var out []string
+	if v := aws.ToString(in.PublicDnsName); v != "" {
+		out = append(out, "Public DNS: "+v)
+	}
+	if v := aws.ToString(in.PublicIpAddress); v != "" {
+		out = append(out, "Public IP: "+v)
+	}
+	if v := aws.ToString(in.PrivateIpAddress); v != "" {
+		out = append(out, "Private IP: "+v)
+	}
+	host := aws.ToString(in.PublicIpAddress)
+	if host == "" {
+		host = aws.ToString(in.PrivateIpAddress)
+	}
+	if keyFile != "" && host != "" {
+		login := host
+		if user != "" {
+			login = user + "@" + host
+		}
+		out = append(out, fmt.Sprintf("SSH key: %s (ssh -i %s %s)", keyFile, keyFile, login))
+	}
+	return out
 }
 
 func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
@@ -362,6 +401,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 			return fmt.Errorf("stop source instance %s: %w", id, err)
 		}
+		s.UI.Say("Stopping instance") // Packer's second line
 	}
 	s.UI.Say("Waiting for the instance to stop...")
 	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameStopped); err != nil {

@@ -96,7 +96,7 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 	s.KeyName, s.PrivateKey = name, private
 
 	if s.Debug {
-		st.keyFile = "ec2_" + safeFileName(s.BuildName) + ".pem"
+		st.keyFile = debugKeyFile(s.PackerName, s.BuildName)
 		s.UI.Message("Saving key for debug purposes: " + st.keyFile)
 		kentry, err := s.intend(ledger.KindLocalFile, "", mustAbs(st.keyFile))
 		if err != nil {
@@ -106,6 +106,7 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 			return fmt.Errorf("write debug key file: %w", err)
 		}
 		_ = s.created(kentry, mustAbs(st.keyFile))
+		s.DebugKeyFile = mustAbs(st.keyFile)
 	}
 	return nil
 }
@@ -170,4 +171,13 @@ func mustAbs(p string) string {
 		return a
 	}
 	return p
+}
+
+// debugKeyFile is -debug's key file: ec2_<packer_build_name>.pem, as
+// Packer names it (the source's name in HCL2).
+func debugKeyFile(packerName, buildName string) string {
+	if packerName == "" {
+		packerName = buildName
+	}
+	return "ec2_" + safeFileName(packerName) + ".pem"
 }

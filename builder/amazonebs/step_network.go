@@ -177,7 +177,8 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	}
 	s.SecurityGroupIDs = []string{st.created}
 
-	s.UI.Say(fmt.Sprintf("Authorizing access to port %d from %s in the temporary security group...", c.SSHPort, strings.Join(cidrs, ", ")))
+	// Packer's wording (it prints the CIDR list as Go prints a slice).
+	s.UI.Say(fmt.Sprintf("Authorizing access to port %d from [%s] in the temporary security groups...", c.SSHPort, strings.Join(cidrs, " ")))
 	perm := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(c.SSHPort)), ToPort: aws.Int32(int32(c.SSHPort))}
 	for _, cidr := range cidrs {
 		if strings.Contains(cidr, ":") {

@@ -37,6 +37,10 @@ type buildOptions struct {
 	color           bool
 	machineReadable bool
 	reuse, rebuild  bool
+	warnUndeclared  bool
+	// Packer flags about what amibake does not have (plugins) or always
+	// does (dependency-order evaluation): accepted, and said so in -help.
+	ignorePrerelease, sequential bool
 }
 
 func newBuildCmd(f *factory) *cobra.Command {
@@ -82,6 +86,9 @@ func (o *buildOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
 	fs.BoolVar(&o.machineReadable, "machine-readable", false, "print Packer's machine-readable output")
 	fs.BoolVar(&o.reuse, "reuse", false, "reuse an AMI baked from the same inputs (tag amibake:input-digest) instead of baking (reuse = true in an HCL2 build block does the same for that build)")
+	fs.BoolVar(&o.warnUndeclared, "warn-on-undeclared-var", false, "warn about variables set in var files but not declared in the template")
+	fs.BoolVar(&o.ignorePrerelease, "ignore-prerelease-plugins", false, "accepted for Packer compatibility: amibake has no plugins to load")
+	fs.BoolVar(&o.sequential, "use-sequential-evaluation", false, "accepted for Packer compatibility: amibake evaluates locals and data sources in dependency order, which gives the same values")
 	fs.BoolVar(&o.rebuild, "rebuild", false, "bake even when an AMI with the same input digest exists (overrides --reuse and reuse = true)")
 }
 
@@ -121,6 +128,14 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if diags.HasErrors() {
 		_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
 		return &exitError{code: 1}
+	}
+	// Packer's build shows the template's warnings; undeclared variables
+	// only with -warn-on-undeclared-var.
+	if !o.warnUndeclared {
+		diags = dropUndeclaredWarnings(diags)
+	}
+	if len(diags) > 0 {
+		_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
 	}
 
 	runUUID := f.Getenv("PACKER_RUN_UUID")
@@ -190,6 +205,14 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 			fmt.Fprint(errOut, interrupt.LeftReport(run))
 		} else {
 			fmt.Fprintf(errOut, "Cleanup was interrupted and the run journal cannot be read (%v). Remove what is left with:\n  %s\n", rerr, interrupt.CleanupCommand(runID))
+		}
+	}
+	if (onError == pipeline.OnErrorAbort || onError == pipeline.OnErrorRunCleanupProvisioner) && err == nil && ctx.Err() == nil && !res.OK() {
+		// What was left on purpose, and the command that removes it.
+		if run, rerr := ledger.Read(ledger.DefaultDir(f.Getenv), runID); rerr == nil {
+			fmt.Fprint(errOut, interrupt.AbortReport(run, o.onError))
+		} else {
+			fmt.Fprintf(errOut, "Cleanup was skipped (-on-error=%s); run %s. Remove what is left with:\n  %s\n", o.onError, runID, interrupt.CleanupCommand(runID))
 		}
 	}
 	if errors.Is(err, build.ErrPreflight) {

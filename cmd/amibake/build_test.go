@@ -102,11 +102,13 @@ func TestBuildCommandMachineReadable(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	for _, re := range []string{
-		`(?m)^\d+,amazon-ebs,ui,say,==> amazon-ebs: Connected to SSH!$`,
+		// Packer 1.16: ui lines have an empty target.
+		`(?m)^\d+,,ui,say,==> amazon-ebs: Connected to SSH!$`,
+		`(?m)^\d+,,ui,say,\\n==> Wait completed after .*$`,
 		`(?m)^\d+,amazon-ebs,artifact-count,1$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,builder-id,mitchellh.amazonebs$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,id,ap-northeast-1:ami-[0-9a-f]+$`,
-		`(?m)^\d+,amazon-ebs,artifact,0,string,AMIs were created:\\nap-northeast-1: ami-[0-9a-f]+$`,
+		`(?m)^\d+,amazon-ebs,artifact,0,string,AMIs were created:\\nap-northeast-1: ami-[0-9a-f]+\\n$`,
 		`(?m)^\d+,amazon-ebs,artifact,0,end$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
@@ -200,5 +202,35 @@ func TestBuildCommandReuse(t *testing.T) {
 		if n := srv.Calls()["RunInstances"]; n != tc.launches || !strings.Contains(out, tc.wantInOut) {
 			t.Errorf("%v: %d instances launched (want %d), output lacks %q?\n%s", tc.args, n, tc.launches, tc.wantInOut, out)
 		}
+	}
+}
+
+// TestBuildAbortSaysHowToCleanUp: -on-error=abort and
+// run-cleanup-provisioner leave the build's resources, print the run id
+// and the cleanup command, and that command removes everything.
+func TestBuildAbortSaysHowToCleanUp(t *testing.T) {
+	tmpl := repoPath(t, "internal/build/testdata/failing.pkr.hcl")
+	for _, mode := range []string{"abort", "run-cleanup-provisioner"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := buildEnv(t, false)
+			code, out, errOut := runBuildCmd(t, "-on-error="+mode, tmpl)
+			if code != 1 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if got := strings.Contains(out+errOut, "error-cleanup-provisioner-ran"); got != (mode == "run-cleanup-provisioner") {
+				t.Errorf("error-cleanup-provisioner ran = %v\n%s", got, out)
+			}
+			m := regexp.MustCompile(`Cleanup was skipped \(-on-error=` + mode + `\) so that you can inspect what failed\. Run (\S+) left \d+ resource\(s\):`).FindStringSubmatch(errOut)
+			if m == nil || !strings.Contains(errOut, "amibake cleanup --run-id "+m[1]) {
+				t.Fatalf("no run id and cleanup command:\n%s", errOut)
+			}
+			if srv.Inventory().Empty() {
+				t.Fatal("nothing was left to inspect")
+			}
+			code, cout, cerr := runTemplateCmd(t, map[string]string{"HOME": os.Getenv("HOME")}, "cleanup", "-run-id", m[1])
+			if code != 0 {
+				t.Fatalf("cleanup: exit %d\n%s\n%s", code, cout, cerr)
+			}
+		})
 	}
 }

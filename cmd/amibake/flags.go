@@ -73,3 +73,34 @@ func runPacker(run func(cmd *cobra.Command, args []string) error) func(*cobra.Co
 		return run(cmd, pos)
 	}
 }
+
+// normalizeCommandLine makes Packer's single-dash long flags work on every
+// command, including those cobra parses itself (cleanup, version) and the
+// root command: "amibake -version" and "amibake -machine-readable version"
+// (Packer takes -machine-readable anywhere on the line). Flags are
+// rewritten only for the names the command actually has.
+func normalizeCommandLine(root *cobra.Command, args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	out := append([]string(nil), args...)
+	switch out[0] {
+	case "-version", "-v", "--version":
+		return append([]string{"--version"}, out[1:]...)
+	case "-machine-readable", "--machine-readable":
+		// Packer's global flag: move it after the command that takes it.
+		if len(out) > 1 {
+			out = append(append([]string{out[1]}, "--machine-readable"), out[2:]...)
+		}
+	}
+	cmd, _, err := root.Find(out)
+	if err != nil || cmd == root {
+		return out
+	}
+	var long []string
+	add := func(f *pflag.Flag) { long = append(long, f.Name) }
+	cmd.Flags().VisitAll(add)
+	cmd.InheritedFlags().VisitAll(add)
+	long = append(long, "help")
+	return normalizeFlags(out, long)
+}

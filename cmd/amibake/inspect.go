@@ -13,7 +13,10 @@ import (
 func init() { commands = append(commands, newInspectCmd) }
 
 func newInspectCmd(f *factory) *cobra.Command {
-	var tf templateFlags
+	var (
+		tf      templateFlags
+		machine bool
+	)
 	cmd := &cobra.Command{
 		Use:   "inspect [flags] TEMPLATE",
 		Short: "Show a template's variables, sources, builds, provisioners and post-processors",
@@ -23,6 +26,7 @@ post-processors. Nothing is built and nothing is contacted.`,
 		DisableFlagParsing: true,
 	}
 	tf.register(cmd)
+	cmd.Flags().BoolVar(&machine, "machine-readable", false, "print Packer's machine-readable lines (template-variable, template-builder, template-provisioner for JSON templates)")
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return &usageError{fmt.Errorf("inspect takes exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
@@ -46,6 +50,21 @@ post-processors. Nothing is built and nothing is contacted.`,
 		}
 		if len(diags) > 0 {
 			_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
+		}
+		if machine {
+			events, err := template.InspectMachine(t)
+			if err != nil {
+				return err
+			}
+			root := ui.New(f.IO, ui.Options{MachineReadable: true, Secrets: f.Secrets})
+			for _, e := range events {
+				if e.Kind == "say" {
+					root.Say(e.Args[0])
+				} else {
+					root.Machine(e.Kind, e.Args...)
+				}
+			}
+			return nil
 		}
 		return template.WriteInspect(&ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}, t)
 	})

@@ -23,7 +23,7 @@ func run(ctx context.Context, args []string, ios *ui.IOStreams) int {
 	runCtx, _, sig, stop := interrupt.Context(ctx)
 	defer stop()
 	root := newRootCmd(f)
-	root.SetArgs(args)
+	root.SetArgs(normalizeCommandLine(root, args))
 	code := exitCode(ios.ErrOut, f.Secrets, root.ExecuteContext(runCtx))
 	if s := sig(); s != nil && code != 0 {
 		code = interrupt.ExitCode(s)

@@ -20,6 +20,8 @@ func newPlanCmd(f *factory) *cobra.Command {
 	var (
 		tf     templateFlags
 		asJSON bool
+		color  bool
+		popts  plan.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [flags] TEMPLATE",
@@ -30,22 +32,30 @@ group and the CIDRs it would open), the provisioners with the files they would
 upload, the input digest and whether an AMI with that digest already exists in
 each region (reuse, copy or bake). Only read-only AWS calls are made.
 
-Packer's single-dash flags (-var, -var-file, -only, -except) work.`,
+Packer's single-dash flags (-var, -var-file, -only, -except) work. The plan is for
+a build with the same --reuse and --rebuild flags, and says why it would reuse,
+copy or bake.`,
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: true,
 	}
 	tf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a versioned JSON document (for CI)")
+	cmd.Flags().BoolVar(&color, "color", true, "colour the output (NO_COLOR also disables it)")
+	cmd.Flags().BoolVar(&popts.Reuse, "reuse", false, "plan as `build --reuse` would run: reuse an AMI with the same input digest")
+	cmd.Flags().BoolVar(&popts.Rebuild, "rebuild", false, "plan as `build --rebuild` would run: bake even when an AMI with the same input digest exists")
 	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return &usageError{fmt.Errorf("plan needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
 		}
-		return runPlan(cmd.Context(), f, &tf, asJSON, args[0])
+		if !color {
+			f.IO.SetColorEnabled(false)
+		}
+		return runPlan(cmd.Context(), f, &tf, asJSON, popts, args[0])
 	})
 	return cmd
 }
 
-func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, path string) error {
+func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, popts plan.Options, path string) error {
 	lo, err := tf.loadOptions(f)
 	if err != nil {
 		return err
@@ -79,7 +89,8 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, pa
 		twin = nil // the first load worked: plan without volatile detection
 		f.Log.Debug("second load for volatile values failed", "err", tdiags.Error())
 	}
-	doc, err := plan.Make(ctx, t, twin, plan.Options{Getenv: f.Getenv})
+	popts.Getenv = f.Getenv
+	doc, err := plan.Make(ctx, t, twin, popts)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("%s", f.Secrets.Mask(err.Error()))}
 	}

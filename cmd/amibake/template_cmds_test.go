@@ -83,3 +83,31 @@ func TestInspectCommand(t *testing.T) {
 		t.Errorf("unset variable: exit %d, %q", code, errOut)
 	}
 }
+
+// TestInspectMachineReadable compares the typed lines of
+// `inspect -machine-readable` with what Packer 1.16 printed for the same
+// template (the reference recording's tags/inspect.machine-readable.txt).
+func TestInspectMachineReadable(t *testing.T) {
+	code, out, errOut := runTemplateCmd(t, nil, "inspect", "-machine-readable", "testdata/inspect/packer-tags.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	ref, err := os.ReadFile("testdata/inspect/packer-tags.inspect.machine-readable.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := func(s string) []string {
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			f := strings.SplitN(l, ",", 3)
+			if len(f) == 3 && !strings.HasPrefix(f[2], "ui,") {
+				lines = append(lines, f[1]+","+f[2])
+			}
+		}
+		return lines
+	}
+	got, want := typed(out), typed(string(ref))
+	if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("typed lines differ from Packer's\n--- amibake ---\n%s\n--- packer ---\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

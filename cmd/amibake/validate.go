@@ -67,6 +67,8 @@ func newValidateCmd(f *factory) *cobra.Command {
 		evalData    bool
 		noColorFlag bool
 		noWarnUndef bool
+		machine     bool
+		sequential  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "validate [flags] TEMPLATE...",
@@ -86,6 +88,8 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 	cmd.Flags().BoolVar(&evalData, "evaluate-datasources", false, "evaluate data sources (contacts AWS)")
 	cmd.Flags().BoolVar(&noColorFlag, "no-color", false, "disable colors")
 	cmd.Flags().BoolVar(&noWarnUndef, "no-warn-undeclared-var", false, "do not warn about variables set in var files but not declared")
+	cmd.Flags().BoolVar(&machine, "machine-readable", false, "print Packer's machine-readable output (ui,say / ui,error lines)")
+	cmd.Flags().BoolVar(&sequential, "use-sequential-evaluation", false, "accepted for Packer compatibility: amibake evaluates locals and data sources in dependency order, which gives the same values")
 	cmd.RunE = runPacker(func(cmd *cobra.Command, paths []string) error {
 		if len(paths) == 0 {
 			return &usageError{fmt.Errorf("validate needs at least one template path\nSee '%s --help'.", cmd.CommandPath())}
@@ -104,11 +108,27 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 		}
 		out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
 		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
-		if asJSON {
+		switch {
+		case asJSON:
 			if err := template.WriteDiagnosticsJSON(out, res.Files, res.Diags); err != nil {
 				return err
 			}
-		} else {
+		case machine:
+			// Packer's: every message on stdout as a ui line.
+			root := ui.New(f.IO, ui.Options{MachineReadable: true, Secrets: f.Secrets})
+			for _, d := range res.Diags {
+				var b strings.Builder
+				_ = template.WriteDiagnostics(&b, res.Files, hcl.Diagnostics{d}, false)
+				if d.Severity == hcl.DiagError {
+					root.Error(strings.TrimRight(b.String(), "\n"))
+				} else {
+					root.Say(strings.TrimRight(b.String(), "\n"))
+				}
+			}
+			if res.Valid() {
+				root.Say("The configuration is valid.")
+			}
+		default:
 			color := f.IO.ColorEnabled() && !noColorFlag
 			if err := template.WriteDiagnostics(errOut, res.Files, res.Diags, color); err != nil {
 				return err

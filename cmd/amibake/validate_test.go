@@ -47,7 +47,7 @@ func runTemplateCmd(t *testing.T, env map[string]string, args ...string) (int, s
 	f := newFactory(ios)
 	f.Getenv = func(k string) string { return env[k] }
 	root := newRootCmd(f)
-	root.SetArgs(args)
+	root.SetArgs(normalizeCommandLine(root, args))
 	code := exitCode(errOut, f.Secrets, root.ExecuteContext(context.Background()))
 	return code, out.String(), errOut.String()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
@@ -57,6 +58,10 @@ type Options struct {
 	CustomEndpointEC2        string
 	MaxRetries               int
 	SkipCredentialValidation bool
+	// SkipMetadataAPICheck keeps the SDK from asking the instance
+	// metadata service for credentials or a region (Packer's
+	// skip_metadata_api_check: endpoints without IMDS).
+	SkipMetadataAPICheck bool
 	// InsecureSkipTLSVerify accepts any TLS certificate (test endpoints).
 	InsecureSkipTLSVerify bool
 }
@@ -123,6 +128,9 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, opts.Token)))
 	}
+	if opts.SkipMetadataAPICheck {
+		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	}
 	if opts.InsecureSkipTLSVerify {
 		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			if tr.TLSClientConfig == nil {
@@ -148,6 +156,7 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 		cfg.HTTPClient = awshttp.NewBuildableClient()
 	}
 	cfg.HTTPClient = readOnlyBodies{cfg.HTTPClient}
+	cfg.APIOptions = append(cfg.APIOptions, addNonXMLErrors)
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: set region in the template or AWS_REGION")
 	}

@@ -77,10 +77,19 @@ type Options struct {
 
 // BuildResult is one build's outcome.
 type BuildResult struct {
-	Name      string
+	Name string
+	// Label is the name Packer prints for the build (template.Build.Display).
+	Label     string
 	Artifacts []*artifact.Artifact
 	Err       error
 	Duration  time.Duration
+}
+
+func (r *BuildResult) label() string {
+	if r.Label != "" {
+		return r.Label
+	}
+	return r.Name
 }
 
 // Result is the run's outcome, builds in template order.
@@ -178,6 +187,7 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 	if opts.CleanupContext == nil {
 		opts.CleanupContext = context.Background()
 	}
+	started := opts.Now()
 	parallel := opts.ParallelBuilds
 	if opts.Debug {
 		parallel = 1 // pauses between steps make sense for one build at a time
@@ -189,13 +199,16 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 
 	res := &Result{Builds: make([]*BuildResult, len(builds))}
 	uis := make([]ui.UI, len(builds))
+	// Packer prints the colour legend only when it colours (not with
+	// -color=false, nor in machine-readable output).
+	legend := !root.MachineReadable() && root.IO().ColorEnabled()
 	for i, p := range builds {
-		uis[i] = root.ForBuild(p.b.Name)
-		if !root.MachineReadable() {
-			root.Message(p.b.Name + ": output will be in this color.")
+		uis[i] = root.ForBuild(p.b.Display())
+		if legend {
+			root.InColorOf(uis[i], p.b.Display()+": output will be in this color.")
 		}
 	}
-	if !root.MachineReadable() {
+	if legend {
 		root.Message("")
 	}
 	sem := make(chan struct{}, parallel)
@@ -207,27 +220,28 @@ func Run(ctx context.Context, t *template.Template, root *ui.Root, opts Options)
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				res.Builds[i] = &BuildResult{Name: p.b.Name, Err: fmt.Errorf("build cancelled before it started: %w", context.Cause(ctx))}
+				res.Builds[i] = &BuildResult{Name: p.b.Name, Label: p.b.Display(), Err: fmt.Errorf("build cancelled before it started: %w", context.Cause(ctx))}
 				return
 			}
 			defer func() { <-sem }()
 			res.Builds[i] = runOne(ctx, t, p, uis[i], root, opts)
 			r := res.Builds[i]
 			if r.Err != nil {
-				root.Error(fmt.Sprintf("Build '%s' errored after %s: %v", r.Name, humanDuration(r.Duration), r.Err))
+				root.Error(fmt.Sprintf("Build '%s' errored after %s: %v", r.label(), humanDuration(r.Duration), r.Err))
 			} else {
-				root.Say(fmt.Sprintf("Build '%s' finished after %s.", r.Name, humanDuration(r.Duration)))
+				root.Say(fmt.Sprintf("Build '%s' finished after %s.", r.label(), humanDuration(r.Duration)))
 			}
 		}()
 	}
 	wg.Wait()
+	root.Say("\n==> Wait completed after " + humanDuration(opts.Now().Sub(started)))
 	report(root, uis, res)
 	return res, diags, nil
 }
 
 func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, root *ui.Root, opts Options) *BuildResult {
 	start := opts.Now()
-	r := &BuildResult{Name: p.b.Name}
+	r := &BuildResult{Name: p.b.Name, Label: p.b.Display()}
 	defer func() { r.Duration = opts.Now().Sub(start) }()
 
 	sess, src, reused := decide(ctx, t, p, bui, opts, r)
@@ -240,7 +254,7 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 		rec = opts.Ledger.ForBuild(p.b.Name)
 	}
 	b := &amazonebs.Builder{
-		Config: p.cfg, Name: p.b.Name, RunID: opts.RunID, RunUUID: opts.RunUUID, UI: bui, Secrets: root.Secrets(),
+		Config: p.cfg, Name: p.b.Name, PackerName: p.b.PackerBuildName(), RunID: opts.RunID, RunUUID: opts.RunUUID, UI: bui, Secrets: root.Secrets(),
 		Ledger: rec, Shared: opts.Shared, Session: sess, SourceImage: src, Force: opts.Force, Debug: opts.Debug,
 		OnError: opts.OnError, CleanupContext: opts.CleanupContext, Getenv: opts.Getenv,
 		Log: opts.Log, Now: opts.Now,
@@ -321,7 +335,7 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 // and describe the source AMI again; either is nil when it could not be
 // had, and the builder then reports the failure itself.
 func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, opts Options, r *BuildResult) (sess *awsclient.Session, src *types.Image, reused bool) {
-	wantReuse := (opts.Reuse || p.b.Reuse) && !opts.Rebuild
+	wantReuse := plan.ReuseOn(opts.Reuse, p.b.Reuse, opts.Rebuild)
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -373,7 +387,7 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 		if len(dec.Digest.Volatile) > 0 {
 			bui.Say("Left out of the input digest as they change every run: " + strings.Join(dec.Digest.Volatile, ", "))
 		}
-		a := dec.Artifact(p.b.Name, amis)
+		a := dec.Artifact(p.b.PackerBuildName(), amis)
 		r.Artifacts = []*artifact.Artifact{a}
 		arts, err := postProcess(ctx, p.b, a, bui, opts)
 		r.Artifacts = append(r.Artifacts, arts...)
@@ -412,8 +426,10 @@ func provision(ctx context.Context, b *template.Build, provs []*template.Provisi
 		if diags.HasErrors() {
 			return fmt.Errorf("provisioner %s: %s", tp.Type, diags.Error())
 		}
+		// Packer reports the provisioner's error as it is: CI scripts
+		// match it in the error lines of -machine-readable output.
 		if err := provisioner.Run(ctx, bui, comm, info, p, common); err != nil {
-			return fmt.Errorf("provisioner %s: %w", tp.Type, err)
+			return err
 		}
 	}
 	return nil
@@ -422,7 +438,7 @@ func provision(ctx context.Context, b *template.Build, provs []*template.Provisi
 // postProcess runs each chain on the builder's artifact and returns the
 // artifacts the chains produced (beyond the builder's own, always kept).
 func postProcess(ctx context.Context, b *template.Build, in *artifact.Artifact, bui ui.UI, opts Options) ([]*artifact.Artifact, error) {
-	info := &provisioner.Build{Name: b.Name, Type: "amazon-ebs", RunUUID: opts.RunUUID}
+	info := &provisioner.Build{Name: b.Name, PackerName: b.PackerBuildName(), Type: "amazon-ebs", RunUUID: opts.RunUUID}
 	if in != nil {
 		info.Region = in.Data["BuildRegion"]
 		info.SourceAMI = in.Data["SourceAMI"]
@@ -441,18 +457,31 @@ func postProcess(ctx context.Context, b *template.Build, in *artifact.Artifact, 
 				return out, fmt.Errorf("post-processor %s: %s", tpp.Type, diags.Error())
 			}
 			configurePostProcessor(pp, opts)
-			bui.Say("Running post-processor: " + tpp.Type)
+			bui.Say(postProcessorLine(b, tpp))
 			next, _, err := pp.PostProcess(ctx, bui, cur)
 			if err != nil {
 				return out, fmt.Errorf("post-processor %s failed: %w", tpp.Type, err)
 			}
-			if next != nil && next != cur {
+			// Packer lists what every post-processor returns, even its
+			// input unchanged (manifest): the tutorial ends with two
+			// artifacts, the same AMI twice.
+			if next != nil {
 				out = append(out, next)
 				cur = next
 			}
 		}
 	}
 	return out, nil
+}
+
+// postProcessorLine is Packer's: "Running post-processor: manifest" for
+// JSON, "Running post-processor: NAME (type manifest)" for HCL2, where
+// the name is often empty.
+func postProcessorLine(b *template.Build, pp *template.PostProcessor) string {
+	if !b.IsHCL2() {
+		return "Running post-processor: " + pp.Type
+	}
+	return fmt.Sprintf("Running post-processor: %s (type %s)", pp.Name, pp.Type)
 }
 
 // report prints Packer's closing summary and machine-readable artifacts.
@@ -464,23 +493,26 @@ func report(root *ui.Root, uis []ui.UI, res *Result) {
 		}
 	}
 	if len(failed) > 0 {
-		root.Error("")
-		root.Error("==> Some builds didn't complete successfully and had errors:")
-		for _, b := range failed {
-			root.Error(fmt.Sprintf("--> %s: %v", b.Name, b.Err))
+		root.Machine("error-count", strconv.Itoa(len(failed)))
+		root.Error("\n==> Some builds didn't complete successfully and had errors:")
+		for i, b := range res.Builds {
+			if b.Err == nil {
+				continue
+			}
+			uis[i].Machine("error", b.Err.Error())
+			root.Error(fmt.Sprintf("--> %s: %v", b.label(), b.Err))
 		}
 	}
-	root.Message("")
 	artifacts := 0
 	for _, b := range res.Builds {
 		artifacts += len(b.Artifacts)
 	}
 	if artifacts == 0 {
 		// Packer's wording when nothing was produced.
-		root.Say("==> Builds finished but no artifacts were created.")
+		root.Say("\n==> Builds finished but no artifacts were created.")
 		return
 	}
-	root.Say("==> Builds finished. The artifacts of successful builds are:")
+	root.Say("\n==> Builds finished. The artifacts of successful builds are:")
 	for i, b := range res.Builds {
 		if b.Err != nil && len(b.Artifacts) == 0 {
 			continue
@@ -491,13 +523,18 @@ func report(root *ui.Root, uis []ui.UI, res *Result) {
 			idx := strconv.Itoa(n)
 			u.Machine("artifact", idx, "builder-id", amazonebs.BuilderID)
 			u.Machine("artifact", idx, "id", a.ID())
-			u.Machine("artifact", idx, "string", a.String())
+			u.Machine("artifact", idx, "string", a.String()+"\n")
 			u.Machine("artifact", idx, "files-count", strconv.Itoa(len(a.Files)))
 			for fi, f := range a.Files {
 				u.Machine("artifact", idx, "file", strconv.Itoa(fi), f)
 			}
 			u.Machine("artifact", idx, "end")
-			root.Message(fmt.Sprintf("--> %s: %s", b.Name, a.String()))
+			// Packer's line ends with the artifact's newline: an empty
+			// line after each artifact.
+			root.Say(fmt.Sprintf("--> %s: %s\n", b.label(), a.String()))
+			if !root.MachineReadable() {
+				root.Message("")
+			}
 		}
 	}
 }

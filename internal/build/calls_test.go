@@ -24,6 +24,10 @@ func TestTutorialAPICalls(t *testing.T) {
 		"ImportKeyPair":     1, "CreateSecurityGroup": 1, "AuthorizeSecurityGroupIngress": 1,
 		"RunInstances": 1, "DescribeInstances": 2, // running, stopped
 		"GetConsoleOutput": 1, "StopInstances": 1, "CreateImage": 1,
+		// As Packer, tags by CreateTags after the AMI is available: tags
+		// (amibake:input-digest) on the AMI and its snapshots, then
+		// amibake's own tags on the snapshots.
+		"CreateTags":         2,
 		"TerminateInstances": 1, "DeleteKeyPair": 1, "DeleteSecurityGroup": 1,
 	}
 	bakeLookingFirst := maps.Clone(bake)

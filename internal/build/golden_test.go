@@ -29,7 +29,9 @@ func normalize(s string) string {
 		{`hello_ami [0-9]{10,}`, "hello_ami TIMESTAMP"},
 		{`SHA256:[A-Za-z0-9+/]{43}`, "SHA256:FINGERPRINT"},
 		{`after [0-9][0-9a-z ]*?([.:])`, "after DURATION$1"},
+		{`(?m)after [0-9][0-9a-z ]*$`, "after DURATION"},
 		{`packer-shell[0-9]+`, "packer-shellN"},
+		{`connect: [0-9.]+`, "connect: IP"},
 	} {
 		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.repl)
 	}

@@ -145,7 +145,7 @@ func TestReuse(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Reusing " + east + " in us-east-1: it carries input digest " + digest, "Reusing " + west + " in us-west-2",
-		"Left out of the input digest as they change every run: ami_name", "Running post-processor: manifest"} {
+		"Left out of the input digest as they change every run: ami_name", "Running post-processor:  (type manifest)"} {
 		if !strings.Contains(second.out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, second.out)
 		}

@@ -76,8 +76,10 @@ func TestFullBuild(t *testing.T) {
 		if !strings.HasPrefix(tags["Base"], "ami-") || tags["Region"] != "us-east-1" || tags["Team"] != "platform" || tags["amibake:run-id"] != "run-test" {
 			t.Errorf("%s tags = %v", region, tags)
 		}
-		if _, ok := tags["Purpose"]; ok {
-			t.Errorf("%s: run_tags must not reach the AMI: %v", region, tags)
+		// As Packer: run_tags reach the AMI (CreateImage, then CopyImage
+		// for the copy) unless skip_ami_run_tags.
+		if tags["Purpose"] != "test" {
+			t.Errorf("%s: run_tags must reach the AMI: %v", region, tags)
 		}
 		if !strings.HasPrefix(aws.ToString(im.Description), "built from ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-") {
 			t.Errorf("%s description = %q", region, aws.ToString(im.Description))
@@ -191,7 +193,9 @@ func TestFailingProvisionerOnError(t *testing.T) {
 		wantAbortErr bool
 	}{
 		{pipeline.OnErrorCleanup, true, true, false},
-		{pipeline.OnErrorRunCleanupProvisioner, true, true, false},
+		// Packer: the error-cleanup-provisioner runs, then nothing else
+		// is cleaned up, as with abort.
+		{pipeline.OnErrorRunCleanupProvisioner, true, false, true},
 		{pipeline.OnErrorAsk, false, true, false}, // nobody to ask: clean up
 		{pipeline.OnErrorAbort, false, false, true},
 	} {
@@ -217,6 +221,11 @@ func TestFailingProvisionerOnError(t *testing.T) {
 				t.Errorf("aborted = %v, want %v", got, tt.wantAbortErr)
 			}
 			if !tt.cleanedUp {
+				for _, want := range []string{`Step "provision" failed, aborting...`, `aborted: skipping cleanup of step "launch source instance"`} {
+					if !strings.Contains(all, want) {
+						t.Errorf("log lacks %q:\n%s", want, all)
+					}
+				}
 				inv := e.srv.Inventory()
 				if inv.Empty() {
 					t.Fatal("-on-error=abort left nothing to inspect")

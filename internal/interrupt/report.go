@@ -15,13 +15,23 @@ func CleanupCommand(runID string) string { return "amibake cleanup --run-id " + 
 // prints when a second signal stops its cleanup. The run is read from the
 // ledger after the cleanup stopped, so it lists exactly what is left.
 func LeftReport(run *ledger.Run) string {
+	return leftReport(run, "Cleanup was interrupted")
+}
+
+// AbortReport is LeftReport after -on-error=abort (or
+// run-cleanup-provisioner) left a failed build's resources on purpose.
+func AbortReport(run *ledger.Run, mode string) string {
+	return leftReport(run, "Cleanup was skipped (-on-error="+mode+") so that you can inspect what failed")
+}
+
+func leftReport(run *ledger.Run, why string) string {
 	left := run.Left()
 	var b strings.Builder
 	if len(left) == 0 {
-		fmt.Fprintf(&b, "Cleanup was interrupted; the ledger of run %s lists nothing left to remove.\n", run.ID)
+		fmt.Fprintf(&b, "%s; the ledger of run %s lists nothing left to remove.\n", why, run.ID)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "Cleanup was interrupted. Run %s left %d resource(s):\n", run.ID, len(left))
+	fmt.Fprintf(&b, "%s. Run %s left %d resource(s):\n", why, run.ID, len(left))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  REGION\tKIND\tID\tBUILD")
 	for _, r := range left {

@@ -32,8 +32,10 @@ const (
 	OnErrorAbort
 	// OnErrorAsk asks the user: clean up, abort or retry the step.
 	OnErrorAsk
-	// OnErrorRunCleanupProvisioner runs the error-cleanup-provisioner, then cleans up.
-	// The runner treats it as OnErrorCleanup; the build wires the provisioner.
+	// OnErrorRunCleanupProvisioner runs the error-cleanup-provisioner (the
+	// OnStepError hook), then leaves everything else as it is, like
+	// OnErrorAbort: Packer's "abort and exit without any cleanup besides
+	// the error-cleanup-provisioner".
 	OnErrorRunCleanupProvisioner
 )
 
@@ -72,6 +74,10 @@ type Hooks struct {
 	// OnStepError is called once with the failure before cleanups run (for
 	// the error-cleanup-provisioner).
 	OnStepError func(ctx context.Context, name string, err error)
+	// OnAbort is called when a failed run skips its cleanups (abort,
+	// run-cleanup-provisioner), with the failed step and the steps whose
+	// cleanups are skipped, last first.
+	OnAbort func(failed string, skipped []string)
 }
 
 // Runner runs steps.
@@ -98,7 +104,7 @@ func (e *StepError) Error() string { return e.Err.Error() }
 func (e *StepError) Unwrap() error { return e.Err }
 
 // ErrAborted is wrapped in the result when cleanup was skipped on purpose.
-var ErrAborted = errors.New("cleanup skipped (-on-error=abort): temporary resources were left in place")
+var ErrAborted = errors.New("cleanup skipped (-on-error=abort or run-cleanup-provisioner): temporary resources were left in place")
 
 // Run runs every step in order until one fails or ctx is done, then runs
 // the cleanups of all steps that ran, in reverse order. It returns the
@@ -146,8 +152,19 @@ func (r *Runner[S]) Run(ctx context.Context, state S) error {
 		if errors.As(runErr, &se) && r.Hooks.OnStepError != nil && ctx.Err() == nil {
 			r.Hooks.OnStepError(ctx, se.Step, se.Err)
 		}
-		if r.OnError == OnErrorAbort {
-			return errors.Join(runErr, ErrAborted)
+		if r.OnError == OnErrorAbort || r.OnError == OnErrorRunCleanupProvisioner {
+			if r.Hooks.OnAbort != nil {
+				failed := ""
+				if se != nil || errors.As(runErr, &se) {
+					failed = se.Step
+				}
+				skipped := make([]string, 0, len(ran))
+				for i := len(ran) - 1; i >= 0; i-- {
+					skipped = append(skipped, ran[i].Name())
+				}
+				r.Hooks.OnAbort(failed, skipped)
+			}
+			return &abortedError{runErr}
 		}
 	}
 	return errors.Join(runErr, r.cleanup(ran, state))
@@ -201,3 +218,10 @@ func If[S any](cond bool, step Step[S]) Step[S] {
 	}
 	return Func[S]{StepName: "skip " + step.Name()}
 }
+
+// abortedError is a failure whose cleanups were skipped: its message is
+// the failure's alone (as Packer reports it), and it matches ErrAborted.
+type abortedError struct{ err error }
+
+func (e *abortedError) Error() string   { return e.err.Error() }
+func (e *abortedError) Unwrap() []error { return []error{e.err, ErrAborted} }

@@ -36,6 +36,7 @@ func TestRunnerCleansUpInReverseOnlyWhatRan(t *testing.T) {
 		want    []string
 		wantErr string
 		failed  string
+		aborted bool
 	}{
 		{
 			name:  "success",
@@ -54,8 +55,18 @@ func TestRunnerCleansUpInReverseOnlyWhatRan(t *testing.T) {
 			steps:   []Step[*trace]{step("a", nil, nil), step("b", boom, nil)},
 			onError: OnErrorAbort,
 			want:    []string{"run a", "run b"},
-			wantErr: "cleanup skipped",
+			wantErr: "boom", // the failure alone, as Packer prints it; errors.Is(ErrAborted) below
 			failed:  "b",
+			aborted: true,
+		},
+		{
+			name:    "run-cleanup-provisioner leaves everything too",
+			steps:   []Step[*trace]{step("a", nil, nil), step("b", boom, nil)},
+			onError: OnErrorRunCleanupProvisioner,
+			want:    []string{"run a", "run b"},
+			wantErr: "boom",
+			failed:  "b",
+			aborted: true,
 		},
 		{
 			name:    "cleanup errors are joined and every cleanup still runs",
@@ -77,6 +88,9 @@ func TestRunnerCleansUpInReverseOnlyWhatRan(t *testing.T) {
 			}
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if got := errors.Is(err, ErrAborted); got != tt.aborted {
+				t.Errorf("errors.Is(ErrAborted) = %v", got)
 			}
 			var se *StepError
 			if tt.failed != "" && (!errors.As(err, &se) || se.Step != tt.failed) {

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,4 +138,33 @@ func waitAvailable(b testing.TB, e *env, id string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.Fatalf("%s never became available", id)
+}
+
+// TestExplain: plan and build share the reuse rule, and plan says why.
+func TestExplain(t *testing.T) {
+	found := map[string]string{"us-east-1": "ami-1"}
+	for _, tc := range []struct {
+		name                       string
+		flag, block, rebuild, skip bool
+		lookup                     string
+		amis                       map[string]string
+		wantAction, wantWhy        string
+	}{
+		{"no --reuse: bake even with a match", false, false, false, false, ActionReuse, found, ActionBake, "reuse is off, so the build bakes; an AMI with this input digest exists (us-east-1 ami-1): `amibake build --reuse`"},
+		{"no --reuse, no match", false, false, false, false, ActionBake, nil, ActionBake, "reuse is off (it is on with --reuse"},
+		{"--reuse and a match everywhere", true, false, false, false, ActionReuse, found, ActionReuse, "reuse is on and every target region"},
+		{"reuse = true in the build block", false, true, false, false, ActionReuse, found, ActionReuse, "reuse is on"},
+		{"--reuse, some regions", true, false, false, false, ActionCopy, found, ActionCopy, "the others get copies"},
+		{"--reuse, nothing found", true, false, false, false, ActionBake, nil, ActionBake, "reuse is on, but no AMI"},
+		{"--rebuild wins", true, true, true, false, ActionReuse, found, ActionBake, "--rebuild bakes regardless; an AMI with this input digest exists (us-east-1 ami-1)"},
+		{"skip_create_ami", true, false, false, true, ActionReuse, found, ActionBake, "skip_create_ami"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			on := ReuseOn(tc.flag, tc.block, tc.rebuild) && !tc.skip
+			action, why := Explain(on, tc.rebuild, tc.skip, tc.lookup, tc.amis)
+			if action != tc.wantAction || !strings.Contains(why, tc.wantWhy) {
+				t.Errorf("got %s (%q), want %s (%q)", action, why, tc.wantAction, tc.wantWhy)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,8 +51,11 @@ type Build struct {
 	Volatile    []string      `json:"volatile"`
 	InputDigest string        `json:"input_digest"`
 	DigestParts []digest.Part `json:"digest_parts"`
-	// Action is reuse, copy or bake.
+	// Action is reuse, copy or bake: what `amibake build` with the same
+	// flags would do.
 	Action string `json:"action"`
+	// Why says why: whether reuse is on, and what was found.
+	Why string `json:"why"`
 }
 
 // SourceAMI is the resolved source image.
@@ -99,6 +103,9 @@ type Options struct {
 	Shared *awsclient.Shared
 	// Getenv reads AMIBAKE_CHECKIP_URL for the description; nil reads nothing.
 	Getenv func(string) string
+	// Reuse and Rebuild are build's --reuse and --rebuild: plan says what
+	// a build with the same flags would do.
+	Reuse, Rebuild bool
 }
 
 // Make plans every build of t. twin is the template loaded again with
@@ -150,8 +157,10 @@ func planBuild(ctx context.Context, t *template.Template, b, twin *template.Buil
 			OwnerAlias: aws.ToString(im.ImageOwnerAlias), CreationDate: aws.ToString(im.CreationDate),
 		},
 		Provisioners: dec.Digest.Provisioners, Volatile: dec.Digest.Volatile,
-		InputDigest: dec.Digest.Sum, DigestParts: dec.Digest.Parts, Action: dec.Action,
+		InputDigest: dec.Digest.Sum, DigestParts: dec.Digest.Parts,
 	}
+	reuseOn := ReuseOn(opts.Reuse, b.Reuse, opts.Rebuild) && !c.SkipCreateAMI
+	bp.Action, bp.Why = Explain(reuseOn, opts.Rebuild, c.SkipCreateAMI, dec.Action, dec.Found)
 	if bp.Provisioners == nil {
 		bp.Provisioners = []ProvisionerInputs{}
 	}
@@ -165,9 +174,9 @@ func planBuild(ctx context.Context, t *template.Template, b, twin *template.Buil
 	for _, r := range dec.Regions {
 		rp := RegionPlan{Region: r, AMI: dec.Found[r]}
 		switch {
-		case rp.AMI != "":
+		case rp.AMI != "" && bp.Action != ActionBake:
 			rp.Action = ActionReuse
-		case dec.Action == ActionCopy || r != dec.BuildRegion:
+		case bp.Action == ActionCopy || r != dec.BuildRegion:
 			rp.Action = ActionCopy
 		default:
 			rp.Action = ActionBake
@@ -312,4 +321,45 @@ func joinOr(s []string, empty string) string {
 		return empty
 	}
 	return strings.Join(s, ", ")
+}
+
+// ReuseOn is the rule `amibake build` and `amibake plan` share: reuse is
+// on with --reuse or reuse = true in the HCL2 build block, and --rebuild
+// turns it off.
+func ReuseOn(flag, block, rebuild bool) bool { return (flag || block) && !rebuild }
+
+// Explain turns what was found (found: region to an AMI carrying the input
+// digest; found is the lookup's action) into what a build does and why.
+func Explain(reuseOn, rebuild, skipCreate bool, found string, amis map[string]string) (action, why string) {
+	where := foundText(amis)
+	switch {
+	case skipCreate:
+		return ActionBake, "skip_create_ami: the build provisions an instance and creates no AMI, so there is nothing to reuse"
+	case rebuild && where != "":
+		return ActionBake, "--rebuild bakes regardless; an AMI with this input digest exists (" + where + ")"
+	case rebuild:
+		return ActionBake, "--rebuild bakes regardless; no AMI with this input digest exists"
+	case !reuseOn && where != "":
+		return ActionBake, "reuse is off, so the build bakes; an AMI with this input digest exists (" + where + "): `amibake build --reuse` (or reuse = true in the build block) would reuse it"
+	case !reuseOn:
+		return ActionBake, "reuse is off (it is on with --reuse or reuse = true in the build block); no AMI with this input digest exists either"
+	case found == ActionReuse:
+		return ActionReuse, "reuse is on and every target region has an AMI with this input digest (" + where + ")"
+	case found == ActionCopy:
+		return ActionCopy, "reuse is on and an AMI with this input digest exists in some regions (" + where + "); the others get copies"
+	}
+	return ActionBake, "reuse is on, but no AMI with this input digest exists"
+}
+
+func foundText(amis map[string]string) string {
+	regions := make([]string, 0, len(amis))
+	for r := range amis {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	parts := make([]string, len(regions))
+	for i, r := range regions {
+		parts[i] = r + " " + amis[r]
+	}
+	return strings.Join(parts, ", ")
 }

@@ -112,6 +112,11 @@ func (e *env) client(region string) *ec2.Client {
 // plan loads path (relative to the app directory) and plans it.
 func (e *env) plan(t testing.TB, path string, lo template.LoadOptions) *Document {
 	t.Helper()
+	return e.planWith(t, path, lo, Options{})
+}
+
+func (e *env) planWith(t testing.TB, path string, lo template.LoadOptions, opts Options) *Document {
+	t.Helper()
 	if lo.Now.IsZero() {
 		lo.Now = fixedNow
 	}
@@ -123,7 +128,7 @@ func (e *env) plan(t testing.TB, path string, lo template.LoadOptions) *Document
 	if diags.HasErrors() {
 		t.Fatalf("load twin %s: %s", path, diags)
 	}
-	doc, err := Make(context.Background(), tmpl, twin, Options{})
+	doc, err := Make(context.Background(), tmpl, twin, opts)
 	if err != nil {
 		t.Fatalf("plan %s: %v", path, err)
 	}
@@ -291,7 +296,14 @@ func TestPlanIsReadOnlyAndFindsReusableAMIs(t *testing.T) {
 
 	// An AMI tagged with the digest in the build region only: copy.
 	id := e.registerBase(t, "app-earlier", map[string]string{reuse.TagKey: b.InputDigest})
+	// Without --reuse, build bakes all the same: so does the plan, and
+	// it says what --reuse would do.
 	b = e.plan(t, tmpl, template.LoadOptions{}).Builds[0]
+	if b.Action != ActionBake || !strings.Contains(b.Why, "reuse is off, so the build bakes; an AMI with this input digest exists (ap-northeast-1 "+id+")") {
+		t.Fatalf("without --reuse: action %s (%s), regions %+v", b.Action, b.Why, b.Regions)
+	}
+	reuseOn := Options{Reuse: true}
+	b = e.planWith(t, tmpl, template.LoadOptions{}, reuseOn).Builds[0]
 	if b.Action != ActionCopy || b.Regions[0].AMI != id || b.Regions[0].Action != ActionReuse || b.Regions[1].Action != ActionCopy {
 		t.Fatalf("one region: action %s, regions %+v", b.Action, b.Regions)
 	}
@@ -301,12 +313,12 @@ func TestPlanIsReadOnlyAndFindsReusableAMIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = e.plan(t, tmpl, template.LoadOptions{}).Builds[0]
+	b = e.planWith(t, tmpl, template.LoadOptions{}, reuseOn).Builds[0]
 	if b.Action != ActionReuse || b.Regions[1].AMI != all["us-east-1"] {
 		t.Fatalf("every region: action %s, regions %+v", b.Action, b.Regions)
 	}
 	// An AMI with another digest is not reused.
-	b = e.plan(t, tmpl, template.LoadOptions{Vars: map[string]string{"greeting": "other"}}).Builds[0]
+	b = e.planWith(t, tmpl, template.LoadOptions{Vars: map[string]string{"greeting": "other"}}, reuseOn).Builds[0]
 	if b.Action != ActionBake {
 		t.Errorf("another digest: action %s", b.Action)
 	}

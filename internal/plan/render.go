@@ -46,6 +46,9 @@ func (bp *Build) writeText(b *strings.Builder) {
 		fmt.Fprintf(b, "  %s\n", strings.TrimRight(fmt.Sprintf("%-16s %s", label, fmt.Sprintf(format, args...)), " "))
 	}
 	fmt.Fprintf(b, "%s: would %s\n", bp.Name, actionText(bp))
+	if bp.Why != "" {
+		line("Why", "%s", bp.Why)
+	}
 	s := bp.SourceAMI
 	owner := s.Owner
 	if s.OwnerAlias != "" {
@@ -127,7 +130,7 @@ func actionText(bp *Build) string {
 	case ActionCopy:
 		return "copy: an AMI with this input digest exists in some regions; it would be copied to the others"
 	}
-	return "bake: no AMI with this input digest exists"
+	return "bake"
 }
 
 func humanSize(n int64) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/dynblock"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -87,7 +88,13 @@ func (l *hcl2Loader) decodeBuilds() hcl.Diagnostics {
 }
 
 func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
-	c, diags := blk.Body.Content(buildSchema)
+	// dynamic "provisioner" (and post-processor, source) blocks, as
+	// Packer expands them; for_each sees variables and locals.
+	body := blk.Body
+	if hasDynamicBlocks(body) {
+		body = dynblock.Expand(body, l.ctx)
+	}
+	c, diags := body.Content(buildSchema)
 	buildName, description := "", ""
 	if a, ok := c.Attributes["name"]; ok {
 		diags = append(diags, l.evalString(a, &buildName)...)
@@ -196,7 +203,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 			name = buildName + "." + name
 		}
 		src := l.block(top, u.typ, srcName, sctx, body)
-		b := &Build{Name: name, BuildName: buildName, Description: description, Reuse: reuse, Source: &src, block: index}
+		b := &Build{Name: name, PackerName: srcName, BuildName: buildName, Description: description, Reuse: reuse, Source: &src, block: index}
 
 		pctx := sctx.NewChild()
 		pctx.Variables = map[string]cty.Value{"build": unknownBuildObject}
@@ -251,7 +258,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 // resolveSource turns "amazon-ebs.x" or "source.amazon-ebs.x" into the
 // labels of a declared source.
 func (l *hcl2Loader) resolveSource(ref string, rng hcl.Range) (typ, name string, diags hcl.Diagnostics) {
-	parts := strings.Split(strings.TrimPrefix(ref, "source."), ".")
+	parts := strings.Split(trimSourcePrefix(ref), ".")
 	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
 		return "", "", hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -371,7 +378,7 @@ func selected(only, except []string, names ...string) bool {
 	match := func(globs []string) bool {
 		for _, g := range globs {
 			for _, n := range names {
-				if ok, _ := path.Match(g, n); ok || strings.TrimPrefix(g, "source.") == n {
+				if ok, _ := path.Match(g, n); ok || trimSourcePrefix(g) == n {
 					return true
 				}
 			}
@@ -574,4 +581,22 @@ func duplicateArgs(top, extra hcl.Body) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// trimSourcePrefix drops "source." or "sources." from a source reference:
+// Packer takes both in build { sources = [...] } (early HCL2 templates and
+// docs wrote "sources.amazon-ebs.x").
+func trimSourcePrefix(ref string) string {
+	if r, ok := strings.CutPrefix(ref, "sources."); ok {
+		return r
+	}
+	return strings.TrimPrefix(ref, "source.")
+}
+
+// hasDynamicBlocks reports whether a body has dynamic blocks: only such
+// bodies are wrapped, so that the others keep their syntax types (which
+// later checks inspect).
+func hasDynamicBlocks(body hcl.Body) bool {
+	c, _, _ := body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "dynamic", LabelNames: []string{"type"}}}})
+	return c != nil && len(c.Blocks) > 0
 }

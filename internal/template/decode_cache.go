@@ -396,6 +396,14 @@ func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value
 	srcVal, diags := expr.Value(ctx)
 	target := v.Addr().Interface()
 	convTy := impliedType(v.Type(), target)
+	if isLegacy(expr) {
+		srcVal = weakValue(srcVal, convTy)
+	}
+	// A null value leaves the option unset, as in Packer (HCL2: a
+	// variable whose default is null; JSON: null, or "" for a bool).
+	if srcVal.IsKnown() && srcVal.IsNull() {
+		return diags
+	}
 	srcVal, err := convert.Convert(srcVal, convTy)
 	if err == nil {
 		err = gocty.FromCtyValue(srcVal, target)
@@ -422,4 +430,41 @@ func impliedType(ty reflect.Type, target any) cty.Type {
 	}
 	impliedTypes.Store(ty, t)
 	return t
+}
+
+// isLegacy reports whether expr is a legacy JSON template value.
+func isLegacy(expr hcl.Expression) bool {
+	_, ok := hcl.UnwrapExpressionUntil(expr, func(e hcl.Expression) bool {
+		_, ok := e.(*legacyExpr)
+		return ok
+	}).(*legacyExpr)
+	return ok
+}
+
+// weakValue applies the weak decoding Packer's legacy JSON templates get
+// from mapstructure (packer-plugin-sdk template/config.Decode: weakly typed
+// input with a StringToSliceHookFunc(",") hook): a string where a list is
+// expected is split on commas ("" is the empty list), and "" where a bool
+// or a number is expected is unset. Other conversions (the string "true"
+// to a bool, 42 to "42") are cty's own.
+func weakValue(v cty.Value, ty cty.Type) cty.Value {
+	if !v.IsKnown() || v.IsNull() || v.Type() != cty.String {
+		return v
+	}
+	s := v.AsString()
+	switch {
+	case (ty.IsListType() || ty.IsSetType()) && ty.ElementType().IsPrimitiveType():
+		if s == "" {
+			return cty.ListValEmpty(ty.ElementType())
+		}
+		parts := strings.Split(s, ",")
+		vals := make([]cty.Value, len(parts))
+		for i, p := range parts {
+			vals[i] = cty.StringVal(p)
+		}
+		return cty.TupleVal(vals)
+	case (ty == cty.Bool || ty == cty.Number) && s == "":
+		return cty.NullVal(ty)
+	}
+	return v
 }

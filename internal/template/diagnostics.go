@@ -59,7 +59,7 @@ func writeDiagnostic(w *bufio.Writer, files map[string]*hcl.File, d *hcl.Diagnos
 		}
 	}
 	if d.Detail != "" {
-		fmt.Fprintf(w, "\n%s\n", d.Detail)
+		fmt.Fprintf(w, "\n%s\n", clipText(d.Detail, maxDetail))
 	}
 	fmt.Fprintln(w)
 }
@@ -82,6 +82,7 @@ func writeSnippet(w *bufio.Writer, src []byte, rng hcl.Range, color bool) {
 			to = min(from+(rng.End.Byte-rng.Start.Byte), len(line))
 		}
 	}
+	line, from, to = clipLine(line, from, to)
 	prefix := fmt.Sprintf("  %d: ", rng.Start.Line)
 	if color {
 		fmt.Fprintf(w, "%s%s%s%s%s%s\n", prefix, line[:from], ansiUnderline, line[from:to], ansiReset, line[to:])
@@ -169,7 +170,7 @@ type JSONSnippet struct {
 func NewDiagnosticsDocument(files map[string]*hcl.File, diags hcl.Diagnostics) *DiagnosticsDocument {
 	doc := &DiagnosticsDocument{FormatVersion: DiagnosticsFormatVersion, Diagnostics: []JSONDiagnostic{}}
 	for _, d := range diags {
-		jd := JSONDiagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
+		jd := JSONDiagnostic{Severity: "error", Summary: d.Summary, Detail: clipText(d.Detail, maxDetail)}
 		if d.Severity == hcl.DiagWarning {
 			jd.Severity = "warning"
 			doc.WarningCount++
@@ -184,7 +185,7 @@ func NewDiagnosticsDocument(files map[string]*hcl.File, diags hcl.Diagnostics) *
 			}
 			if f := files[s.Filename]; f != nil {
 				if line, _, ok := sourceLine(f.Bytes, s.Start.Line); ok {
-					jd.Snippet = &JSONSnippet{Code: line, StartLine: s.Start.Line}
+					jd.Snippet = &JSONSnippet{Code: clipText(line, maxSnippetLine), StartLine: s.Start.Line}
 				}
 			}
 		}
@@ -199,4 +200,48 @@ func WriteDiagnosticsJSON(w io.Writer, files map[string]*hcl.File, diags hcl.Dia
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(NewDiagnosticsDocument(files, diags))
+}
+
+// Output limits: a diagnostic about a 10 MB value must not be 30 MB.
+const (
+	maxDetail      = 2000 // bytes of a diagnostic's detail
+	maxSnippetLine = 160  // bytes of the source line shown
+)
+
+// clipText shortens s to about n bytes, on a character boundary, saying
+// how much was left out.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", s[:cut], len(s)-cut)
+}
+
+// clipLine keeps a window of a long source line around the subject
+// [from, to), marking the cuts with "...", and returns the new offsets.
+func clipLine(line string, from, to int) (string, int, int) {
+	if len(line) <= maxSnippetLine {
+		return line, from, to
+	}
+	start := max(from-40, 0)
+	end := min(max(to, from+1), start+maxSnippetLine)
+	end = min(end, len(line))
+	for start > 0 && !utf8.RuneStart(line[start]) {
+		start--
+	}
+	for end < len(line) && !utf8.RuneStart(line[end]) {
+		end++
+	}
+	out, shift := line[start:end], start
+	if start > 0 {
+		out, shift = "..."+out, start-3
+	}
+	if end < len(line) {
+		out += "..."
+	}
+	return out, min(from-shift, len(out)), min(max(to-shift, from-shift), len(out))
 }

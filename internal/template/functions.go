@@ -2,7 +2,6 @@ package template
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	ctyyaml "github.com/zclconf/go-cty-yaml"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
@@ -65,7 +65,7 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"jsonencode":      stdlib.JSONEncodeFunc,
 		"keys":            stdlib.KeysFunc,
 		"legacy_isotime":  legacyIsotimeFunc(now),
-		"length":          stdlib.LengthFunc,
+		"length":          lengthFunc,
 		"log":             stdlib.LogFunc,
 		"lookup":          stdlib.LookupFunc,
 		"lower":           stdlib.LowerFunc,
@@ -118,9 +118,17 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"uuidv4":          uuid.V4Func,
 		"uuidv5":          uuid.V5Func,
 		"values":          stdlib.ValuesFunc,
+		"yamldecode":      ctyyaml.YAMLDecodeFunc,
+		"yamlencode":      ctyyaml.YAMLEncodeFunc,
 		"zipmap":          stdlib.ZipmapFunc,
 	}
 	fs["templatefile"] = makeTemplateFileFunc(baseDir, func() map[string]function.Function { return fs })
+	for _, name := range []string{"file", "filebase64"} {
+		fs[name] = guardFileFunc(baseDir, fs[name])
+	}
+	for name, why := range notOffered {
+		fs[name] = notOfferedFunc(name, why)
+	}
 	return fs
 }
 
@@ -259,9 +267,12 @@ func makeTemplateFileFunc(baseDir string, funcs func() map[string]function.Funct
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(baseDir, path)
 			}
-			src, err := os.ReadFile(path)
+			src, err := readRegular(path, maxFileFuncSize)
 			if err != nil {
-				return cty.NilVal, fmt.Errorf("read template %s: %w", path, err)
+				return cty.NilVal, fmt.Errorf("read template: %w", err)
+			}
+			if d := checkSource(path, src, true); d.HasErrors() {
+				return cty.NilVal, fmt.Errorf("template %s: %s", path, d[0].Detail)
 			}
 			expr, diags := hclsyntax.ParseTemplate(src, path, hcl.Pos{Line: 1, Column: 1, Byte: 0})
 			if diags.HasErrors() {
@@ -287,6 +298,46 @@ func makeTemplateFileFunc(baseDir string, funcs func() map[string]function.Funct
 				return cty.NilVal, fmt.Errorf("render template %s: %s", path, diags.Error())
 			}
 			return stdlib.MakeToFunc(cty.String).Call([]cty.Value{v})
+		},
+	})
+}
+
+// lengthFunc is Packer's length(): Terraform's, which also takes a
+// string (its length in characters), where cty's takes only collections.
+var lengthFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true, AllowMarked: true}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		ty := args[0].Type()
+		if ty == cty.String || ty == cty.DynamicPseudoType {
+			return cty.Number, nil
+		}
+		return stdlib.LengthFunc.ReturnTypeForValues(args)
+	},
+	Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+		if args[0].Type() == cty.String {
+			return stdlib.StrlenFunc.Call(args)
+		}
+		return stdlib.LengthFunc.Call(args)
+	},
+})
+
+// notOffered are Packer functions that read a secret store while the
+// template loads. amibake does not call those services; the message says
+// what to do instead, where an unknown function would only say "no
+// function named ...".
+var notOffered = map[string]string{
+	"aws_secretsmanager":     "read the secret in CI (aws secretsmanager get-secret-value) and pass it with -var or PKR_VAR_<name>, declared sensitive",
+	"aws_secretsmanager_raw": "read the secret in CI (aws secretsmanager get-secret-value) and pass it with -var or PKR_VAR_<name>, declared sensitive",
+	"vault":                  "read the secret in CI (vault kv get) and pass it with -var or PKR_VAR_<name>, declared sensitive",
+	"consul_key":             "read the key in CI (consul kv get) and pass it with -var or PKR_VAR_<name>",
+}
+
+func notOfferedFunc(name, why string) function.Function {
+	return function.New(&function.Spec{
+		VarParam: &function.Parameter{Name: "args", Type: cty.DynamicPseudoType, AllowNull: true, AllowUnknown: true, AllowDynamicType: true},
+		Type:     function.StaticReturnType(cty.String),
+		Impl: func([]cty.Value, cty.Type) (cty.Value, error) {
+			return cty.NilVal, fmt.Errorf("%s() is a Packer function amibake does not offer: it would call an external secret store while the template loads; %s", name, why)
 		},
 	})
 }

@@ -107,13 +107,7 @@ func loadHCL2(path, root string, files, autoVarFiles []string, opts LoadOptions)
 func (l *hcl2Loader) parse(files []string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, name := range files {
-		var f *hcl.File
-		var d hcl.Diagnostics
-		if strings.HasSuffix(name, ".json") {
-			f, d = l.parser.ParseJSONFile(name)
-		} else {
-			f, d = l.parser.ParseHCLFile(name)
-		}
+		f, d := parseChecked(l.parser, name, MaxTemplateSize, "Failed to read template")
 		diags = append(diags, d...)
 		if f == nil || d.HasErrors() {
 			continue

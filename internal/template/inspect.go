@@ -134,3 +134,53 @@ func renderValue(v cty.Value) string {
 	}
 	return strings.TrimSpace(string(hclwrite.TokensForValue(v).Bytes()))
 }
+
+// InspectEvent is one line of `inspect -machine-readable`: Kind "say" is
+// a ui,say line (Args[0] its text); the others are Packer's typed lines
+// for legacy JSON templates: template-variable NAME DEFAULT 0|1 (1:
+// required), template-builder NAME TYPE, template-provisioner TYPE.
+type InspectEvent struct {
+	Kind string
+	Args []string
+}
+
+// InspectMachine returns the machine-readable inspect of t: Packer's
+// typed lines for JSON templates, then the human text as one ui,say line.
+func InspectMachine(t *Template) ([]InspectEvent, error) {
+	var out []InspectEvent
+	if t.Format == FormatJSON {
+		for _, v := range t.Variables {
+			def, required := "", "1"
+			if v.Default != cty.NilVal {
+				required = "0"
+				if !v.Default.IsNull() && v.Default.Type() == cty.String {
+					def = v.Default.AsString()
+				}
+			}
+			if v.Sensitive {
+				def = Masked
+			}
+			out = append(out, InspectEvent{"template-variable", []string{v.Name, def, required}})
+		}
+		seen := map[string]bool{}
+		for _, b := range t.Builds {
+			typ := ""
+			if b.Source != nil {
+				typ = b.Source.Type
+			}
+			out = append(out, InspectEvent{"template-builder", []string{b.Name, typ}})
+			for _, p := range b.Provisioners {
+				key := p.Type + "\x00" + p.Name
+				if !seen[key] {
+					seen[key] = true
+					out = append(out, InspectEvent{"template-provisioner", []string{p.Type}})
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	if err := WriteInspect(&b, t); err != nil {
+		return nil, err
+	}
+	return append(out, InspectEvent{"say", []string{strings.TrimRight(b.String(), "\n")}}), nil
+}

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +21,7 @@ var (
 	jsonBuilderKeys     = []string{"type", "name"}
 	jsonProvisionerKeys = []string{"type", "name", "only", "except", "override", "pause_before", "max_retries", "timeout"}
 	jsonPostKeys        = []string{"type", "name", "only", "except", "keep_input_artifact"}
-	jsonRootKeys        = []string{"description", "min_packer_version", "variables", "sensitive-variables", "builders", "provisioners", "post-processors"}
+	jsonRootKeys        = []string{"description", "min_packer_version", "variables", "sensitive-variables", "builders", "provisioners", "post-processors", "error-cleanup-provisioner"}
 )
 
 // jsonLoader holds the state of loading one legacy JSON template.
@@ -33,13 +33,14 @@ type jsonLoader struct {
 	tmpl  *Template
 	diags hcl.Diagnostics
 
-	tmplDir   string // {{template_dir}}: the template's absolute directory
-	vars      map[string]string
-	varDecl   map[string]*Variable
-	builders  []*jsonBuilder
-	provs     []jsonItemsAt
-	posts     [][]jsonItemsAt
-	buildName map[string]bool
+	tmplDir    string // {{template_dir}}: the template's absolute directory
+	vars       map[string]string
+	varDecl    map[string]*Variable
+	builders   []*jsonBuilder
+	provs      []jsonItemsAt
+	errCleanup *jsonItemsAt // "error-cleanup-provisioner"
+	posts      [][]jsonItemsAt
+	buildName  map[string]bool
 }
 
 type jsonBuilder struct {
@@ -75,6 +76,9 @@ func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnos
 		abs = filepath.Join(opts.Cwd, abs)
 	}
 	l.tmplDir = absDir(abs)
+	if d := checkSource(path, src, false); d.HasErrors() {
+		return l.tmpl, d
+	}
 	root, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
 		return l.tmpl, fixSyntaxDiags(path, src, diags)
@@ -163,6 +167,13 @@ func (l *jsonLoader) root(items []jsonItem) {
 			l.readProvisioners(it)
 		case "post-processors":
 			l.readPostProcessors(it)
+		case "error-cleanup-provisioner":
+			// Packer's legacy templates take one provisioner object here
+			// (template.Template.CleanupProvisioner); it runs when a build
+			// fails, as the HCL2 error-cleanup-provisioner block.
+			if items, ok := l.objectItems(it.Expr, "error-cleanup-provisioner"); ok {
+				l.errCleanup = &jsonItemsAt{expr: it.Expr, items: items, typ: l.typeOf(it.Expr, items, "error-cleanup-provisioner")}
+			}
 		default:
 			detail := fmt.Sprintf("%q is not a top-level key of a Packer JSON template.", it.Name)
 			if s := legacySuggest(it.Name, jsonRootKeys); s != "" {
@@ -374,17 +385,21 @@ func (l *jsonLoader) valueRange(name string, origin map[string]hcl.Range) hcl.Ra
 
 // readVarFile reads a legacy -var-file: a JSON object of strings.
 func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[string]hcl.Range) {
+	src, err := readRegular(path, maxVarFileSize)
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: sentence(err.Error())})
+		return
+	}
 	if strings.HasSuffix(path, ".hcl") {
 		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong variable file format",
 			Detail: fmt.Sprintf("%s is an HCL2 variable file; legacy JSON templates read JSON variable files ({\"name\": \"value\"}), as Packer does.", path)})
 		return
 	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Failed to read variable file", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))})
+	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+	if d := checkSource(path, src, false); d.HasErrors() {
+		l.diags = append(l.diags, d...)
 		return
 	}
-	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
 	expr, diags := hcljson.ParseExpression(src, path)
 	if diags.HasErrors() {
 		l.diags = append(l.diags, diags...)
@@ -397,15 +412,17 @@ func (l *jsonLoader) readVarFile(path string, raw map[string]string, origin map[
 	}
 	for _, it := range items {
 		if l.varDecl[it.Name] == nil {
-			detail := fmt.Sprintf("The template declares no variable %q; this value is ignored.", it.Name)
+			// Packer's legacy templates still let {{user}} read it.
+			detail := fmt.Sprintf("The template declares no variable %q in \"variables\"; {{user `%s`}} still reads this value, as in Packer.", it.Name, it.Name)
 			if s := legacySuggest(it.Name, l.varNames()); s != "" {
 				detail += fmt.Sprintf(" Did you mean %q?", s)
 			}
 			l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Undefined variable", Detail: detail, Subject: it.NameRange.Ptr()})
-			continue
 		}
 		v, _ := it.Expr.Value(nil)
 		switch {
+		case v.IsNull():
+			raw[it.Name] = "" // Packer reads null as ""
 		case !v.IsNull() && v.Type() == cty.String:
 			raw[it.Name] = v.AsString()
 		case !v.IsNull() && v.Type() == cty.Number:
@@ -682,8 +699,12 @@ func (l *jsonLoader) builds() {
 		retries     int
 		name        string
 	}
-	metas := make([]provMeta, len(l.provs))
-	for i, p := range l.provs {
+	provs := l.provs
+	if l.errCleanup != nil {
+		provs = append(slices.Clip(provs), *l.errCleanup) // the last: see below
+	}
+	metas := make([]provMeta, len(provs))
+	for i, p := range provs {
 		m := provMeta{filter: l.filterOf(p.items)}
 		for _, it := range p.items {
 			switch it.Name {
@@ -709,11 +730,14 @@ func (l *jsonLoader) builds() {
 	}
 	for _, b := range l.builders {
 		env := l.env(b)
-		build := &Build{Name: b.name}
+		build := &Build{Name: b.name, PackerName: b.name}
+		if b.name != b.typ {
+			build.Label = b.typ + "." + b.name // Packer 1.16's prefix for named JSON builders
+		}
 		src := l.block(b.typ, b.name, b.expr, b.items, pluginItems(b.items, jsonBuilderKeys), env)
 		build.Source = &src
 		l.check(src.Body)
-		for i, p := range l.provs {
+		for i, p := range provs {
 			m := metas[i]
 			if !m.filter.match(b.name) {
 				continue
@@ -733,6 +757,10 @@ func (l *jsonLoader) builds() {
 				if name == b.name {
 					l.check(body)
 				}
+			}
+			if l.errCleanup != nil && i == len(provs)-1 {
+				build.ErrorCleanupProvisioner = prov
+				continue
 			}
 			build.Provisioners = append(build.Provisioners, prov)
 		}

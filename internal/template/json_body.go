@@ -368,6 +368,7 @@ func (e *legacyEnv) renderExpr(s string, r hcl.Range) (string, hcl.Diagnostics) 
 	if err != nil {
 		diags = hcl.Diagnostics{e.templateDiag(err, s, r)}
 	}
+	diags = append(diags, e.takeMissing(r)...)
 	if e.cache == nil {
 		e.cache = map[cacheKey]cachedValue{}
 	}
@@ -410,4 +411,32 @@ func (e *legacyEnv) templateDiag(err error, s string, r hcl.Range) *hcl.Diagnost
 		Subject:  subject.Ptr(),
 		Context:  r.Ptr(),
 	}
+}
+
+// takeMissing turns the undeclared {{user}} names the last render used
+// into warnings: Packer renders them as "" (a typo there is silent in
+// Packer; a warning keeps the template working and says so).
+func (e *legacyEnv) takeMissing(r hcl.Range) hcl.Diagnostics {
+	e.missingMu.Lock()
+	names := e.missing
+	e.missing = nil
+	e.missingMu.Unlock()
+	var diags hcl.Diagnostics
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		detail := fmt.Sprintf("No variable named %q is declared in \"variables\"; {{user `%s`}} is \"\", as in Packer.", name, name)
+		known := make([]string, 0, len(e.vars))
+		for k := range e.vars {
+			known = append(known, k)
+		}
+		if s := legacySuggest(name, known); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Undefined user variable", Detail: detail, Subject: r.Ptr()})
+	}
+	return diags
 }

@@ -372,7 +372,7 @@ func TestJSONUUIDStable(t *testing.T) {
 func TestJSONSyntaxOnly(t *testing.T) {
 	opts := testLoadOptions()
 	opts.SyntaxOnly = true
-	if _, diags := Load("testdata/json/undefined_user_var.json", opts); diags.HasErrors() {
+	if _, diags := Load("testdata/rules/undefined_user_var.json", opts); diags.HasErrors() {
 		t.Errorf("syntax-only reported %v", diags)
 	}
 	if _, diags := Load("testdata/json/syntax_error.json", opts); !diags.HasErrors() {
@@ -383,7 +383,7 @@ func TestJSONSyntaxOnly(t *testing.T) {
 func TestJSONVarErrors(t *testing.T) {
 	opts := testLoadOptions()
 	opts.Vars = map[string]string{"regin": "x"}
-	_, diags := Load("testdata/json/undefined_user_var.json", opts)
+	_, diags := Load("testdata/rules/undefined_user_var.json", opts)
 	if !diags.HasErrors() || !strings.Contains(diags.Error(), `Did you mean "region"?`) {
 		t.Errorf("undeclared -var: %v", diags)
 	}
@@ -455,7 +455,7 @@ func TestJSONVarFileErrors(t *testing.T) {
 	for _, tt := range tests {
 		opts := testLoadOptions()
 		opts.VarFiles = []string{tt.file}
-		_, diags := Load("testdata/json/undefined_user_var.json", opts)
+		_, diags := Load("testdata/rules/undefined_user_var.json", opts)
 		var all strings.Builder
 		for _, d := range diags {
 			all.WriteString(d.Summary + ": " + d.Detail + "\n")
@@ -467,7 +467,7 @@ func TestJSONVarFileErrors(t *testing.T) {
 	// Undeclared names in a var file are a warning, not an error.
 	opts := testLoadOptions()
 	opts.VarFiles = []string{badJSON}
-	_, diags := Load("testdata/json/undefined_user_var.json", opts)
+	_, diags := Load("testdata/rules/undefined_user_var.json", opts)
 	warned := false
 	for _, d := range diags {
 		warned = warned || (d.Severity == hcl.DiagWarning && strings.Contains(d.Detail, `"nope"`))

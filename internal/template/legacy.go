@@ -96,6 +96,11 @@ type legacyEnv struct {
 	mu    sync.Mutex
 	cache map[cacheKey]cachedValue
 
+	// missing are the undeclared {{user}} names a render used: Packer
+	// renders them as "" outside "variables"; we warn (renderExpr).
+	missingMu sync.Mutex
+	missing   []string
+
 	funcsOnce sync.Once
 	funcMap   template.FuncMap
 	proto     *template.Template
@@ -182,6 +187,12 @@ func (e *legacyEnv) newFuncs() template.FuncMap {
 			return "", errPendingVar
 		}
 		v, ok := e.vars[name]
+		if !ok && !e.enableEnv {
+			e.missingMu.Lock()
+			e.missing = append(e.missing, name)
+			e.missingMu.Unlock()
+			return "", nil
+		}
 		if !ok {
 			detail := fmt.Sprintf("No variable named %q is declared in \"variables\".", name)
 			names := make([]string, 0, len(e.vars))

@@ -73,7 +73,6 @@ func TestLegacyRenderErrors(t *testing.T) {
 		name, in, summary, detail string
 		offset                    int // -1: no offset expected
 	}{
-		{"undefined user", "{{user `regoin`}}", "Undefined user variable", `No variable named "regoin" is declared in "variables". Did you mean "region"?`, 2},
 		{"unknown function", "x {{ timestmp }}", "Unknown template function", `There is no function named "timestmp". Did you mean "timestamp"?`, -1},
 		{"env outside defaults", "{{env `HOME`}}", "Function env not allowed here", "{{env `HOME`}} may only be used", 2},
 		{"unclosed", "{{user `a`", "Invalid template", "unclosed action", -1},

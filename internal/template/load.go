@@ -57,9 +57,9 @@ func Load(path string, opts LoadOptions) (*Template, hcl.Diagnostics) {
 	case strings.HasSuffix(path, hcl2FileExt), strings.HasSuffix(path, hcl2JSONFileExt), strings.HasSuffix(path, ".hcl"):
 		return loadHCL2(path, filepath.Dir(path), []string{path}, nil, opts)
 	case strings.HasSuffix(path, ".json"):
-		src, err := os.ReadFile(path)
+		src, err := readRegular(path, MaxTemplateSize)
 		if err != nil {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read template", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))}}
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read template", Detail: sentence(err.Error())}}
 		}
 		return loadJSON(path, src, opts)
 	}

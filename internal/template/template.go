@@ -96,7 +96,17 @@ type Variable struct {
 // `name` (or type), or "<build name>.<source type>.<source name>" in HCL2
 // ("amazon-ebs.<source name>" when the build has no name).
 type Build struct {
+	// Name is what -only/-except and only/except match: the builder's
+	// name (JSON) or build.type.source (HCL2).
 	Name string
+	// Label is Packer's name in the output (UI prefix, Build '...'
+	// lines, machine-readable targets) when it differs from Name: JSON
+	// builders with a name show as TYPE.NAME.
+	Label string
+	// PackerName is Packer's packer_build_name: the manifest's "name",
+	// PACKER_BUILD_NAME and the -debug key file (ec2_NAME.pem). It is the
+	// source's name in HCL2 and the builder's name in JSON.
+	PackerName string
 	// BuildName and Description come from the HCL2 build block.
 	BuildName   string
 	Description string
@@ -162,3 +172,22 @@ type PostProcessor struct {
 	Only, Except      []string
 	KeepInputArtifact *bool
 }
+
+// Display is the build's name in the output, as Packer prints it.
+func (b *Build) Display() string {
+	if b.Label != "" {
+		return b.Label
+	}
+	return b.Name
+}
+
+// PackerBuildName is Packer's packer_build_name (see PackerName).
+func (b *Build) PackerBuildName() string {
+	if b.PackerName != "" {
+		return b.PackerName
+	}
+	return b.Name
+}
+
+// IsHCL2 reports whether the build comes from an HCL2 build block.
+func (b *Build) IsHCL2() bool { return b.block != 0 }

@@ -2,7 +2,6 @@ package template
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -236,16 +235,7 @@ func (l *hcl2Loader) assign(name string, val cty.Value, subject *hcl.Range) hcl.
 }
 
 func (l *hcl2Loader) applyVarFile(path string) hcl.Diagnostics {
-	var f *hcl.File
-	var diags hcl.Diagnostics
-	if _, err := os.Stat(path); err != nil {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Failed to read variables file", Detail: fmt.Sprintf("Cannot read %s: %s.", path, osErrText(err))}}
-	}
-	if strings.HasSuffix(path, ".json") {
-		f, diags = l.parser.ParseJSONFile(path)
-	} else {
-		f, diags = l.parser.ParseHCLFile(path)
-	}
+	f, diags := parseChecked(l.parser, path, maxVarFileSize, "Failed to read variables file")
 	if diags.HasErrors() || f == nil {
 		return diags
 	}

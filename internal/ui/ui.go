@@ -96,12 +96,27 @@ func (r *Root) Machine(kind string, data ...string) {
 }
 func (r *Root) Ask(ctx context.Context, q string) (string, error) { return r.doAsk(ctx, q) }
 
+// InColorOf prints msg unprefixed in the colour of a build's UI (from
+// ForBuild): Packer's "NAME: output will be in this color." legend.
+func (r *Root) InColorOf(u UI, msg string) {
+	color := ""
+	if b, ok := u.(*buildUI); ok {
+		color = b.color
+	}
+	r.emit("", "say", msg, r.io.Out, color, "")
+}
+
 // emit writes one human line (or its machine-readable form) with the secrets
 // masked. prefix is prepended to every line of msg.
 func (r *Root) emit(target, kind, msg string, w io.Writer, color, prefix string) {
 	msg = r.opts.Secrets.Mask(msg)
 	if r.opts.MachineReadable {
-		r.machine(target, "ui", kind, prefixLines(prefix, msg))
+		// Packer 1.16 leaves the target of ui lines empty (the build's
+		// name is in the text) and never emits ui,message.
+		if kind == "message" {
+			kind = "say"
+		}
+		r.machine("", "ui", kind, prefixLines(prefix, msg))
 		return
 	}
 	var b strings.Builder
@@ -111,7 +126,7 @@ func (r *Root) emit(target, kind, msg string, w io.Writer, color, prefix string)
 			b.WriteString(": ")
 		}
 		text := prefix + line
-		if color != "" && r.io.ColorEnabled() {
+		if color != "" && text != "" && r.io.ColorEnabled() {
 			text = color + text + colorReset
 		}
 		b.WriteString(text)
@@ -190,13 +205,11 @@ type buildUI struct {
 func (b *buildUI) Say(msg string) {
 	b.root.emit(b.name, "say", msg, b.root.io.Out, b.color, "==> "+b.name+": ")
 }
-func (b *buildUI) Message(msg string) {
-	c := b.color
-	if c != "" {
-		c = strings.Replace(c, "1;", "0;", 1) // details in the build's colour, not bold
-	}
-	b.root.emit(b.name, "message", msg, b.root.io.Out, c, "    "+b.name+": ")
-}
+
+// Message is a detail line. Packer 1.16 turns the deprecated ui.Message
+// into Say: the same "==> name: " prefix and colour, and "say" in
+// machine-readable output.
+func (b *buildUI) Message(msg string) { b.Say(msg) }
 func (b *buildUI) Error(msg string) {
 	b.root.emit(b.name, "error", msg, b.root.io.ErrOut, colorRed, "==> "+b.name+": ")
 }

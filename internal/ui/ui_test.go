@@ -97,3 +97,19 @@ func TestAskWithoutTerminal(t *testing.T) {
 		t.Fatalf("Ask without a terminal = %v, want ErrNoPrompt", err)
 	}
 }
+
+// TestColorLegend: Packer's legend line is in the build's colour, with
+// no prefix, and the empty line after it is not coloured.
+func TestColorLegend(t *testing.T) {
+	ios, _, out, _ := Test()
+	ios.SetColorEnabled(true)
+	root := New(ios, Options{})
+	first, second := root.ForBuild("first"), root.ForBuild("second")
+	root.InColorOf(first, "first: output will be in this color.")
+	root.InColorOf(second, "second: output will be in this color.")
+	root.Message("")
+	want := "\033[1;32mfirst: output will be in this color.\033[0m\n\033[1;36msecond: output will be in this color.\033[0m\n\n"
+	if out.String() != want {
+		t.Errorf("got %q\nwant %q", out.String(), want)
+	}
+}

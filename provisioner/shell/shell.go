@@ -203,7 +203,7 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	}
 
 	builtin := map[string]string{
-		"PACKER_BUILD_NAME":   b.Name,
+		"PACKER_BUILD_NAME":   b.BuildName(),
 		"PACKER_BUILDER_TYPE": b.Type,
 	}
 	vars := FlattenEnv(c.EnvVarFormat, builtin, c.Vars, c.Env)

@@ -335,7 +335,7 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 
 // Provision runs the scripts locally; comm is not used.
 func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.Communicator, b *provisioner.Build) error {
-	builtin := map[string]string{"PACKER_BUILD_NAME": b.Name, "PACKER_BUILDER_TYPE": b.Type}
+	builtin := map[string]string{"PACKER_BUILD_NAME": b.BuildName(), "PACKER_BUILDER_TYPE": b.Type}
 	generated := map[string]string{
 		"ID": b.InstanceID, "Host": b.Host, "User": b.User, "PackerRunUUID": b.RunUUID,
 		"SourceAMI": b.SourceAMI, "SourceAMIName": b.SourceAMIName, "BuildRegion": b.Region,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/ssh/agent"
 	"io"
 	"strings"
 	"sync"
@@ -180,6 +181,13 @@ func (c *Comm) Run(ctx context.Context, cmd *communicator.Cmd) (communicator.Res
 		return communicator.Result{}, fmt.Errorf("ssh: open session for %q: %w", cmd.Command, err)
 	}
 	defer sess.Close()
+	if conn.agentForward {
+		// A server that refuses (AllowAgentForwarding no) runs the
+		// command all the same, as with OpenSSH's client.
+		if err := agent.RequestAgentForwarding(sess); err != nil {
+			c.cfg.Log.Debug("ssh agent forwarding refused", "err", err)
+		}
+	}
 
 	// x/crypto copies stdout and stderr from two goroutines that can
 	// outlive a cancelled Run: the gate serialises them (one writer may be

@@ -47,6 +47,13 @@ type Config struct {
 	AgentAuth bool
 	Password  string
 
+	// AgentForwarding forwards the local agent to every command's session
+	// (auth-agent@openssh.com), as Packer does unless
+	// ssh_disable_agent_forwarding; without an agent it does nothing.
+	AgentForwarding bool
+	// AgentSocket is the agent forwarded; SSH_AUTH_SOCK when empty.
+	AgentSocket string
+
 	// HostKey verifies the server's key. Nil means trust on first use for
 	// the life of this Comm. Share one checker across Connects to keep a
 	// TOFU key across them.

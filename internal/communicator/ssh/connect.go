@@ -7,12 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 // AuthError is returned when the server keeps rejecting our credentials.
@@ -55,6 +57,8 @@ type connection struct {
 	authAlg string
 	hostKey Fingerprint
 	hostPub gossh.PublicKey
+	// agentForward: sessions ask the server to forward the local agent.
+	agentForward bool
 }
 
 func (c *connection) markDead(err error) {
@@ -91,6 +95,7 @@ func dialLoop(ctx context.Context, cfg *Config) (*connection, error) {
 	for attempt := 1; ; attempt++ {
 		conn, authErr, err := dialOnce(ctx, cfg)
 		if err == nil && authErr == nil {
+			conn.agentForward = forwardAgent(conn.client, cfg)
 			cfg.Log.Debug("ssh connected", "addr", addr, "user", cfg.User, "attempt", attempt,
 				"elapsed", time.Since(start), "auth_algorithm", conn.authAlg, "host_key", conn.hostKey.Hash)
 			return conn, nil
@@ -354,4 +359,26 @@ func (c *idleTimeoutConn) Read(b []byte) (int, error) {
 func (c *idleTimeoutConn) Write(b []byte) (int, error) {
 	_ = c.Conn.SetWriteDeadline(c.deadline())
 	return c.Conn.Write(b)
+}
+
+// forwardAgent makes the client serve the server's agent channels from the
+// local agent, when forwarding is on and an agent is running; Packer's
+// behaviour (a missing agent is not an error).
+func forwardAgent(client *gossh.Client, cfg *Config) bool {
+	if !cfg.AgentForwarding {
+		return false
+	}
+	sock := cfg.AgentSocket
+	if sock == "" {
+		sock = os.Getenv("SSH_AUTH_SOCK")
+	}
+	if sock == "" {
+		cfg.Log.Debug("ssh agent forwarding: no SSH_AUTH_SOCK, not forwarding")
+		return false
+	}
+	if err := agent.ForwardToRemote(client, sock); err != nil {
+		cfg.Log.Debug("ssh agent forwarding unavailable", "err", err)
+		return false
+	}
+	return true
 }
