@@ -497,7 +497,7 @@ wait:
 	if killed {
 		// What a CI job does after its runner killed the build.
 		cctx, cancel := context.WithTimeout(ctx, s.c.timeout)
-		c := exec.CommandContext(cctx, s.bin, "cleanup", "--all", "--include-images")
+		c := exec.CommandContext(cctx, s.bin, "cleanup", "--all")
 		c.Env, c.Dir = env, stateDir
 		cout, err := c.CombinedOutput()
 		cancel()
@@ -593,7 +593,7 @@ func (s *soak) leaks(ctx context.Context, stateDir string) []string {
 		}
 		return ""
 	})
-	clients := func(region string) (reaper.EC2API, error) {
+	clients := func(_ ledger.Location, region string) (reaper.EC2API, error) {
 		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(s.srv.URL()),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIASOAKCHECKER00001", "checker", "")},
 			func(o *ec2.Options) {
@@ -603,7 +603,7 @@ func (s *soak) leaks(ctx context.Context, stateDir string) []string {
 				})
 			}), nil
 	}
-	rp := reaper.New(reaper.Options{Clients: clients, DryRun: true, IncludeImages: true})
+	rp := reaper.New(reaper.Options{Clients: clients, DryRun: true})
 	// Resources younger than the eventual-consistency window are not
 	// listed yet.
 	time.Sleep(s.consistency + 500*time.Millisecond)
