@@ -179,7 +179,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		OnSession: func(build string, sess *awsclient.Session) {
 			keeper.Register(build, func(region string) reaper.TagAPI { return sess.EC2(region) })
 		},
-		Reuse:          o.reuse, Rebuild: o.rebuild, Twin: twin,
+		Reuse: o.reuse, Rebuild: o.rebuild, Twin: twin,
 	})
 	if len(bdiags) > 0 {
 		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())

@@ -21,11 +21,11 @@ import (
 func init() { commands = append(commands, newCleanupCmd) }
 
 type cleanupOptions struct {
-	runID         string
-	all           bool
-	tagged        bool
-	olderThan     time.Duration
-	regions       []string
+	runID            string
+	all              bool
+	tagged           bool
+	olderThan        time.Duration
+	regions          []string
 	dryRun           bool
 	includeImages    bool
 	keepFailedImages bool

@@ -54,8 +54,8 @@ type Options struct {
 	// OnSession, when set, is handed each build's AWS session before the
 	// build creates anything (the run's lease keeper tags with it).
 	OnSession func(build string, sess *awsclient.Session)
-	Getenv func(string) string
-	Log    *slog.Logger
+	Getenv    func(string) string
+	Log       *slog.Logger
 	// CleanupContext is the parent of cleanups: cancelling the run's ctx
 	// starts cleanups, cancelling this one stops them.
 	CleanupContext context.Context

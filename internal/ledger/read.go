@@ -22,10 +22,10 @@ type Run struct {
 	// (named after the run: see TempPattern).
 	TempDir string
 	Status  Status // empty while running or when the process died
-	Ended    time.Time
-	Running  bool // a live process holds the run's lock
-	LastPID  int  // the last process that took the run (build or cleanup)
-	Swept    bool // a cleanup searched the run's tags since its last intent
+	Ended   time.Time
+	Running bool // a live process holds the run's lock
+	LastPID int  // the last process that took the run (build or cleanup)
+	Swept   bool // a cleanup searched the run's tags since its last intent
 
 	// Resources holds every create intent, in order, with what became of it.
 	Resources []Resource

@@ -414,12 +414,12 @@ type scope struct {
 	runID  string // ledger mode: the amibake:run-id tag must be this
 	ledger []ledger.Resource
 	j      *ledger.Journal
-	status ledger.Status // ledger mode: how the run ended
+	status ledger.Status   // ledger mode: how the run ended
 	kept   map[string]bool // ledger mode: ids the run keeps (its artifacts)
 	// fromLedger: the local ledger knows the run, and that its process is
 	// gone (it holds the run's lock); otherwise only tags tell.
 	fromLedger bool
-	loc    ledger.Location
+	loc        ledger.Location
 
 	cutoff time.Time       // tagged mode: created before this
 	alive  map[string]bool // tagged mode: runs running here
