@@ -204,17 +204,20 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 		}
 		sort.Strings(sorted)
 		reach := r.access(loc)
-		if why := r.checkAccount(ctx, run, loc, reach); why != "" {
+		if why, what := r.checkAccount(ctx, run, loc, reach); why != "" {
+			n := 0
 			for _, region := range sorted {
 				for _, res := range byWhere[where{loc, region}] {
+					n++
 					rep.add(Item{Run: runID, Region: region, Kind: res.Kind, ID: res.ID, Name: res.Token, Outcome: NotVerified,
-						Detail: why + "; verify with: " + VerifyCommand(res.Kind, res.ID, region, res.Location)})
+						Detail: why + "; check: " + VerifyCommand(res.Kind, res.ID, region, res.Location)})
 				}
 			}
-			if len(sorted) > 0 && len(left) == 0 {
-				// Nothing listed, but the tag search could not run.
+			if n == 0 && len(sorted) > 0 {
+				// Nothing listed, but the search by tags could not run.
 				rep.add(Item{Run: runID, Region: sorted[0], Outcome: NotVerified, Detail: why})
 			}
+			rep.Notes = append(rep.Notes, RunNote{runID, what})
 			continue
 		}
 		for _, region := range sorted {
@@ -240,12 +243,13 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 	return nil
 }
 
-// checkAccount returns why loc cannot be cleaned with these credentials:
-// they belong to another account than the one the run recorded, or the
-// account cannot be asked. "" when it can.
-func (r *Reaper) checkAccount(ctx context.Context, run *ledger.Run, loc, reach ledger.Location) string {
+// checkAccount returns, when loc cannot be cleaned with these
+// credentials, why in short (for each resource) and in full with the
+// command to run: they belong to another account than the one the run
+// recorded, or the account cannot be asked. "" when it can.
+func (r *Reaper) checkAccount(ctx context.Context, run *ledger.Run, loc, reach ledger.Location) (why, what string) {
 	if r.opt.Identity == nil {
-		return ""
+		return "", ""
 	}
 	var recorded []string
 	for _, a := range run.Accounts(loc) {
@@ -254,22 +258,23 @@ func (r *Reaper) checkAccount(ctx context.Context, run *ledger.Run, loc, reach l
 		}
 	}
 	if len(recorded) == 0 {
-		return "" // skip_credential_validation: nothing to check against
+		return "", "" // skip_credential_validation: nothing to check against
 	}
 	want := loc
 	want.Account = recorded[0]
 	got, err := r.opt.Identity(ctx, reach)
 	if err != nil {
-		return fmt.Sprintf("cannot tell which account these credentials reach (%v), so nothing of %s was looked at; run: %s",
-			err, want, CleanupCommandFor(run.ID, want))
+		return "account not checked", fmt.Sprintf("kept what it recorded in %s: cannot tell which account these credentials reach (%v), and \"not found\" elsewhere proves nothing; run, with credentials for account %s: %s",
+			want, err, want.Account, CleanupCommandFor(run.ID, want))
 	}
 	for _, a := range recorded {
 		if a == got {
-			return ""
+			return "", ""
 		}
 	}
-	return fmt.Sprintf("the run recorded it in %s but these credentials reach account %s, where \"not found\" proves nothing: kept; run, with credentials for account %s: %s",
-		want, got, want.Account, CleanupCommandFor(run.ID, want))
+	return "recorded in account " + want.Account + ", credentials reach " + got,
+		fmt.Sprintf("kept what it recorded in %s: these credentials reach account %s, where \"not found\" proves nothing; run, with credentials for account %s: %s",
+			want, got, want.Account, CleanupCommandFor(run.ID, want))
 }
 
 // CleanupCommandFor is the command that cleans run up from the location

@@ -47,6 +47,7 @@ type Report struct {
 	DryRun  bool
 	Items   []Item
 	Skipped []RunNote // runs left alone (still running)
+	Notes   []RunNote // what to do about runs not fully cleaned
 	Clean   int       // runs in the ledger that had nothing left
 	// OnDisk is how many journals the ledger directory holds after
 	// Pruned were removed (--all).
@@ -120,6 +121,9 @@ func (r *Report) String() string {
 	}
 	for _, n := range r.Skipped {
 		fmt.Fprintf(&b, "run %s skipped: %s\n", n.Run, n.Detail)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "run %s: %s\n", n.Run, n.Detail)
 	}
 	if r.DryRun {
 		fmt.Fprintf(&b, "Dry run: %d resource(s) would be removed, %d kept, %d skipped.\n", r.Count(WouldRemove), r.Count(Kept), r.Count(Skipped))

@@ -1,0 +1,211 @@
+package reaper
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ledger"
+)
+
+// endpointClients reaches whichever simulator the location names, and
+// fallback (the shell's own endpoint) when it names none: what the
+// command's clients do with a recorded or overridden endpoint.
+func endpointClients(fallback string) (ClientFactory, IdentityFunc) {
+	url := func(loc ledger.Location, sts bool) string {
+		switch {
+		case sts && loc.STSEndpoint != "":
+			return loc.STSEndpoint
+		case loc.Endpoint != "":
+			return loc.Endpoint
+		}
+		return fallback
+	}
+	clients := func(loc ledger.Location, region string) (EC2API, error) {
+		return simClient(url(loc, false), region), nil
+	}
+	identity := func(ctx context.Context, loc ledger.Location) (string, error) {
+		out, err := sts.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(url(loc, true)),
+			Credentials: credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "simulator-secret", "")}).
+			GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.Account), nil
+	}
+	return clients, identity
+}
+
+// A run recorded in one account and endpoint, cleaned up from a shell
+// that points at another: nothing is written off as gone, the run is not
+// swept, and the message names the command; from the recorded location
+// (the default) the same cleanup removes everything.
+func TestCleanupChecksTheRecordedAccount(t *testing.T) {
+	right := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(), AccountID: "111111111111"})
+	wrong := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(), AccountID: "222222222222"})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(right.URL(), region)}
+	dir := t.TempDir()
+	const run = "run-where"
+	loc := ledger.Location{Account: "111111111111", Endpoint: right.URL(), STSEndpoint: right.URL(), Profile: "ci"}
+	j, err := ledger.Open(dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("t")
+	rec := j.ForBuildAt("amazon-ebs.test", loc)
+	tags := tagsFor(run, time.Now())
+	e, _ := rec.Intend(ledger.KindSecurityGroup, region, run)
+	sg := f.group(run, tags)
+	rec.Created(e, sg)
+	e, _ = rec.Intend(ledger.KindInstance, region, "tok-where")
+	rec.Created(e, f.instance("tok-where", tags, sg))
+	e, _ = rec.Intend(ledger.KindKeyPair, region, run)
+	rec.Created(e, f.keyPair(run, tags))
+	j.Close()
+
+	clients, identity := endpointClients(wrong.URL())
+	opts := fastOpts(right.URL())
+	opts.Clients, opts.Identity = clients, identity
+	opts.Overrides = ledger.Location{Endpoint: wrong.URL()} // cleanup --endpoint-url <wrong>
+	rep, err := New(opts).All(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("from the wrong endpoint:\n%s", rep)
+	if n := rep.Count(NotVerified); n != 3 || rep.Count(AlreadyGone) != 0 || rep.Err() == nil {
+		t.Fatalf("want 3 not verified, none gone, an error:\n%s", rep)
+	}
+	msg := rep.String()
+	for _, want := range []string{"account 111111111111", "account 222222222222", "amibake cleanup --run-id run-where --profile ci --endpoint-url " + right.URL(),
+		"aws ec2 describe-instances --instance-ids i-"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("report does not say %q:\n%s", want, msg)
+		}
+	}
+	r, _ := ledger.Read(dir, run)
+	if len(r.Left()) != 3 || r.Swept {
+		t.Fatalf("after the wrong cleanup: left %d swept %v", len(r.Left()), r.Swept)
+	}
+	if inv := inventory(right, region); len(inv.Instances) != 1 || len(inv.SecurityGroups) != 1 {
+		t.Fatalf("the wrong cleanup touched the run: %+v", inv)
+	}
+
+	opts.Overrides = ledger.Location{}
+	rep, err = New(opts).All(ctx, dir)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("from the recorded location: %v\n%s", err, rep)
+	}
+	if inv := inventory(right, region); len(inv.Instances)+len(inv.SecurityGroups)+len(inv.KeyPairs)+len(inv.Volumes) != 0 {
+		t.Errorf("left: %+v", inv)
+	}
+	if r, _ := ledger.Read(dir, run); len(r.Left()) != 0 || !r.Swept {
+		t.Errorf("after the right cleanup: left %+v swept %v", r.Left(), r.Swept)
+	}
+}
+
+// Two runners: a build on runner A keeps its lease fresh; runner B's
+// `cleanup --tagged --older-than` (its own, empty ledger) leaves it alone
+// although it is older than --older-than; once A's process is gone and
+// the lease has run out, the same sweep removes it.
+func TestLeaseAcrossRunners(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	dirA, dirB := t.TempDir(), t.TempDir()
+	const run = "run-long"
+	j, err := ledger.Open(dirA, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("t")
+	rec := j.ForBuild("amazon-ebs.test")
+	tags := tagsFor(run, time.Now().Add(-3*time.Hour)) // a build running for 3 hours
+	e, _ := rec.Intend(ledger.KindSecurityGroup, region, run)
+	sg := f.group(run, tags)
+	rec.Created(e, sg)
+	e, _ = rec.Intend(ledger.KindInstance, region, "tok-long")
+	inst := f.instance("tok-long", tags, sg)
+	rec.Created(e, inst)
+
+	keeper := &Keeper{Dir: dirA, RunID: run, Lease: 1500 * time.Millisecond, Interval: 200 * time.Millisecond}
+	keeper.Register("amazon-ebs.test", func(r string) TagAPI { return simClient(srv.URL(), r) })
+	if err := keeper.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); keeper.Run(kctx) }()
+
+	sweepB := func() *Report {
+		t.Helper()
+		rep, err := New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, 2*time.Hour, dirB)
+		if err != nil || rep.Err() != nil {
+			t.Fatalf("runner B: %v\n%s", err, rep)
+		}
+		return rep
+	}
+	// Several sweeps over more than one lease: the keeper keeps it alive.
+	for range 4 {
+		rep := sweepB()
+		if rep.Count(Removed) != 0 || !strings.Contains(rep.String(), "is alive (lease until") {
+			t.Fatalf("runner B took a live build's resources:\n%s", rep)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if inv := inventory(srv, region); len(inv.Instances) != 1 {
+		t.Fatalf("live build's instance gone: %+v", inv)
+	}
+	// Runner A dies: no more refreshes, no more lock.
+	stop()
+	<-done
+	j.Close()
+	time.Sleep(1600 * time.Millisecond)
+	rep := sweepB()
+	t.Logf("after the lease ran out:\n%s", rep)
+	inv := inventory(srv, region)
+	if slices.Contains(inv.Instances, inst) || slices.Contains(inv.SecurityGroups, sg) {
+		t.Errorf("dead build not reaped: %+v\n%s", inv, rep)
+	}
+}
+
+// An available AMI whose lease lapsed belonged to a run that never
+// finished; one without the tag (a successful build lifted it) stays.
+func TestTaggedImagesAndLease(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	inst := f.instance("", nil)
+	old := time.Now().Add(-3 * time.Hour)
+	mk := func(name string, lease string) string {
+		tags := tagsFor("run-"+name, old)
+		if lease != "" {
+			tags[ledger.TagLeaseUntil] = lease
+		}
+		out, err := f.c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(inst), Name: aws.String(name),
+			TagSpecifications: tagSpec("image", tags)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.ImageId)
+	}
+	dead := mk("dead", ledger.CreatedAt(time.Now().Add(-time.Minute)))
+	live := mk("live", ledger.CreatedAt(time.Now().Add(time.Hour)))
+	artifact := mk("artifact", "")
+	rep, err := New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, time.Hour, "")
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	imgs := inventory(srv, region).Images
+	if slices.Contains(imgs, dead) || !slices.Contains(imgs, live) || !slices.Contains(imgs, artifact) {
+		t.Errorf("images left %v: want %s removed, %s and %s kept\n%s", imgs, dead, live, artifact, rep)
+	}
+}
