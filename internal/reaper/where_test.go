@@ -2,6 +2,8 @@ package reaper
 
 import (
 	"context"
+	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -207,5 +209,41 @@ func TestTaggedImagesAndLease(t *testing.T) {
 	imgs := inventory(srv, region).Images
 	if slices.Contains(imgs, dead) || !slices.Contains(imgs, live) || !slices.Contains(imgs, artifact) {
 		t.Errorf("images left %v: want %s removed, %s and %s kept\n%s", imgs, dead, live, artifact, rep)
+	}
+}
+
+// A killed run's local temporary files (named after it) are removed by
+// the next cleanup; a live run's and other runs' are not.
+func TestTempFilesOfDeadRuns(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := t.TempDir()
+	dead, _ := ledger.Open(dir, "run-dead")
+	dead.Start("t")
+	dead.Close()
+	live, _ := ledger.Open(dir, "run-live")
+	live.Start("t")
+	defer live.Close()
+	mk := func(name string) string {
+		p := tmp + "/" + name
+		if err := os.WriteFile(p, []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	deadFile := mk(ledger.TempPrefix("run-dead") + "packer-shell123")
+	liveFile := mk(ledger.TempPrefix("run-live") + "packer-shell456")
+	other := mk("packer-shell789")
+	rep, err := New(Options{Clients: func(ledger.Location, string) (EC2API, error) { return nil, errors.New("no AWS needed") }}).All(testCtx(t), dir)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	if _, err := os.Stat(deadFile); !os.IsNotExist(err) {
+		t.Errorf("dead run's temp file stays: %v\n%s", err, rep)
+	}
+	for _, p := range []string{liveFile, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
 	}
 }
