@@ -272,7 +272,7 @@ func warnDeadRuns(root *ui.Root, dir string) {
 		}
 	}
 	if n > 0 {
-		root.Error(fmt.Sprintf("Warning: %d earlier run(s) died leaving %d resource(s) behind; remove them with: amibake cleanup --all", n, res))
+		root.Error(fmt.Sprintf("Warning: %d earlier run(s) whose process is gone left %d resource(s) behind; remove them with: amibake cleanup --all", n, res))
 	}
 }
 
