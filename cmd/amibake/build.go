@@ -214,11 +214,17 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 			}
 		}
 	}
+	// An interrupt that arrives once every build has finished (during its
+	// last cleanups, which run to the end) changes nothing: the run
+	// succeeded, its AMIs are artifacts, and it exits 0, so that an AMI
+	// never outlives a run that reports failure.
+	succeeded := err == nil && res.OK()
 	status := ledger.StatusSucceeded
 	switch {
+	case succeeded:
 	case ctx.Err() != nil:
 		status = ledger.StatusInterrupted
-	case err != nil || !res.OK():
+	default:
 		status = ledger.StatusFailed
 	}
 	_ = journal.End(status)
@@ -236,6 +242,9 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}
 	if err != nil {
 		return &exitError{code: 1, err: err}
+	}
+	if succeeded {
+		return nil
 	}
 	if ctx.Err() != nil {
 		return &exitError{code: 130}

@@ -212,6 +212,10 @@ type accessSession struct {
 	once sync.Once
 	sess *awsclient.Session
 	err  error
+
+	idOnce  sync.Once
+	account string
+	idErr   error
 }
 
 func newAccess(ctx context.Context, defaultRegion string) *access {
@@ -250,19 +254,26 @@ func (a *access) client(loc ledger.Location, region string) (reaper.EC2API, erro
 }
 
 // identity asks STS, at the location's STS endpoint, whose credentials
-// these are.
+// these are (once per location).
 func (a *access) identity(ctx context.Context, loc ledger.Location) (string, error) {
 	sess, err := a.session(loc)
 	if err != nil {
 		return "", err
 	}
-	out, err := sts.NewFromConfig(sess.Config(), func(o *sts.Options) {
-		if loc.STSEndpoint != "" {
-			o.BaseEndpoint = aws.String(loc.STSEndpoint)
+	a.mu.Lock()
+	s := a.sessions[loc.Access()]
+	a.mu.Unlock()
+	s.idOnce.Do(func() {
+		out, err := sts.NewFromConfig(sess.Config(), func(o *sts.Options) {
+			if loc.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(loc.STSEndpoint)
+			}
+		}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			s.idErr = fmt.Errorf("sts GetCallerIdentity: %w", err)
+			return
 		}
-	}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return "", fmt.Errorf("sts GetCallerIdentity: %w", err)
-	}
-	return aws.ToString(out.Account), nil
+		s.account = aws.ToString(out.Account)
+	})
+	return s.account, s.idErr
 }
