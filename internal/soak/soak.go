@@ -129,7 +129,9 @@ type soak struct {
 	violMu     sync.Mutex
 	violations []string
 	sweeps     int
+	leaseHits  int // rows the sweeps left alone because of a live lease
 	wrongRuns  int
+	wrongKept  int // wrong-endpoint cleanups that kept resources and exited 1
 }
 
 // Run runs the soak and returns its summary; err is set only when the
@@ -357,7 +359,8 @@ func (s *soak) run(ctx context.Context) Summary {
 		s.printf("soak: faults injected: %s\n", strings.Join(fired, ", "))
 	}
 	if s.c.SweepEvery > 0 || s.c.WrongEndpointEvery > 0 {
-		s.printf("soak: injected: %d second-runner `cleanup --tagged` sweeps during live builds, %d cleanups from the wrong endpoint first\n", s.sweeps, s.wrongRuns)
+		s.printf("soak: injected: %d second-runner `cleanup --tagged` sweeps during live builds (%d resources left alone for a live lease), %d cleanups from the wrong endpoint first (%d kept resources and exited 1)\n",
+			s.sweeps, s.leaseHits, s.wrongRuns, s.wrongKept)
 	}
 	if s.wrong != nil {
 		if inv := s.wrong.Inventory(); len(inv.Regions) > 0 {
@@ -619,8 +622,14 @@ func (s *soak) cleanupFromWrongEndpoint(ctx context.Context, i int, env []string
 	if m := countsRe.FindStringSubmatch(text); m != nil && (m[1] != "0" || m[2] != "0") {
 		s.violation("cleanup from the wrong endpoint after build %d removed or wrote off resources: %s", i+1, lastLines(text, 4))
 	}
-	if strings.Contains(text, "not verified") && err == nil {
-		s.violation("cleanup from the wrong endpoint after build %d kept resources but exited 0", i+1)
+	if strings.Contains(text, "not verified") {
+		if err == nil {
+			s.violation("cleanup from the wrong endpoint after build %d kept resources but exited 0", i+1)
+		} else {
+			s.violMu.Lock()
+			s.wrongKept++
+			s.violMu.Unlock()
+		}
 	}
 }
 

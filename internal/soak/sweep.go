@@ -44,6 +44,7 @@ func (s *soak) sweeps2(ctx context.Context) {
 		after := s.liveRuns()
 		s.violMu.Lock()
 		s.sweeps++
+		s.leaseHits += strings.Count(string(out), "is alive (lease until")
 		s.violMu.Unlock()
 		if s.c.Verbose {
 			s.printf("---- second runner's sweep\n%s----\n", out)
