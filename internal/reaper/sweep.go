@@ -26,6 +26,7 @@ type sweep struct {
 	inLedger                                            map[string]bool // ids the ledger names
 	unmatched                                           []ledger.Resource
 	terminated                                          map[string]bool // instances this sweep saw terminate
+	notTerminated                                       []string        // instances it failed to terminate
 }
 
 func (s *sweep) tagFilter() types.Filter {
@@ -226,6 +227,8 @@ func (s *sweep) removeInstances(ctx context.Context) {
 		s.done(it, errs[it.ID], "terminate instance")
 		if errs[it.ID] == nil {
 			s.terminated[it.ID] = true
+		} else {
+			s.notTerminated = append(s.notTerminated, it.ID)
 		}
 	}
 }
@@ -334,12 +337,22 @@ func (s *sweep) removeGroups(ctx context.Context) {
 			s.done(it, nil, "")
 			continue
 		}
-		// An instance's network interface holds its group for a while
-		// after the instance is gone: DependencyViolation until then.
-		err := s.r.retryBusy(ctx, "delete security group "+f.id, func(ctx context.Context) error {
+		del := func(ctx context.Context) error {
 			_, err := s.c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(f.id)})
 			return err
-		})
+		}
+		var err error
+		if len(s.notTerminated) > 0 {
+			// An instance this sweep could not terminate may hold the
+			// group: waiting would wait for what cannot happen.
+			if err = del(ctx); err != nil && isBusy(err) {
+				err = fmt.Errorf("%w; instance(s) %s could not be terminated and may hold it: run the same cleanup again once they can be", err, strings.Join(s.notTerminated, ", "))
+			}
+		} else {
+			// An instance's network interface holds its group for a while
+			// after the instance is gone: DependencyViolation until then.
+			err = s.r.retryBusy(ctx, "delete security group "+f.id, del)
+		}
 		s.done(it, err, "delete security group")
 	}
 }

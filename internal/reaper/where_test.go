@@ -247,3 +247,26 @@ func TestTempFilesOfDeadRuns(t *testing.T) {
 		}
 	}
 }
+
+// An instance cleanup cannot terminate: the group it holds fails at once,
+// saying why, instead of a 10-minute wait in silence.
+func TestUnterminatedInstanceDoesNotStall(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(),
+		Faults: []ec2sim.FaultRule{{Action: "TerminateInstances", Fault: ec2sim.FaultUnauthorized, Probability: 1}}})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	tags := tagsFor("run-stuck", time.Now().Add(-3*time.Hour))
+	sg := f.group("stuck", tags)
+	f.instance("tok-stuck", tags, sg)
+	opts := fastOpts(srv.URL())
+	opts.WaitTimeout = time.Minute
+	start := time.Now()
+	rep, _ := New(opts).Tagged(ctx, []string{region}, time.Hour, "")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("cleanup took %s", d)
+	}
+	if rep.Count(Failed) != 2 || !strings.Contains(rep.Err().Error(), "could not be terminated and may hold it") {
+		t.Errorf("report:\n%s\n%v", rep, rep.Err())
+	}
+	srv.SetFaults(ec2sim.FaultSettings{})
+}
