@@ -370,9 +370,10 @@ func (r *Reaper) Tagged(ctx context.Context, regions []string, olderThan time.Du
 
 // removeTempFiles removes the local temporary files a dead run left in
 // the directory it recorded (shell provisioners' scripts, named after the
-// run: they may hold sensitive values).
+// run: they may hold sensitive values). The caller knows the run is dead:
+// it holds its lock, or saw it unlocked.
 func (r *Reaper) removeTempFiles(run *ledger.Run, rep *Report) {
-	if run.TempDir == "" || run.Running {
+	if run.TempDir == "" {
 		return
 	}
 	matches, _ := filepath.Glob(filepath.Join(run.TempDir, ledger.TempPrefix(run.ID)+"*"))

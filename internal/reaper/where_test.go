@@ -2,7 +2,6 @@ package reaper
 
 import (
 	"context"
-	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -215,12 +214,19 @@ func TestTaggedImagesAndLease(t *testing.T) {
 // A killed run's local temporary files (named after it) are removed by
 // the next cleanup; a live run's and other runs' are not.
 func TestTempFilesOfDeadRuns(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	dir := t.TempDir()
 	dead, _ := ledger.Open(dir, "run-dead")
 	dead.Start("t")
 	dead.Close()
+	// A dead run that also left a resource: cleaned under its lock.
+	withRes, _ := ledger.Open(dir, "run-res")
+	withRes.Start("t")
+	e, _ := withRes.Intend(ledger.KindKeyPair, region, "res")
+	withRes.Created(e, fixture{t, testCtx(t), simClient(srv.URL(), region)}.keyPair("res", tagsFor("run-res", time.Now())))
+	withRes.Close()
 	live, _ := ledger.Open(dir, "run-live")
 	live.Start("t")
 	defer live.Close()
@@ -232,14 +238,17 @@ func TestTempFilesOfDeadRuns(t *testing.T) {
 		return p
 	}
 	deadFile := mk(ledger.TempPrefix("run-dead") + "packer-shell123")
+	resFile := mk(ledger.TempPrefix("run-res") + "packer-shell000")
 	liveFile := mk(ledger.TempPrefix("run-live") + "packer-shell456")
 	other := mk("packer-shell789")
-	rep, err := New(Options{Clients: func(ledger.Location, string) (EC2API, error) { return nil, errors.New("no AWS needed") }}).All(testCtx(t), dir)
+	rep, err := New(fastOpts(srv.URL())).All(testCtx(t), dir)
 	if err != nil || rep.Err() != nil {
 		t.Fatalf("%v\n%s", err, rep)
 	}
-	if _, err := os.Stat(deadFile); !os.IsNotExist(err) {
-		t.Errorf("dead run's temp file stays: %v\n%s", err, rep)
+	for _, p := range []string{deadFile, resFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("dead run's temp file %s stays: %v\n%s", p, err, rep)
+		}
 	}
 	for _, p := range []string{liveFile, other} {
 		if _, err := os.Stat(p); err != nil {
