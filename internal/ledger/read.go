@@ -83,10 +83,6 @@ func (r *Run) Accounts(loc Location) []string {
 	return out
 }
 
-// Alive reports whether the run may still be creating resources: a live
-// process holds its lock.
-func (r *Run) Alive() bool { return r.Running }
-
 // Dead reports whether the run's process is gone while the ledger still
 // lists resources it did not remove: what a new build warns about.
 func (r *Run) Dead() bool { return !r.Running && len(r.Left()) > 0 }
