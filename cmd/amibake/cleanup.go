@@ -40,8 +40,9 @@ func newCleanupCmd(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cleanup (--run-id ID | --all | --tagged --older-than D --region r,...)",
 		Short: "Remove what interrupted or killed runs left behind",
-		Long: `Remove the temporary instances, volumes, security groups and key pairs that
-a run left behind (after SIGKILL, a crash, or a second Ctrl-C).
+		Long: `Remove the temporary instances, volumes, security groups and key pairs, and
+the images of runs that did not succeed, that a run left behind (after SIGKILL,
+a crash, -on-error=abort, or a second Ctrl-C).
 
   --run-id ID   the run named in amibake's "what is left" message: what its
                 local ledger lists, and anything tagged with its run id in the
@@ -81,6 +82,9 @@ even at once, is safe.`,
   amibake cleanup --tagged --older-than 2h --region us-east-1,eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("prune-after") && !o.all {
+				return &usageError{errors.New("--prune-after goes with --all")}
+			}
 			return runCleanup(cmd.Context(), f, o, cmd.Flags().Changed("older-than"))
 		},
 	}

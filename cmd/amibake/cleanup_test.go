@@ -27,6 +27,8 @@ func TestCleanupUsage(t *testing.T) {
 		{[]string{"cleanup", "--all", "--region", "us-east-1"}, 2},
 		{[]string{"cleanup", "--tagged"}, 2}, // no region anywhere
 		{[]string{"cleanup", "--tagged", "--region", "us-east-1", "--older-than", "-1h"}, 2},
+		{[]string{"cleanup", "--run-id", "r1", "--prune-after", "1h"}, 2},
+		{[]string{"cleanup", "--all", "--prune-after", "-1h"}, 2},
 		{[]string{"cleanup", "--run-id", "nosuchrun", "--ledger-dir", t.TempDir()}, 1},
 		{[]string{"cleanup", "--all", "--ledger-dir", t.TempDir()}, 0},
 	} {
