@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 type TagAPI interface {
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	DeleteTags(context.Context, *ec2.DeleteTagsInput, ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+	DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInput, ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error)
 }
 
 // Keeper is a running build's proof of life. Every Interval it pushes
@@ -38,6 +40,8 @@ type Keeper struct {
 
 	mu      sync.Mutex
 	clients map[string]func(region string) TagAPI // by build
+	gone    map[string]bool                       // region/id: EC2 says it no longer exists
+	keyIDs  map[string]string                     // region/key name -> key-... id
 }
 
 func (k *Keeper) defaults() {
@@ -93,11 +97,21 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 	tags := []types.Tag{{Key: aws.String(ledger.TagLeaseUntil), Value: aws.String(until)}}
 	type key struct{ build, region string }
 	ids := map[key][]string{}
-	for _, res := range run.Left() {
-		if res.ID == "" || res.Kind == ledger.KindLocalFile || res.Region == "" {
+	seen := map[string]bool{}
+	k.mu.Lock()
+	if k.gone == nil {
+		k.gone, k.keyIDs = map[string]bool{}, map[string]string{}
+	}
+	k.mu.Unlock()
+	for _, res := range run.Resources {
+		if res.ID == "" || res.Kind == ledger.KindLocalFile || res.Region == "" || run.Kept[res.ID] {
 			continue
 		}
 		k2 := key{res.Build, res.Region}
+		if seen[res.Region+"/"+res.ID] || k.isGone(res.Region, res.ID) {
+			continue
+		}
+		seen[res.Region+"/"+res.ID] = true
 		ids[k2] = append(ids[k2], res.ID)
 	}
 	var keys []key
@@ -114,18 +128,79 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 			continue
 		}
 		c := clients(k2.region)
-		if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids[k2], Tags: tags}); err == nil {
+		var resources []string
+		for _, id := range ids[k2] {
+			if rid := k.taggableID(ctx, c, k2.region, id); rid != "" {
+				resources = append(resources, rid)
+			}
+		}
+		if len(resources) == 0 {
 			continue
 		}
-		// One id not visible yet (or just removed) fails the whole call.
-		for _, id := range ids[k2] {
-			if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: tags}); err != nil && !isGone(err) && firstErr == nil {
+		if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: resources, Tags: tags}); err == nil {
+			continue
+		}
+		// One id not visible yet (or gone) fails the whole call.
+		for _, id := range resources {
+			_, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: tags})
+			switch {
+			case err == nil:
+			case isGone(err):
+				// Not visible yet, or gone for good: Describe will tell
+				// the cleanups; stop tagging what the build deleted.
+				k.markGoneIfOld(run, k2.region, id)
+			case firstErr == nil:
 				firstErr = fmt.Errorf("push the lease of %s in %s: %w", id, k2.region, err)
 			}
 		}
 	}
 	return firstErr
 }
+
+func (k *Keeper) isGone(region, id string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.gone[region+"/"+id]
+}
+
+// markGoneIfOld stops refreshing id once the run recorded it deleted: a
+// NotFound for a resource the build still uses is eventual consistency.
+func (k *Keeper) markGoneIfOld(run *ledger.Run, region, id string) {
+	for _, res := range run.Left() {
+		if res.ID == id && res.Region == region {
+			return // still the build's: not visible yet
+		}
+	}
+	k.mu.Lock()
+	k.gone[region+"/"+id] = true
+	k.mu.Unlock()
+}
+
+// taggableID returns the id CreateTags takes for a journaled id: key pairs
+// are journaled by name, and tagged by their key-... id.
+func (k *Keeper) taggableID(ctx context.Context, c TagAPI, region, id string) string {
+	if idPrefix.MatchString(id) {
+		return id
+	}
+	k.mu.Lock()
+	kid, ok := k.keyIDs[region+"/"+id]
+	k.mu.Unlock()
+	if ok {
+		return kid
+	}
+	out, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{id}})
+	if err != nil || len(out.KeyPairs) == 0 {
+		return ""
+	}
+	kid = aws.ToString(out.KeyPairs[0].KeyPairId)
+	k.mu.Lock()
+	k.keyIDs[region+"/"+id] = kid
+	k.mu.Unlock()
+	return kid
+}
+
+// idPrefix matches EC2 resource ids (i-, sg-, vol-, ami-, snap-, key-...).
+var idPrefix = regexp.MustCompile(`^[a-z]+-[0-9a-f]{8,17}$`)
 
 // Release lifts the lease from a successful build's artifacts (its AMIs
 // and snapshots), so that no `cleanup --tagged` ever takes them for a dead

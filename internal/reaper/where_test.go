@@ -136,11 +136,32 @@ func TestLeaseAcrossRunners(t *testing.T) {
 	e, _ = rec.Intend(ledger.KindInstance, region, "tok-long")
 	inst := f.instance("tok-long", tags, sg)
 	rec.Created(e, inst)
+	// Key pairs are journaled by name; the lease goes on their key-... id.
+	e, _ = rec.Intend(ledger.KindKeyPair, region, "long-key")
+	f.keyPair("long-key", tags)
+	rec.Created(e, "long-key")
+	// An instance the build is terminating (recorded deleted, still
+	// shutting down) is still the live run's.
+	e, _ = rec.Intend(ledger.KindInstance, region, "tok-going")
+	going := f.instance("tok-going", tags)
+	rec.Created(e, going)
+	rec.Deleted(ledger.KindInstance, region, going)
 
 	keeper := &Keeper{Dir: dirA, RunID: run, Lease: 1500 * time.Millisecond, Interval: 200 * time.Millisecond}
 	keeper.Register("amazon-ebs.test", func(r string) TagAPI { return simClient(srv.URL(), r) })
 	if err := keeper.Refresh(ctx); err != nil {
 		t.Fatal(err)
+	}
+	keys, err := f.c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{"long-key"}})
+	if err != nil || len(keys.KeyPairs) != 1 {
+		t.Fatal(err)
+	}
+	leased := false
+	for _, tg := range keys.KeyPairs[0].Tags {
+		leased = leased || aws.ToString(tg.Key) == ledger.TagLeaseUntil
+	}
+	if !leased {
+		t.Errorf("the key pair has no lease tag: %+v", keys.KeyPairs[0].Tags)
 	}
 	kctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -162,8 +183,8 @@ func TestLeaseAcrossRunners(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if inv := inventory(srv, region); len(inv.Instances) != 1 {
-		t.Fatalf("live build's instance gone: %+v", inv)
+	if inv := inventory(srv, region); len(inv.Instances) != 2 || len(inv.KeyPairs) != 1 {
+		t.Fatalf("live build's resources gone: %+v", inv)
 	}
 	// Runner A dies: no more refreshes, no more lock.
 	stop()
@@ -173,7 +194,7 @@ func TestLeaseAcrossRunners(t *testing.T) {
 	rep := sweepB()
 	t.Logf("after the lease ran out:\n%s", rep)
 	inv := inventory(srv, region)
-	if slices.Contains(inv.Instances, inst) || slices.Contains(inv.SecurityGroups, sg) {
+	if slices.Contains(inv.Instances, inst) || slices.Contains(inv.Instances, going) || slices.Contains(inv.SecurityGroups, sg) || len(inv.KeyPairs) != 0 {
 		t.Errorf("dead build not reaped: %+v\n%s", inv, rep)
 	}
 }
