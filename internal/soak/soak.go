@@ -49,6 +49,8 @@ type Config struct {
 	Keep        bool // keep the work directory
 	// Lease is the builds' AMIBAKE_LEASE: short, so that the second
 	// runner's sweeps meet leases that were refreshed, not only fresh tags.
+	// 9 s (a refresh every 3 s) lapsed once in ~140 builds on 2 loaded
+	// cores (one refresh late by more than 6 s); 15 s leaves 10 s.
 	Lease time.Duration
 	// SweepEvery runs a second runner's `cleanup --tagged --older-than 0s`
 	// this often while builds run; 0 disables it.
@@ -62,7 +64,7 @@ type Config struct {
 // DefaultConfig is `make soak`'s.
 func DefaultConfig() Config {
 	return Config{N: 30, Parallel: 4, Seed: 1, Bin: "bin/amibake", Timeout: 4 * time.Minute, Faults: true,
-		Consistency: 2 * time.Second, Lease: 9 * time.Second, SweepEvery: 7 * time.Second, SweepRegion: "ap-northeast-1",
+		Consistency: 2 * time.Second, Lease: 15 * time.Second, SweepEvery: 7 * time.Second, SweepRegion: "ap-northeast-1",
 		WrongEndpointEvery: 2}
 }
 
