@@ -54,7 +54,8 @@ func errorCode(err error) string {
 // isGone: the resource no longer exists, so removing it is done.
 func isGone(err error) bool {
 	c := errorCode(err)
-	return strings.HasSuffix(c, ".NotFound") || c == "InvalidAMIID.Unavailable"
+	// "NotFound" is the sweep's own notFound: a Describe showed it gone.
+	return c == "NotFound" || strings.HasSuffix(c, ".NotFound") || c == "InvalidAMIID.Unavailable"
 }
 
 // isBusy: something still uses the resource; it frees up on its own once

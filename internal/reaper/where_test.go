@@ -300,3 +300,29 @@ func TestUnterminatedInstanceDoesNotStall(t *testing.T) {
 	}
 	srv.SetFaults(ec2sim.FaultSettings{})
 }
+
+// A journaled instance that Describe shows terminated (the build's own
+// TerminateInstances went through, then it was killed) is already gone,
+// not a failure (seen twice in a 500-build soak).
+func TestTerminatedInstanceIsGone(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	dir := t.TempDir()
+	j, _ := ledger.Open(dir, "run-term")
+	j.Start("t")
+	e, _ := j.Intend(ledger.KindInstance, region, "tok-term")
+	inst := f.instance("tok-term", tagsFor("run-term", time.Now()))
+	j.Created(e, inst)
+	j.Close()
+	if _, err := f.c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{inst}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := New(fastOpts(srv.URL())).All(ctx, dir)
+	if err != nil || rep.Err() != nil || rep.Count(AlreadyGone) < 1 {
+		t.Fatalf("%v %v\n%s", err, rep.Err(), rep)
+	}
+	if r, _ := ledger.Read(dir, "run-term"); len(r.Left()) != 0 || !r.Swept {
+		t.Errorf("left %+v swept %v", r.Left(), r.Swept)
+	}
+}
