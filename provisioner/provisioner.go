@@ -28,6 +28,19 @@ type Build struct {
 	SourceAMI     string
 	SourceAMIName string
 	Region        string
+	// TempPrefix names the local temporary files of the run (inline
+	// scripts), so that `amibake cleanup` removes what a killed run left;
+	// empty uses Packer's plain names.
+	TempPrefix string
+}
+
+// TempPattern is the os.CreateTemp pattern of a local temporary file
+// named base for build b.
+func TempPattern(b *Build, base string) string {
+	if b == nil {
+		return base
+	}
+	return b.TempPrefix + base
 }
 
 // BuildName is PACKER_BUILD_NAME, as Packer sets it.

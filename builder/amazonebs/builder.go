@@ -2,6 +2,7 @@ package amazonebs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -92,6 +93,10 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 }
 
 func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error) {
+	return b.runSteps(ctx, st, Steps(st.Config))
+}
+
+func (b *Builder) runSteps(ctx context.Context, st *State, steps []pipeline.Step[*State]) (*artifact.Artifact, error) {
 	hooks := b.Hooks
 	prev := hooks.OnStepError
 	hooks.OnStepError = func(ctx context.Context, name string, err error) {
@@ -120,10 +125,21 @@ func (b *Builder) run(ctx context.Context, st *State) (*artifact.Artifact, error
 		}
 	}
 	r := &pipeline.Runner[*State]{
-		Steps: Steps(st.Config), OnError: b.OnError, Hooks: hooks,
+		Steps: steps, OnError: b.OnError, Hooks: hooks,
 		CleanupContext: b.CleanupContext, Log: b.Log,
 	}
 	if err := r.Run(ctx, st); err != nil {
+		if st.Succeeded && len(st.AMIs) > 0 && !errors.Is(err, pipeline.ErrAborted) {
+			// Every step ran but a cleanup failed: the build fails, and
+			// what a failed build made does not survive it.
+			cctx := b.CleanupContext
+			if cctx == nil {
+				cctx = context.WithoutCancel(ctx)
+			}
+			if derr := deregisterAll(cctx, st); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		return nil, err
 	}
 	name := b.PackerName

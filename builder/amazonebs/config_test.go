@@ -3,6 +3,7 @@ package amazonebs
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -178,5 +179,44 @@ func TestNewConfigJSONBody(t *testing.T) {
 	}
 	if !c.SourceAMIFilter.MostRecent || c.SSHPort != 2222 || c.LaunchBlockDevices[0].VolumeSize != 10 || c.Parsed.AMITags["A"] != "b" {
 		t.Errorf("decoded %+v", c)
+	}
+}
+
+func TestOpenToTheWorldWarns(t *testing.T) {
+	for _, tt := range []struct {
+		cidrs string
+		warn  bool
+	}{
+		{`["0.0.0.0/0"]`, true},
+		{`["203.0.113.7/32", "::/0"]`, true},
+		{`["203.0.113.0/24"]`, false},
+	} {
+		_, diags := NewConfig(hclBlock(t, minimal+"temporary_security_group_source_cidrs = "+tt.cidrs+"\n"))
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", tt.cidrs, diags)
+		}
+		got := len(diags) == 1 && diags[0].Severity == hcl.DiagWarning && strings.Contains(diags[0].Summary, "whole internet") && diags[0].Subject != nil
+		if got != tt.warn {
+			t.Errorf("%s: diags %s, want a warning: %v", tt.cidrs, diags, tt.warn)
+		}
+	}
+}
+
+func TestSSHReadWriteTimeoutDefault(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want time.Duration
+	}{
+		{"", DefaultSSHReadWriteTimeout},
+		{`ssh_read_write_timeout = "90s"`, 90 * time.Second},
+		{`ssh_read_write_timeout = "0s"`, 0},
+	} {
+		c, diags := NewConfig(hclBlock(t, minimal+tt.src+"\n"))
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", tt.src, diags)
+		}
+		if c.Parsed.SSHReadWriteTimeout != tt.want {
+			t.Errorf("%q: ssh_read_write_timeout %s, want %s", tt.src, c.Parsed.SSHReadWriteTimeout, tt.want)
+		}
 	}
 }

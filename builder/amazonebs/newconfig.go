@@ -30,6 +30,13 @@ const (
 	DefaultRSABits     = 4096
 	DefaultCheckIPURL  = "https://checkip.amazonaws.com"
 	DefaultHostKeyWait = 30 * time.Second
+	// DefaultSSHReadWriteTimeout differs from Packer (0, no limit): an SSH
+	// connection on which nothing is read or written for this long fails,
+	// so that a server that stops answering mid-upload cannot stall a
+	// build for ever. Keep-alives (every 5s) keep a quiet command's
+	// connection busy, so only a stalled link reaches it. "0s" disables
+	// it; without keep-alives it is off unless set.
+	DefaultSSHReadWriteTimeout = 5 * time.Minute
 )
 
 // unimplemented are options Packer documents that amibake accepts in a
@@ -334,8 +341,14 @@ func (c *Config) checkRun(v *validator) {
 		v.errorf("ssh_interface", "Invalid ssh_interface", "ssh_interface must be one of public_ip, private_ip, public_dns, private_dns, ipv6 or session_manager, not %q.", c.SSHInterface)
 	}
 	for i, cidr := range c.TemporarySecurityGroupSourceCIDRs {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
 			v.errorf("temporary_security_group_source_cidrs", "Invalid CIDR", "temporary_security_group_source_cidrs[%d] = %q is not a CIDR block such as 203.0.113.7/32.", i, cidr)
+			continue
+		}
+		if ones, _ := n.Mask.Size(); ones == 0 {
+			v.add(hcl.DiagWarning, "temporary_security_group_source_cidrs", "SSH open to the whole internet",
+				fmt.Sprintf("temporary_security_group_source_cidrs[%d] = %q lets every address reach the build instance's SSH port while it runs. Leave the option out to open it to this machine's public IP only (or the VPC's CIDRs over a private IP), or list your CI's addresses.", i, cidr))
 		}
 	}
 	if len(c.SecurityGroupIDs) > 0 || c.SecurityGroupFilter != nil {
@@ -435,7 +448,7 @@ func (c *Config) checkCommunicator(v *validator) {
 	}{
 		{"ssh_timeout", c.SSHTimeout, &c.Parsed.SSHTimeout, DefaultSSHTimeout},
 		{"ssh_keep_alive_interval", c.SSHKeepAliveInterval, &c.Parsed.SSHKeepAliveInterval, DefaultKeepAlive},
-		{"ssh_read_write_timeout", c.SSHReadWriteTimeout, &c.Parsed.SSHReadWriteTimeout, 0},
+		{"ssh_read_write_timeout", c.SSHReadWriteTimeout, &c.Parsed.SSHReadWriteTimeout, DefaultSSHReadWriteTimeout},
 		{"pause_before_connecting", c.PauseBeforeConnecting, &c.Parsed.PauseBeforeConnecting, 0},
 		{"ssh_host_key_wait_timeout", c.SSHHostKeyWaitTimout, &c.Parsed.HostKeyWait, DefaultHostKeyWait},
 		{"winrm_timeout", c.WinRMTimeout, &c.Parsed.WinRMTimeout, 30 * time.Minute},
@@ -454,6 +467,9 @@ func (c *Config) checkCommunicator(v *validator) {
 			continue
 		}
 		*d.dst = x
+	}
+	if c.SSHReadWriteTimeout == "" && c.Parsed.SSHKeepAliveInterval < 0 {
+		c.Parsed.SSHReadWriteTimeout = 0
 	}
 	if c.Communicator != "ssh" {
 		return

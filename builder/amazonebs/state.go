@@ -70,6 +70,9 @@ type State struct {
 	Snapshots      map[string][]string // region -> snapshot ids
 	// Succeeded is set by the last step; cleanups undo products otherwise.
 	Succeeded bool
+	// TerminateErr is set when the source instance could not be
+	// terminated: cleanups that wait for it to be gone fail at once.
+	TerminateErr error
 
 	births births
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/communicator/ssh"
+	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/provisioner"
 )
 
@@ -190,6 +191,9 @@ func (s *State) ProvisionerBuild() *provisioner.Build {
 		SourceAMI:     s.BuildTime.SourceAMI,
 		SourceAMIName: s.BuildTime.SourceAMIName,
 		Region:        s.Region,
+	}
+	if s.RunID != "" {
+		b.TempPrefix = ledger.TempPrefix(s.RunID)
 	}
 	if b.RunUUID == "" {
 		b.RunUUID = s.RunID

@@ -195,6 +195,9 @@ type stepCreateImage struct {
 	// unanswered is the name of an AMI whose CreateImage call ended
 	// without saying whether it made the image.
 	unanswered string
+	// snaps are the snapshots ami_from_snapshot made; until an image
+	// holds them, the cleanup deletes them itself.
+	snaps []string
 }
 
 func (*stepCreateImage) Name() string { return "create AMI" }
@@ -375,6 +378,7 @@ func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []
 		}
 		_ = s.created(entry, aws.ToString(out.SnapshotId))
 		s.born(aws.ToString(out.SnapshotId))
+		st.snaps = append(st.snaps, aws.ToString(out.SnapshotId))
 		snaps = append(snaps, snap{device: dev, id: aws.ToString(out.SnapshotId), size: aws.ToInt32(out.VolumeSize)})
 	}
 	if len(snaps) == 0 {
@@ -455,7 +459,22 @@ func (st *stepCreateImage) Cleanup(ctx context.Context, s *State) error {
 		}
 	}
 	if len(s.AMIs) == 0 {
-		return nil
+		// ami_from_snapshot failed before an image held its snapshots.
+		var errs []error
+		for _, id := range st.snaps {
+			s.UI.Say("Deleting snapshot " + id + ", made for an AMI that was not registered...")
+			err := s.deleteRetry(ctx, id, "delete snapshot "+id, func(ctx context.Context) error {
+				_, err := s.ec2("").DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+				return err
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("delete snapshot %s: %w", id, err))
+				continue
+			}
+			s.deleted(ledger.KindSnapshot, s.Region, id)
+		}
+		st.snaps = nil
+		return errors.Join(errs...)
 	}
 	return deregisterAll(ctx, s)
 }

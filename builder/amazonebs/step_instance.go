@@ -318,12 +318,9 @@ func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
 		return nil
 	}
 	s.UI.Say("Terminating the source AWS instance...")
-	if err := s.deleteRetry(ctx, st.id, "terminate instance "+st.id, func(ctx context.Context) error {
-		_, err := s.ec2("").TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{st.id}})
-		return err
-	}); err != nil {
+	if err := terminateInstance(ctx, s, st.id); err != nil {
 		s.UI.Error(fmt.Sprintf("Error terminating instance, may still be around: %v", err))
-		return fmt.Errorf("terminate source instance %s: %w", st.id, err)
+		return err
 	}
 	s.deleted(ledger.KindInstance, s.Region, st.id)
 	st.id = ""
@@ -356,6 +353,9 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 	}
 	client := s.ec2("")
 	id := aws.ToString(s.Instance.InstanceId)
+	if s.TerminateErr != nil {
+		return errNotTerminated(s, fmt.Sprintf("delete volumes %s", strings.Join(vols, ", ")))
+	}
 	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameTerminated); err != nil {
 		return fmt.Errorf("before deleting the volumes of instance %s: %w", id, err)
 	}

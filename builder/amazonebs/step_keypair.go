@@ -102,8 +102,8 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 		if err != nil {
 			return fmt.Errorf("record the debug key file in the run journal: %w", err)
 		}
-		if err := os.WriteFile(st.keyFile, private, 0o600); err != nil {
-			return fmt.Errorf("write debug key file: %w", err)
+		if err := writeKeyFile(st.keyFile, private); err != nil {
+			return err
 		}
 		_ = s.created(kentry, mustAbs(st.keyFile))
 		s.DebugKeyFile = mustAbs(st.keyFile)

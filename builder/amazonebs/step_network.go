@@ -363,6 +363,18 @@ func (st *stepSecurityGroup) Cleanup(ctx context.Context, s *State) error {
 	}
 	s.UI.Say("Deleting temporary security group...")
 	id := st.created
+	if s.TerminateErr != nil {
+		// Waiting would wait for what cannot happen: one try, then say why.
+		_, err := s.ec2("").DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		if err != nil && apiCode(err) != "InvalidGroup.NotFound" {
+			err = errNotTerminated(s, "delete temporary security group "+id)
+			s.UI.Error(err.Error())
+			return err
+		}
+		s.deleted(ledger.KindSecurityGroup, s.Region, id)
+		st.created = ""
+		return nil
+	}
 	// The group stays in use until the instance has terminated.
 	err := s.Waits.withLimit(5*time.Minute).poll(ctx, "temporary security group "+id+" to be released by the instance", 0, func(ctx context.Context) (bool, error) {
 		_, err := s.ec2("").DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})

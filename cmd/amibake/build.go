@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,12 +15,14 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/amibake/amibake/examples"
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/build"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
 	"github.com/amibake/amibake/internal/plan"
+	"github.com/amibake/amibake/internal/reaper"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -142,8 +145,14 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if runUUID == "" {
 		runUUID = uuid.NewString()
 	}
+	lease, err := leaseFromEnv(f.Getenv)
+	if err != nil {
+		return &usageError{err}
+	}
 	runID := ledger.NewRunID()
-	journal, err := ledger.Open(ledger.DefaultDir(f.Getenv), runID)
+	ledgerDir := ledger.DefaultDir(f.Getenv)
+	warnDeadRuns(root, ledgerDir)
+	journal, err := ledger.Open(ledgerDir, runID)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("open the run journal: %w", err)}
 	}
@@ -153,6 +162,16 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		return &exitError{code: 1, err: fmt.Errorf("write the run journal: %w", err)}
 	}
 	f.Log.Debug("run", "id", runID, "packer_run_uuid", runUUID, "journal", journal.Path())
+
+	// The lease is the run's proof of life on its resources, for a
+	// `cleanup --tagged` on another machine; it runs until the cleanups
+	// are done, not only until an interrupt.
+	keeper := &reaper.Keeper{Dir: ledgerDir, RunID: runID, Lease: lease, Log: f.Log}
+	keeperCtx, stopKeeper := context.WithCancel(context.WithoutCancel(ctx))
+	keeperDone := make(chan struct{})
+	go func() { defer close(keeperDone); keeper.Run(keeperCtx) }()
+	stopLease := func() { stopKeeper(); <-keeperDone }
+	defer stopLease()
 
 	// main's interrupt.Context cancels ctx on a first SIGINT/SIGTERM (the
 	// builds clean up) and the cleanup context on a second (they stop).
@@ -172,29 +191,48 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		Only: o.tf.only, Except: o.tf.except, ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
 		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
 		CleanupContext: cleanupCtx,
-		Reuse:          o.reuse, Rebuild: o.rebuild, Twin: twin,
+		OnSession: func(build string, sess *awsclient.Session) {
+			keeper.Register(build, func(region string) reaper.TagAPI { return sess.EC2(region) })
+		},
+		Reuse: o.reuse, Rebuild: o.rebuild, Twin: twin,
 	})
 	if len(bdiags) > 0 {
 		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())
 	}
-	// The AMIs are the product: tell the journal they stay on purpose.
+	stopLease()
+	// The AMIs are the product: tell the journal they stay on purpose, and
+	// lift the lease from them so that no --tagged sweep takes them.
 	if res != nil {
 		for _, b := range res.Builds {
+			// Artifacts are what the run reports as such (a build whose
+			// post-processor failed still reports its AMI, as Packer does).
 			for _, a := range b.Artifacts {
 				for region, id := range a.AMIs {
 					_ = journal.Kept(ledger.KindImage, region, id)
+					ids := []string{id}
 					for _, sn := range a.Snapshots[region] {
 						_ = journal.Kept(ledger.KindSnapshot, region, sn)
+						ids = append(ids, sn)
+					}
+					if lerr := keeper.Release(cleanupCtx, b.Name, region, ids); lerr != nil {
+						root.Error(fmt.Sprintf("Warning: %v; a `cleanup --tagged` may take AMI %s for a leftover after its lease: remove the tag with aws ec2 delete-tags --region %s --resources %s --tags Key=%s",
+							lerr, id, region, strings.Join(ids, " "), ledger.TagLeaseUntil))
 					}
 				}
 			}
 		}
 	}
+	// An interrupt that arrives once every build has finished (during its
+	// last cleanups, which run to the end) changes nothing: the run
+	// succeeded, its AMIs are artifacts, and it exits 0, so that an AMI
+	// never outlives a run that reports failure.
+	succeeded := err == nil && res.OK()
 	status := ledger.StatusSucceeded
 	switch {
+	case succeeded:
 	case ctx.Err() != nil:
 		status = ledger.StatusInterrupted
-	case err != nil || !res.OK():
+	default:
 		status = ledger.StatusFailed
 	}
 	_ = journal.End(status)
@@ -221,6 +259,9 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if succeeded {
+		return nil
+	}
 	if ctx.Err() != nil {
 		return &exitError{code: 130}
 	}
@@ -228,6 +269,36 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// leaseFromEnv reads AMIBAKE_LEASE: how far ahead the run pushes its
+// lease (default ledger.DefaultLease); it refreshes it every third of that.
+func leaseFromEnv(getenv func(string) string) (time.Duration, error) {
+	v := getenv("AMIBAKE_LEASE")
+	if v == "" {
+		return ledger.DefaultLease, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("AMIBAKE_LEASE=%q: want a duration of at least 1s, such as 15m", v)
+	}
+	return d, nil
+}
+
+// warnDeadRuns says, in one line, when runs whose process is gone still
+// hold resources, with the command that removes them.
+func warnDeadRuns(root *ui.Root, dir string) {
+	runs, _ := ledger.List(dir)
+	n, res := 0, 0
+	for _, r := range runs {
+		if r.Dead() {
+			n++
+			res += len(r.Left())
+		}
+	}
+	if n > 0 {
+		root.Error(fmt.Sprintf("Warning: %d earlier run(s) whose process is gone left %d resource(s) behind; remove them with: amibake cleanup --all", n, res))
+	}
 }
 
 func init() { commands = append(commands, newDemoCmd) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
 )
 
@@ -232,5 +233,73 @@ func TestBuildAbortSaysHowToCleanUp(t *testing.T) {
 				t.Fatalf("cleanup: exit %d\n%s\n%s", code, cout, cerr)
 			}
 		})
+	}
+}
+
+// -on-error=abort keeps what the failed build made and says how to remove
+// it; the journal records where it lives; the next build warns about it in
+// one line; cleanup --all removes it.
+func TestBuildAbortJournalAndWarning(t *testing.T) {
+	srv := buildEnv(t, true)
+	tmpl := filepath.Join(t.TempDir(), "abort.pkr.hcl")
+	_ = os.WriteFile(tmpl, []byte(`source "amazon-ebs" "x" {
+  region        = "eu-west-1"
+  instance_type = "t3.micro"
+  communicator  = "none"
+  ami_name      = "abort-test"
+  source_ami_filter {
+    filters     = { name = "debian-12-amd64-*" }
+    owners      = ["136693071363"]
+    most_recent = true
+  }
+}
+build { sources = ["source.amazon-ebs.x"] }
+`), 0o600)
+	// The AMI fails after CreateImage.
+	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{{Action: "CreateImage", Fault: ec2sim.FaultImageFailed, Probability: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runBuildCmd(t, "-color=false", "-on-error=abort", tmpl)
+	if code != 1 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`Run (\S+) left \d+ resource\(s\):`).FindStringSubmatch(errOut)
+	if m == nil || !strings.Contains(errOut, "amibake cleanup --run-id "+m[1]) {
+		t.Fatalf("no run id and cleanup command:\n%s\n%s", out, errOut)
+	}
+	dir := filepath.Join(os.Getenv("HOME"), ".local/state/amibake/runs")
+	run, err := ledger.Read(dir, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Resources) == 0 {
+		t.Fatal("nothing journaled")
+	}
+	for _, res := range run.Resources {
+		if res.Location.Account != "123456789012" || res.Location.Endpoint != srv.URL() || res.Location.STSEndpoint != srv.URL() {
+			t.Errorf("%s %s recorded at %+v", res.Kind, res.ID, res.Location)
+		}
+	}
+	if inv := srv.Inventory().Regions["eu-west-1"]; len(inv.Instances) != 1 || len(inv.Images) != 1 {
+		t.Fatalf("abort did not keep the instance and AMI: %+v", inv)
+	}
+	// The next build warns, in one line, with the command.
+	code, out, errOut = runBuildCmd(t, "-color=false", "-only=nothing", tmpl)
+	if code != 1 || !strings.Contains(errOut, "Warning: 1 earlier run(s) whose process is gone left") || !strings.Contains(errOut, "remove them with: amibake cleanup --all") {
+		t.Errorf("no warning about the aborted run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// AMIBAKE_LEASE is checked.
+	t.Setenv("AMIBAKE_LEASE", "soon")
+	if code, _, _ := runBuildCmd(t, tmpl); code != 2 {
+		t.Errorf("AMIBAKE_LEASE=soon: exit %d, want 2", code)
+	}
+	t.Setenv("AMIBAKE_LEASE", "")
+	code, out, errOut = runTemplateCmd(t, map[string]string{"HOME": os.Getenv("HOME")}, "cleanup", "--all", "--ledger-dir", dir)
+	if code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("cleanup: exit %d\n%s\n%s", code, out, errOut)
+	}
+	inv := srv.Inventory().Regions["eu-west-1"]
+	if len(inv.Images)+len(inv.Snapshots) != 0 {
+		t.Errorf("the aborted run's AMI survived cleanup: %+v\n%s", inv, out)
 	}
 }

@@ -8,24 +8,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/reaper"
+	"github.com/amibake/amibake/internal/ui"
 )
 
 func init() { commands = append(commands, newCleanupCmd) }
 
 type cleanupOptions struct {
-	runID         string
-	all           bool
-	tagged        bool
-	olderThan     time.Duration
-	regions       []string
-	dryRun        bool
-	includeImages bool
-	ledgerDir     string
+	runID            string
+	all              bool
+	tagged           bool
+	olderThan        time.Duration
+	regions          []string
+	dryRun           bool
+	includeImages    bool
+	keepFailedImages bool
+	ledgerDir        string
+	profile          string
+	endpointURL      string
+	pruneAfter       time.Duration
 }
 
 func newCleanupCmd(f *factory) *cobra.Command {
@@ -33,8 +40,9 @@ func newCleanupCmd(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cleanup (--run-id ID | --all | --tagged --older-than D --region r,...)",
 		Short: "Remove what interrupted or killed runs left behind",
-		Long: `Remove the temporary instances, volumes, security groups and key pairs that
-a run left behind (after SIGKILL, a crash, or a second Ctrl-C).
+		Long: `Remove the temporary instances, volumes, security groups and key pairs, and
+the images of runs that did not succeed, that a run left behind (after SIGKILL,
+a crash, -on-error=abort, or a second Ctrl-C).
 
   --run-id ID   the run named in amibake's "what is left" message: what its
                 local ledger lists, and anything tagged with its run id in the
@@ -46,15 +54,37 @@ a run left behind (after SIGKILL, a crash, or a second Ctrl-C).
                 reaper job on another machine; no ledger needed)
 
 Resources are removed in dependency order: instances (waiting until they are
-terminated), volumes, security groups, key pairs. Only resources that carry
-amibake's tags are ever touched. Available AMIs are artifacts and stay;
---include-images also removes images left pending or failed, and their
-snapshots. Running cleanup twice, even at once, is safe.`,
+terminated), volumes, security groups, key pairs, images and snapshots. Only
+resources that carry amibake's tags are ever touched.
+
+The ledger records where each resource lives: the account (from the STS call
+the build makes), region, endpoint when not AWS's default, and the profile or
+role that created it (never a secret). A run is cleaned up from there, whatever
+this shell points at; --profile and --endpoint-url override the recorded
+profile and endpoint, and the credentials come from the SDK's usual
+environment. Before looking at anything, cleanup checks that the credentials
+reach the recorded account: when they do not, the resources stay in the ledger
+and cleanup prints the command to run. A resource is marked gone only when EC2
+in the right account and region says it does not exist.
+
+The AMIs and snapshots of a run that did not end successfully are leftovers
+in any state (a pending image is waited for, then removed);
+--keep-failed-images keeps them for debugging. The AMIs of successful runs
+are artifacts and stay.
+
+--tagged leaves alone a run whose amibake:lease-until tag is in the future:
+a running build pushes it forward on its resources, whatever machine it runs
+on. --all also removes the local temporary files of dead runs and prunes the
+journals of runs with nothing left (--prune-after). Running cleanup twice,
+even at once, is safe.`,
 		Example: `  amibake cleanup --run-id 20261125T234500Z-ab12cd
   amibake cleanup --all --dry-run
   amibake cleanup --tagged --older-than 2h --region us-east-1,eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("prune-after") && !o.all {
+				return &usageError{errors.New("--prune-after goes with --all")}
+			}
 			return runCleanup(cmd.Context(), f, o, cmd.Flags().Changed("older-than"))
 		},
 	}
@@ -65,8 +95,13 @@ snapshots. Running cleanup twice, even at once, is safe.`,
 	fl.DurationVar(&o.olderThan, "older-than", 2*time.Hour, "with --tagged: only resources created longer ago than this")
 	fl.StringSliceVar(&o.regions, "region", nil, "regions to search, with --tagged (default: AWS_REGION) or --run-id")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "list what would be removed, remove nothing")
-	fl.BoolVar(&o.includeImages, "include-images", false, "also remove images left pending or failed, and their snapshots")
+	fl.BoolVar(&o.includeImages, "include-images", false, "no effect: images of unfinished runs are removed by default")
+	_ = fl.MarkDeprecated("include-images", "images and snapshots of runs that did not succeed are now removed by default; --keep-failed-images keeps them")
+	fl.BoolVar(&o.keepFailedImages, "keep-failed-images", false, "keep the AMIs and snapshots of runs that did not succeed (for debugging)")
 	fl.StringVar(&o.ledgerDir, "ledger-dir", "", "the run ledger's directory (default $XDG_STATE_HOME/amibake/runs)")
+	fl.StringVar(&o.profile, "profile", "", "use this shared-config profile instead of the one each run recorded")
+	fl.StringVar(&o.endpointURL, "endpoint-url", "", "use this EC2 and STS endpoint instead of the one each run recorded")
+	fl.DurationVar(&o.pruneAfter, "prune-after", 7*24*time.Hour, "with --all: remove the journals of runs with nothing left after this long (0 keeps them)")
 	return cmd
 }
 
@@ -88,6 +123,8 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		return &usageError{errors.New("--region goes with --tagged or --run-id; --all finds the regions in the ledger")}
 	case o.olderThan < 0:
 		return &usageError{errors.New("--older-than must not be negative")}
+	case o.pruneAfter < 0:
+		return &usageError{errors.New("--prune-after must not be negative")}
 	}
 	var regions []string
 	for _, r := range o.regions {
@@ -111,8 +148,13 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		dir = ledger.DefaultDir(f.Getenv)
 	}
 
-	clients := lazyClients(ctx, append(regions, "us-east-1")[0])
-	r := reaper.New(reaper.Options{Clients: clients, DryRun: o.dryRun, IncludeImages: o.includeImages, Log: f.Log})
+	acc := newAccess(ctx, append(regions, "us-east-1")[0])
+	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+	r := reaper.New(reaper.Options{
+		Clients: acc.client, Identity: acc.identity, DryRun: o.dryRun, KeepFailedImages: o.keepFailedImages, Log: f.Log,
+		Overrides: ledger.Location{Profile: o.profile, Endpoint: o.endpointURL},
+		Progress:  func(msg string) { fmt.Fprintln(errOut, "cleanup: "+msg) },
+	})
 	var rep *reaper.Report
 	var err error
 	switch {
@@ -127,42 +169,115 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		rep, err = r.Run(ctx, dir, o.runID)
 	case o.all:
 		rep, err = r.All(ctx, dir)
+		if rep != nil && !o.dryRun && o.pruneAfter > 0 {
+			pruned, perr := ledger.Prune(dir, o.pruneAfter, time.Now())
+			rep.Pruned = pruned
+			err = errors.Join(err, perr)
+		}
+		if rep != nil {
+			rep.OnDisk, _ = ledger.Count(dir)
+		}
 	default:
 		rep, err = r.Tagged(ctx, regions, o.olderThan, dir)
 	}
 	if rep != nil && (len(rep.Items) > 0 || len(rep.Skipped) > 0 || err == nil) {
 		if o.all && len(rep.Items) == 0 && len(rep.Skipped) == 0 {
-			fmt.Fprintf(f.IO.Out, "Nothing to clean up: %d run(s) in %s, none left anything.\n", rep.Clean, dir)
+			fmt.Fprintf(f.IO.Out, "Nothing to clean up: %d run(s) in %s, none left anything.\n", rep.OnDisk, dir)
 		} else {
 			fmt.Fprint(f.IO.Out, f.Secrets.Mask(rep.String()))
+		}
+		if len(rep.Pruned) > 0 {
+			fmt.Fprintf(f.IO.Out, "Pruned the journals of %d finished run(s) older than %s; %d left in %s.\n", len(rep.Pruned), o.pruneAfter, rep.OnDisk, dir)
 		}
 	}
 	if err != nil {
 		return err
 	}
 	if ferr := rep.Err(); ferr != nil {
-		return &exitError{code: 1, err: fmt.Errorf("cleanup could not remove %d resource(s); run the same command again to retry:\n%w", rep.Count(reaper.Failed), ferr)}
+		if rep.Count(reaper.Failed) == 0 {
+			return &exitError{code: 1, err: fmt.Errorf("cleanup could not verify %d resource(s); they stay in the ledger:\n%w", rep.Count(reaper.NotVerified), ferr)}
+		}
+		return &exitError{code: 1, err: fmt.Errorf("cleanup could not remove %d resource(s) (and could not verify %d); run the same command again to retry:\n%w", rep.Count(reaper.Failed), rep.Count(reaper.NotVerified), ferr)}
 	}
 	return nil
 }
 
-// lazyClients loads the AWS configuration (with amibake's retry settings
-// and AWS_ENDPOINT_URL support) once, on the first region that needs it.
-func lazyClients(ctx context.Context, defaultRegion string) reaper.ClientFactory {
-	var (
-		mu      sync.Mutex
-		sess    *awsclient.Session
-		loadErr error
-	)
-	return func(region string) (reaper.EC2API, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if sess == nil && loadErr == nil {
-			sess, loadErr = awsclient.New(ctx, nil, awsclient.Options{Region: defaultRegion, SkipCredentialValidation: true})
-		}
-		if loadErr != nil {
-			return nil, loadErr
-		}
-		return sess.EC2(region), nil
+// access opens AWS sessions the way each run recorded (profile,
+// credentials file, role, endpoint), once per location, on first use; the
+// rest comes from the SDK's usual environment.
+type access struct {
+	ctx           context.Context
+	defaultRegion string
+	mu            sync.Mutex
+	sessions      map[ledger.Location]*accessSession
+}
+
+type accessSession struct {
+	once sync.Once
+	sess *awsclient.Session
+	err  error
+
+	idOnce  sync.Once
+	account string
+	idErr   error
+}
+
+func newAccess(ctx context.Context, defaultRegion string) *access {
+	return &access{ctx: ctx, defaultRegion: defaultRegion, sessions: map[ledger.Location]*accessSession{}}
+}
+
+func (a *access) session(loc ledger.Location) (*awsclient.Session, error) {
+	loc = loc.Access()
+	a.mu.Lock()
+	s, ok := a.sessions[loc]
+	if !ok {
+		s = &accessSession{}
+		a.sessions[loc] = s
 	}
+	a.mu.Unlock()
+	s.once.Do(func() {
+		opts := awsclient.Options{Region: a.defaultRegion, Profile: loc.Profile, SharedCredentialsFile: loc.CredentialsFile,
+			CustomEndpointEC2: loc.Endpoint, SkipCredentialValidation: true}
+		if loc.RoleARN != "" {
+			opts.AssumeRole = &awsclient.AssumeRole{RoleARN: loc.RoleARN}
+		}
+		s.sess, s.err = awsclient.New(a.ctx, nil, opts)
+		if s.err != nil && loc.Profile != "" {
+			s.err = fmt.Errorf("%w (the run recorded profile %q: define it here, or pass --profile)", s.err, loc.Profile)
+		}
+	})
+	return s.sess, s.err
+}
+
+func (a *access) client(loc ledger.Location, region string) (reaper.EC2API, error) {
+	sess, err := a.session(loc)
+	if err != nil {
+		return nil, err
+	}
+	return sess.EC2(region), nil
+}
+
+// identity asks STS, at the location's STS endpoint, whose credentials
+// these are (once per location).
+func (a *access) identity(ctx context.Context, loc ledger.Location) (string, error) {
+	sess, err := a.session(loc)
+	if err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	s := a.sessions[loc.Access()]
+	a.mu.Unlock()
+	s.idOnce.Do(func() {
+		out, err := sts.NewFromConfig(sess.Config(), func(o *sts.Options) {
+			if loc.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(loc.STSEndpoint)
+			}
+		}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			s.idErr = fmt.Errorf("sts GetCallerIdentity: %w", err)
+			return
+		}
+		s.account = aws.ToString(out.Account)
+	})
+	return s.account, s.idErr
 }

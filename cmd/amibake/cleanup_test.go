@@ -28,6 +28,8 @@ func TestCleanupUsage(t *testing.T) {
 		{[]string{"cleanup", "--all", "--region", "us-east-1"}, 2},
 		{[]string{"cleanup", "--tagged"}, 2}, // no region anywhere
 		{[]string{"cleanup", "--tagged", "--region", "us-east-1", "--older-than", "-1h"}, 2},
+		{[]string{"cleanup", "--run-id", "r1", "--prune-after", "1h"}, 2},
+		{[]string{"cleanup", "--all", "--prune-after", "-1h"}, 2},
 		{[]string{"cleanup", "--run-id", "nosuchrun", "--ledger-dir", t.TempDir()}, 1},
 		{[]string{"cleanup", "--all", "--ledger-dir", t.TempDir()}, 0},
 	} {
@@ -112,5 +114,71 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir)
 	if code != 0 || !strings.Contains(out, "Nothing to clean up") {
 		t.Errorf("cleanup --all after: exit %d\n%s", code, out)
+	}
+}
+
+// The shell points at another endpoint (another account): cleanup keeps
+// the run and says what to run; with no override it cleans up where the
+// run recorded, whatever AWS_ENDPOINT_URL says.
+func TestCleanupUsesTheRecordedLocation(t *testing.T) {
+	right, err := ec2sim.Start(context.Background(), ec2sim.Options{NoSSH: true, Latency: ec2sim.ZeroLatency(), AccountID: "111111111111"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer right.Close()
+	wrong, err := ec2sim.Start(context.Background(), ec2sim.Options{NoSSH: true, Latency: ec2sim.ZeroLatency(), AccountID: "222222222222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	t.Setenv("AWS_ENDPOINT_URL", wrong.URL())
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASIMULATOR000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "simulator-secret-key-value")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	ctx := context.Background()
+	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(right.URL()),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "x", "")})
+	dir := t.TempDir()
+	j, err := ledger.Open(dir, "run-far")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("t")
+	rec := j.ForBuildAt("amazon-ebs.x", ledger.Location{Account: "111111111111", Endpoint: right.URL(), STSEndpoint: right.URL()})
+	e, _ := rec.Intend(ledger.KindKeyPair, "us-east-1", "far")
+	var ts []types.Tag
+	for k, v := range ledger.Tags("run-far", "amazon-ebs.x", time.Now()) {
+		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	if _, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("far"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.Created(e, "far")
+	j.Close()
+
+	code, out, errOut := runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir, "--endpoint-url", wrong.URL())
+	if code != 1 || !strings.Contains(out, "1 not verified") || !strings.Contains(out, "amibake cleanup --run-id run-far --endpoint-url "+right.URL()) {
+		t.Fatalf("from the wrong endpoint: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := len(right.Inventory().Regions["us-east-1"].KeyPairs); n != 1 {
+		t.Fatal("the wrong cleanup removed the key pair")
+	}
+	code, out, errOut = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir)
+	if code != 0 || !strings.Contains(out, "1 removed") {
+		t.Fatalf("from the recorded endpoint: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := len(right.Inventory().Regions["us-east-1"].KeyPairs); n != 0 {
+		t.Error("key pair left")
+	}
+	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir)
+	if code != 0 || !strings.Contains(out, "Nothing to clean up: 1 run(s)") {
+		t.Errorf("third cleanup: exit %d\n%s", code, out)
+	}
+	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir, "--prune-after", "1ns")
+	if code != 0 || !strings.Contains(out, "Pruned the journals of 1 finished run(s)") || !strings.Contains(out, "0 left in") {
+		t.Errorf("prune: exit %d\n%s", code, out)
 	}
 }

@@ -46,12 +46,16 @@ type Options struct {
 	RunID string
 	// RunUUID is PACKER_RUN_UUID, which provisioners and manifests see.
 	RunUUID string
-	// Ledger records what the run creates; nil records nothing.
+	// Ledger records what the run creates, and where (account, endpoint,
+	// profile, role); nil records nothing.
 	Ledger interface {
-		ForBuild(build string) ledger.Recorder
+		ForBuildAt(build string, loc ledger.Location) ledger.Recorder
 	}
-	Getenv func(string) string
-	Log    *slog.Logger
+	// OnSession, when set, is handed each build's AWS session before the
+	// build creates anything (the run's lease keeper tags with it).
+	OnSession func(build string, sess *awsclient.Session)
+	Getenv    func(string) string
+	Log       *slog.Logger
 	// CleanupContext is the parent of cleanups: cancelling the run's ctx
 	// starts cleanups, cancelling this one stops them.
 	CleanupContext context.Context
@@ -249,9 +253,21 @@ func runOne(ctx context.Context, t *template.Template, p prepared, bui ui.UI, ro
 		return r
 	}
 
+	if sess == nil {
+		// Opened here rather than in the builder so that the journal can
+		// record where the build's resources live before any exists.
+		var err error
+		if sess, err = amazonebs.OpenSession(ctx, opts.Shared, p.cfg); err != nil {
+			r.Err = err
+			return r
+		}
+	}
 	var rec ledger.Recorder = ledger.Nop{}
 	if opts.Ledger != nil {
-		rec = opts.Ledger.ForBuild(p.b.Name)
+		rec = opts.Ledger.ForBuildAt(p.b.Name, Location(sess, p.cfg, opts.Getenv))
+	}
+	if opts.OnSession != nil {
+		opts.OnSession(p.b.Name, sess)
 	}
 	b := &amazonebs.Builder{
 		Config: p.cfg, Name: p.b.Name, PackerName: p.b.PackerBuildName(), RunID: opts.RunID, RunUUID: opts.RunUUID, UI: bui, Secrets: root.Secrets(),
@@ -402,6 +418,41 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 	p.cfg.Parsed.SnapshotTags = withTag(p.cfg.Parsed.SnapshotTags, reuse.TagKey, dec.Digest.Sum)
 	p.cfg.SourceAMI, p.cfg.SourceAMIFilter = aws.ToString(dec.SourceImage.ImageId), nil
 	return sess, dec.SourceImage, false
+}
+
+// Location is where a build's resources live, for the journal: the
+// account and caller STS answered, the EC2 and STS endpoints when not
+// AWS's default, the profile, credentials file and role. Never a secret.
+func Location(sess *awsclient.Session, c *amazonebs.Config, getenv func(string) string) ledger.Location {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg := sess.Config()
+	loc := ledger.Location{Profile: c.Profile, CredentialsFile: c.SharedCredentialsFile}
+	if sess.Identity != nil {
+		loc.Account, loc.Caller = sess.Identity.Account, sess.Identity.ARN
+	}
+	base := aws.ToString(cfg.BaseEndpoint) // AWS_ENDPOINT_URL, endpoint_url
+	loc.Endpoint = firstNonEmpty(c.CustomEndpointEC2, getenv("AWS_ENDPOINT_URL_EC2"), base)
+	loc.STSEndpoint = firstNonEmpty(getenv("AWS_ENDPOINT_URL_STS"), base)
+	if loc.Profile == "" {
+		if p := getenv("AWS_PROFILE"); p != "default" {
+			loc.Profile = p
+		}
+	}
+	if c.AssumeRole != nil {
+		loc.RoleARN = c.AssumeRole.RoleARN
+	}
+	return loc
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func withTag(m map[string]string, k, v string) map[string]string {

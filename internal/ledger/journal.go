@@ -58,6 +58,9 @@ type record struct {
 	Host     string    `json:"host,omitempty"`
 	Template string    `json:"template,omitempty"`
 	Status   Status    `json:"status,omitempty"`
+	TempDir  string    `json:"tmpdir,omitempty"`
+	// Where the resource lives beyond its region (intent records).
+	Location
 }
 
 // DefaultDir is where journals live: $XDG_STATE_HOME/amibake/runs, else
@@ -206,11 +209,16 @@ func (j *Journal) RunID() string { return j.runID }
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }
 
-// Start records the run's start: this process, host and template.
+// Start records the run's start: this process, host and template, and
+// the directory its local temporary files go to.
 func (j *Journal) Start(template string) error {
 	host, _ := os.Hostname()
-	return j.write(record{T: recStart, PID: os.Getpid(), Host: host, Template: template})
+	return j.write(record{T: recStart, PID: os.Getpid(), Host: host, Template: template, TempDir: os.TempDir()})
 }
+
+// TempPrefix is how the run's local temporary files are named (in the
+// directory Start records): cleanup removes what a killed run left there.
+func TempPrefix(runID string) string { return "amibake-" + runID + "-" }
 
 // End records how the run ended.
 func (j *Journal) End(status Status) error {
@@ -262,13 +270,20 @@ func (j *Journal) Deleted(kind Kind, region, id string) error {
 	return j.write(record{T: recDeleted, Kind: kind, Region: region, ID: id})
 }
 
+// ForBuildAt returns a Recorder whose intents name build and record
+// where its resources live (account, endpoint, profile, role).
+func (j *Journal) ForBuildAt(build string, loc Location) Recorder {
+	return buildRecorder{j: j, build: build, loc: loc}
+}
+
 type buildRecorder struct {
 	j     *Journal
 	build string
+	loc   Location
 }
 
 func (b buildRecorder) Intend(kind Kind, region, token string) (string, error) {
-	return b.j.intend(b.build, kind, region, token)
+	return b.j.intendAt(b.build, kind, region, token, b.loc)
 }
 func (b buildRecorder) Created(entry, id string) error { return b.j.created(entry, id) }
 func (b buildRecorder) Deleted(kind Kind, region, id string) error {
@@ -276,11 +291,15 @@ func (b buildRecorder) Deleted(kind Kind, region, id string) error {
 }
 
 func (j *Journal) intend(build string, kind Kind, region, token string) (string, error) {
+	return j.intendAt(build, kind, region, token, Location{})
+}
+
+func (j *Journal) intendAt(build string, kind Kind, region, token string, loc Location) (string, error) {
 	j.mu.Lock()
 	entry := "e" + strconv.Itoa(j.next)
 	j.next++
 	j.mu.Unlock()
-	r := record{T: recIntent, Entry: entry, Kind: kind, Region: region, Build: build, Token: token}
+	r := record{T: recIntent, Entry: entry, Kind: kind, Region: region, Build: build, Token: token, Location: loc}
 	if err := j.write(r); err != nil {
 		return "", err
 	}

@@ -3,6 +3,8 @@
 // killed at any moment can be cleaned up later (`amibake cleanup`).
 package ledger
 
+import "time"
+
 // Kind is a kind of AWS resource.
 type Kind string
 
@@ -21,7 +23,17 @@ const (
 	TagRunID     = "amibake:run-id"
 	TagBuild     = "amibake:build"
 	TagCreatedAt = "amibake:created-at"
+	// TagLeaseUntil is a running build's proof of life: it pushes the
+	// time forward on its resources while it runs, so that `cleanup
+	// --tagged` on any machine leaves it alone however old it is, and
+	// takes a dead run's resources once the time has passed.
+	TagLeaseUntil = "amibake:lease-until"
 )
+
+// DefaultLease is how far ahead a build pushes its lease, and how long
+// `cleanup --tagged` waits after a resource's creation before it counts
+// a resource without a lease tag as abandoned.
+const DefaultLease = 15 * time.Minute
 
 // Recorder is what build steps use. Intend is called before a create call
 // (with the ClientToken or name that makes the call idempotent), Created

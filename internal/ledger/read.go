@@ -18,14 +18,20 @@ type Run struct {
 	Host     string
 	Started  time.Time
 	Template string
-	Status   Status // empty while running or when the process died
-	Ended    time.Time
-	Running  bool // a live process holds the run's lock
-	LastPID  int  // the last process that took the run (build or cleanup)
-	Swept    bool // a cleanup searched the run's tags since its last intent
+	// TempDir is the directory the run's local temporary files go to
+	// (named after the run: see TempPattern).
+	TempDir string
+	Status  Status // empty while running or when the process died
+	Ended   time.Time
+	Running bool // a live process holds the run's lock
+	LastPID int  // the last process that took the run (build or cleanup)
+	Swept   bool // a cleanup searched the run's tags since its last intent
 
 	// Resources holds every create intent, in order, with what became of it.
 	Resources []Resource
+	// Kept are the ids recorded as staying on purpose (the AMIs and
+	// snapshots of the run's successful builds).
+	Kept map[string]bool
 }
 
 // Resource is one create intent and its outcome.
@@ -40,7 +46,46 @@ type Resource struct {
 	Deleted  bool
 	Kept     bool // stays on purpose (an AMI that became available)
 	Resolved bool // a cleanup found nothing for an intent without id
+	// Location is where the resource lives beyond its region.
+	Location Location
 }
+
+// Locations returns the distinct access locations (Location.Access) of
+// the run's resources, in the order first seen.
+func (r *Run) Locations() []Location {
+	seen := map[Location]bool{}
+	var out []Location
+	for _, res := range r.Resources {
+		if res.Kind == KindLocalFile {
+			continue
+		}
+		a := res.Location.Access()
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Accounts returns the accounts the run's resources of access location
+// loc were recorded in (one, unless the credentials changed mid-run).
+func (r *Run) Accounts(loc Location) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, res := range r.Resources {
+		if res.Kind != KindLocalFile && res.Location.Access() == loc && !seen[res.Location.Account] {
+			seen[res.Location.Account] = true
+			out = append(out, res.Location.Account)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Dead reports whether the run's process is gone while the ledger still
+// lists resources it did not remove: what a new build warns about.
+func (r *Run) Dead() bool { return !r.Running && len(r.Left()) > 0 }
 
 // Left returns what the run created, or may have created, and did not
 // remove. The AMIs of a run that succeeded are its artifacts, not leftovers.
@@ -138,7 +183,7 @@ func readFile(path, runID string) (*Run, error) {
 		switch r.T {
 		case recStart:
 			if run.Started.IsZero() {
-				run.PID, run.Host, run.Started, run.Template = r.PID, r.Host, r.Time, r.Template
+				run.PID, run.Host, run.Started, run.Template, run.TempDir = r.PID, r.Host, r.Time, r.Template, r.TempDir
 			}
 			run.LastPID = r.PID
 		case recReap:
@@ -148,7 +193,7 @@ func readFile(path, runID string) (*Run, error) {
 		case recIntent:
 			run.Swept = false
 			byEntry[r.Entry] = len(run.Resources)
-			run.Resources = append(run.Resources, Resource{Entry: r.Entry, Kind: r.Kind, Region: r.Region, Build: r.Build, Token: r.Token, Intended: r.Time})
+			run.Resources = append(run.Resources, Resource{Entry: r.Entry, Kind: r.Kind, Region: r.Region, Build: r.Build, Token: r.Token, Intended: r.Time, Location: r.Location})
 		case recCreated:
 			if i, ok := byEntry[r.Entry]; ok {
 				if r.ID == "" {
@@ -161,6 +206,10 @@ func readFile(path, runID string) (*Run, error) {
 			deleted[key{r.Kind, r.Region, r.ID}] = true
 		case recKept:
 			kept[key{r.Kind, r.Region, r.ID}] = true
+			if run.Kept == nil {
+				run.Kept = map[string]bool{}
+			}
+			run.Kept[r.ID] = true
 		case recEnd:
 			run.Status, run.Ended = r.Status, r.Time
 		}

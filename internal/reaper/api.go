@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
+
+	"github.com/amibake/amibake/internal/ledger"
 )
 
 // EC2API is the part of the EC2 client the reaper calls; *ec2.Client
@@ -31,8 +33,15 @@ type EC2API interface {
 
 var _ EC2API = (*ec2.Client)(nil)
 
-// ClientFactory returns the EC2 client of a region.
-type ClientFactory func(region string) (EC2API, error)
+// ClientFactory returns the EC2 client of a region, reached the way loc
+// says (its endpoint, profile and role; loc.Account is not used here). A
+// zero loc means the caller's own configuration.
+type ClientFactory func(loc ledger.Location, region string) (EC2API, error)
+
+// IdentityFunc returns the account the credentials of loc belong to (STS
+// GetCallerIdentity), so that a cleanup never looks for a run's resources
+// in another account and takes "not found" there for "gone".
+type IdentityFunc func(ctx context.Context, loc ledger.Location) (account string, err error)
 
 func errorCode(err error) string {
 	var ae smithy.APIError
@@ -45,7 +54,8 @@ func errorCode(err error) string {
 // isGone: the resource no longer exists, so removing it is done.
 func isGone(err error) bool {
 	c := errorCode(err)
-	return strings.HasSuffix(c, ".NotFound") || c == "InvalidAMIID.Unavailable"
+	// "NotFound" is the sweep's own notFound: a Describe showed it gone.
+	return c == "NotFound" || strings.HasSuffix(c, ".NotFound") || c == "InvalidAMIID.Unavailable"
 }
 
 // isBusy: something still uses the resource; it frees up on its own once

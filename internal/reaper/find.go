@@ -125,8 +125,16 @@ func (s *sweep) findKeyPairs(ctx context.Context) ([]*found, error) {
 }
 
 func (s *sweep) findImages(ctx context.Context) ([]*found, error) {
+	return s.describeImages(ctx, s.queries(ledger.KindImage, "image-id", "name"))
+}
+
+func (s *sweep) imagesByID(ctx context.Context, id string) ([]*found, error) {
+	return s.describeImages(ctx, [][]types.Filter{{{Name: aws.String("image-id"), Values: []string{id}}}})
+}
+
+func (s *sweep) describeImages(ctx context.Context, qs [][]types.Filter) ([]*found, error) {
 	var out []*found
-	for _, q := range s.queries(ledger.KindImage, "image-id", "name") {
+	for _, q := range qs {
 		p := ec2.NewDescribeImagesPaginator(s.c, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: q})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)

@@ -37,7 +37,7 @@ func simClient(url, region string) *ec2.Client {
 }
 
 func simClients(url string) ClientFactory {
-	return func(region string) (EC2API, error) { return simClient(url, region), nil }
+	return func(_ ledger.Location, region string) (EC2API, error) { return simClient(url, region), nil }
 }
 
 func testCtx(t testing.TB) context.Context {

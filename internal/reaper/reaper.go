@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,11 +20,24 @@ import (
 
 // Options configure a Reaper.
 type Options struct {
-	Clients       ClientFactory
-	DryRun        bool
-	IncludeImages bool
-	Log           *slog.Logger
-	Now           func() time.Time
+	Clients ClientFactory
+	// Identity, when set, is asked for the caller's account before any
+	// resource of a ledger location is looked at; a run recorded in
+	// another account is then kept, not written off as gone.
+	Identity IdentityFunc
+	// Overrides, when set, replace the recorded endpoint and profile
+	// (cleanup --endpoint-url, --profile).
+	Overrides ledger.Location
+	DryRun    bool
+	// KeepFailedImages keeps the AMIs and snapshots of runs that did not
+	// succeed (for debugging); by default they are leftovers like the
+	// rest, whatever their state.
+	KeepFailedImages bool
+	// Progress, when set, is told what a cleanup is waiting for, as it
+	// waits (the command prints it).
+	Progress func(msg string)
+	Log      *slog.Logger
+	Now      func() time.Time
 	// WaitTimeout bounds each wait: instances terminating, and retries of
 	// a resource still in use (DependencyViolation). Default 10 minutes.
 	WaitTimeout time.Duration
@@ -56,7 +71,22 @@ func New(opt Options) *Reaper {
 	if opt.Settle <= 0 {
 		opt.Settle = 20 * time.Second
 	}
+	if opt.Progress == nil {
+		opt.Progress = func(string) {}
+	}
 	return &Reaper{opt: opt}
+}
+
+// access applies the overrides to a recorded access location.
+func (r *Reaper) access(loc ledger.Location) ledger.Location {
+	loc = loc.Access()
+	if o := r.opt.Overrides; o.Endpoint != "" {
+		loc.Endpoint, loc.STSEndpoint = o.Endpoint, o.Endpoint
+	}
+	if o := r.opt.Overrides; o.Profile != "" {
+		loc.Profile, loc.CredentialsFile = o.Profile, o.CredentialsFile
+	}
+	return loc
 }
 
 // Run removes what run runID in the ledger dir left: the ids it recorded,
@@ -87,6 +117,7 @@ func (r *Reaper) All(ctx context.Context, dir string) (*Report, error) {
 		}
 		if len(run.Left()) == 0 && (run.Swept || len(run.Regions()) == 0) {
 			rep.Clean++
+			r.removeTempFiles(run, rep)
 			continue
 		}
 		if err := r.run(ctx, dir, run.ID, rep, false); err != nil {
@@ -140,32 +171,153 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 		return nil
 	}
 	left := run.Left()
-	byRegion := map[string][]ledger.Resource{}
+	type where struct {
+		loc    ledger.Location
+		region string
+	}
+	byWhere := map[where][]ledger.Resource{}
 	for _, res := range left {
 		if res.Kind == ledger.KindLocalFile {
 			r.removeFile(runID, res, rep, j)
 			continue
 		}
-		byRegion[res.Region] = append(byRegion[res.Region], res)
+		w := where{res.Location.Access(), res.Region}
+		byWhere[w] = append(byWhere[w], res)
 	}
-	// Tags find what the ledger lost; look in every region the run used.
-	failedBefore := rep.Count(Failed)
-	for _, region := range run.Regions() {
+	r.removeTempFiles(run, rep)
+	// Tags find what the ledger lost; look in every region the run used,
+	// in the account each of its builds used.
+	problemsBefore := rep.Count(Failed) + rep.Count(NotVerified)
+	for _, loc := range run.Locations() {
 		if ctx.Err() != nil {
 			break
 		}
-		sc := &scope{runID: runID, ledger: byRegion[region], j: j}
-		if err := r.region(ctx, region, sc, rep); err != nil {
-			return err
+		regions := map[string]bool{}
+		for _, res := range run.Resources {
+			if res.Kind != ledger.KindLocalFile && res.Location.Access() == loc && res.Region != "" {
+				regions[res.Region] = true
+			}
+		}
+		var sorted []string
+		for region := range regions {
+			sorted = append(sorted, region)
+		}
+		sort.Strings(sorted)
+		reach := r.access(loc)
+		if why, what := r.checkAccount(ctx, run, loc, reach); why != "" {
+			n := 0
+			for _, region := range sorted {
+				for _, res := range byWhere[where{loc, region}] {
+					n++
+					rep.add(Item{Run: runID, Region: region, Kind: res.Kind, ID: res.ID, Name: res.Token, Outcome: NotVerified,
+						Detail: why + "; check: " + VerifyCommand(res.Kind, res.ID, region, res.Location)})
+				}
+			}
+			if n == 0 && len(sorted) > 0 {
+				// Nothing listed, but the search by tags could not run.
+				rep.add(Item{Run: runID, Region: sorted[0], Outcome: NotVerified, Detail: why})
+			}
+			rep.Notes = append(rep.Notes, RunNote{runID, what})
+			continue
+		}
+		for _, region := range sorted {
+			if ctx.Err() != nil {
+				break
+			}
+			sc := &scope{runID: runID, ledger: byWhere[where{loc, region}], j: j, loc: reach, status: run.Status, kept: run.Kept, fromLedger: true}
+			if err := r.region(ctx, region, sc, rep); err != nil {
+				return err
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if j != nil && rep.Count(Failed) == failedBefore {
-		_ = j.Swept()
+	// Swept only when every resource is accounted for: nothing failed,
+	// nothing unverified, nothing kept back by a flag.
+	if j != nil && rep.Count(Failed)+rep.Count(NotVerified) == problemsBefore {
+		if again, err := ledger.Read(dir, runID); err == nil && len(again.Left()) == 0 {
+			_ = j.Swept()
+		}
 	}
 	return nil
+}
+
+// checkAccount returns, when loc cannot be cleaned with these
+// credentials, why in short (for each resource) and in full with the
+// command to run: they belong to another account than the one the run
+// recorded, or the account cannot be asked. "" when it can.
+func (r *Reaper) checkAccount(ctx context.Context, run *ledger.Run, loc, reach ledger.Location) (why, what string) {
+	if r.opt.Identity == nil {
+		return "", ""
+	}
+	var recorded []string
+	for _, a := range run.Accounts(loc) {
+		if a != "" {
+			recorded = append(recorded, a)
+		}
+	}
+	if len(recorded) == 0 {
+		return "", "" // skip_credential_validation: nothing to check against
+	}
+	want := loc
+	want.Account = recorded[0]
+	got, err := r.opt.Identity(ctx, reach)
+	if err != nil {
+		return "account not checked", fmt.Sprintf("kept what it recorded in %s: cannot tell which account these credentials reach (%v), and \"not found\" elsewhere proves nothing; run, with credentials for account %s: %s",
+			want, err, want.Account, CleanupCommandFor(run.ID, want))
+	}
+	for _, a := range recorded {
+		if a == got {
+			return "", ""
+		}
+	}
+	return "recorded in account " + want.Account + ", credentials reach " + got,
+		fmt.Sprintf("kept what it recorded in %s: these credentials reach account %s, where \"not found\" proves nothing; run, with credentials for account %s: %s",
+			want, got, want.Account, CleanupCommandFor(run.ID, want))
+}
+
+// CleanupCommandFor is the command that cleans run up from the location
+// it recorded: --profile and --endpoint-url as recorded.
+func CleanupCommandFor(runID string, loc ledger.Location) string {
+	cmd := "amibake cleanup --run-id " + runID
+	if loc.Profile != "" {
+		cmd += " --profile " + loc.Profile
+	}
+	if loc.Endpoint != "" {
+		cmd += " --endpoint-url " + loc.Endpoint
+	}
+	return cmd
+}
+
+// VerifyCommand is the aws CLI command that shows whether a resource
+// exists where the ledger recorded it.
+func VerifyCommand(kind ledger.Kind, id, region string, loc ledger.Location) string {
+	flags := " --region " + region + loc.CLIFlags()
+	if loc.Account != "" {
+		flags += " (with credentials for account " + loc.Account + ")"
+	}
+	if id == "" {
+		return "aws ec2 describe-tags --filters Name=key,Values=" + ledger.TagRunID + flags
+	}
+	switch kind {
+	case ledger.KindInstance:
+		return "aws ec2 describe-instances --instance-ids " + id + flags
+	case ledger.KindSecurityGroup:
+		return "aws ec2 describe-security-groups --group-ids " + id + flags
+	case ledger.KindKeyPair:
+		if strings.HasPrefix(id, "key-") {
+			return "aws ec2 describe-key-pairs --key-pair-ids " + id + flags
+		}
+		return "aws ec2 describe-key-pairs --key-names " + id + flags
+	case ledger.KindVolume:
+		return "aws ec2 describe-volumes --volume-ids " + id + flags
+	case ledger.KindImage:
+		return "aws ec2 describe-images --image-ids " + id + flags
+	case ledger.KindSnapshot:
+		return "aws ec2 describe-snapshots --snapshot-ids " + id + flags
+	}
+	return "aws ec2 describe-tags --filters Name=resource-id,Values=" + id + flags
 }
 
 // RunTagged removes what run runID left in regions, found by its
@@ -178,7 +330,7 @@ func (r *Reaper) RunTagged(ctx context.Context, runID string, regions []string) 
 			errs = append(errs, ctx.Err())
 			break
 		}
-		if err := r.region(ctx, region, &scope{runID: runID}, rep); err != nil {
+		if err := r.region(ctx, region, &scope{runID: runID, loc: r.access(ledger.Location{}), now: r.opt.Now()}, rep); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -186,8 +338,11 @@ func (r *Reaper) RunTagged(ctx context.Context, runID string, regions []string) 
 }
 
 // Tagged removes resources tagged amibake:run-id in regions whose
-// amibake:created-at is older than olderThan. Runs that are alive in the
-// local ledger dir (when dir is not empty) are left alone.
+// amibake:created-at is older than olderThan and whose run shows no sign
+// of life: its amibake:lease-until has passed (a running build keeps
+// pushing it forward, wherever it runs), or, without that tag, it is
+// younger than DefaultLease. Runs that are alive in the local ledger dir
+// (when dir is not empty) are left alone too.
 func (r *Reaper) Tagged(ctx context.Context, regions []string, olderThan time.Duration, dir string) (*Report, error) {
 	rep := &Report{DryRun: r.opt.DryRun}
 	alive := map[string]bool{}
@@ -205,12 +360,26 @@ func (r *Reaper) Tagged(ctx context.Context, regions []string, olderThan time.Du
 			errs = append(errs, ctx.Err())
 			break
 		}
-		sc := &scope{cutoff: r.opt.Now().Add(-olderThan), alive: alive}
+		sc := &scope{cutoff: r.opt.Now().Add(-olderThan), alive: alive, now: r.opt.Now(), loc: r.access(ledger.Location{})}
 		if err := r.region(ctx, region, sc, rep); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// removeTempFiles removes the local temporary files a dead run left in
+// the directory it recorded (shell provisioners' scripts, named after the
+// run: they may hold sensitive values). The caller knows the run is dead:
+// it holds its lock, or saw it unlocked.
+func (r *Reaper) removeTempFiles(run *ledger.Run, rep *Report) {
+	if run.TempDir == "" {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(run.TempDir, ledger.TempPrefix(run.ID)+"*"))
+	for _, path := range matches {
+		r.removeFile(run.ID, ledger.Resource{Kind: ledger.KindLocalFile, ID: path}, rep, nil)
+	}
 }
 
 func (r *Reaper) removeFile(runID string, res ledger.Resource, rep *Report, j *ledger.Journal) {
@@ -231,7 +400,7 @@ func (r *Reaper) removeFile(runID string, res ledger.Resource, rep *Report, j *l
 		it.Outcome = WouldRemove
 	default:
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			it.Outcome, it.Err, it.Detail = Failed, fmt.Errorf("remove private key file %s: %w", path, err), err.Error()
+			it.Outcome, it.Err, it.Detail = Failed, fmt.Errorf("remove local file %s: %w", path, err), err.Error()
 		} else {
 			it.Outcome = Removed
 		}
@@ -251,9 +420,28 @@ type scope struct {
 	runID  string // ledger mode: the amibake:run-id tag must be this
 	ledger []ledger.Resource
 	j      *ledger.Journal
+	status ledger.Status   // ledger mode: how the run ended
+	kept   map[string]bool // ledger mode: ids the run keeps (its artifacts)
+	// fromLedger: the local ledger knows the run, and that its process is
+	// gone (it holds the run's lock); otherwise only tags tell.
+	fromLedger bool
+	loc        ledger.Location
 
 	cutoff time.Time       // tagged mode: created before this
 	alive  map[string]bool // tagged mode: runs running here
+	now    time.Time       // tagged mode: to compare leases with
+}
+
+// imagesAreArtifacts says whether an available AMI found for this scope
+// stays: in ledger mode, when the run succeeded (its AMIs are its
+// product); in tagged mode, unless its lease ran out (the build that made
+// it never finished and so never lifted the lease).
+func (sc *scope) imagesAreArtifacts(f *found) bool {
+	if sc.fromLedger {
+		return sc.kept[f.id] || sc.status == ledger.StatusSucceeded
+	}
+	_, leased := f.tags[ledger.TagLeaseUntil]
+	return !leased
 }
 
 // eligible says whether the reaper may remove a resource with these tags.
@@ -266,10 +454,19 @@ func (sc *scope) eligible(f *found) (bool, string) {
 		if rid != sc.runID {
 			return false, "tagged for run " + rid + ", left alone"
 		}
+		if !sc.fromLedger {
+			// The run's ledger is elsewhere: only its lease says it is dead.
+			if ok, why := sc.leaseOver(f, rid); !ok {
+				return false, why
+			}
+		}
 		return true, ""
 	}
 	if sc.alive[rid] {
 		return false, "its run " + rid + " is still running"
+	}
+	if ok, why := sc.leaseOver(f, rid); !ok {
+		return false, why
 	}
 	created := f.created
 	if s, ok := f.tags[ledger.TagCreatedAt]; ok {
@@ -282,6 +479,27 @@ func (sc *scope) eligible(f *found) (bool, string) {
 	}
 	if created.After(sc.cutoff) {
 		return false, "younger than --older-than"
+	}
+	if _, ok := f.tags[ledger.TagLeaseUntil]; !ok && sc.now.Before(created.Add(ledger.DefaultLease)) {
+		// Made by a build that has not pushed a lease yet: it may be alive.
+		return false, "younger than the default lease (" + ledger.DefaultLease.String() + ") and no " + ledger.TagLeaseUntil + " tag yet"
+	}
+	return true, ""
+}
+
+// leaseOver says whether f's lease (amibake:lease-until) has run out; a
+// resource without the tag passes here (its age decides).
+func (sc *scope) leaseOver(f *found, rid string) (bool, string) {
+	v, ok := f.tags[ledger.TagLeaseUntil]
+	if !ok {
+		return true, ""
+	}
+	until, err := ledger.ParseCreatedAt(v)
+	if err != nil {
+		return false, "unreadable " + ledger.TagLeaseUntil + " tag " + strconv.Quote(v) + ": left alone"
+	}
+	if sc.now.Before(until) {
+		return false, "its run " + rid + " is alive (lease until " + ledger.CreatedAt(until) + ")"
 	}
 	return true, ""
 }
@@ -354,7 +572,7 @@ func (sc *scope) ledgerIDs(kind ledger.Kind) (ids, tokens []string) {
 
 // region sweeps one region: discover, then remove in dependency order.
 func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Report) error {
-	client, err := r.opt.Clients(region)
+	client, err := r.opt.Clients(sc.loc, region)
 	if err != nil {
 		return fmt.Errorf("clean up %s: EC2 client: %w", region, err)
 	}
@@ -416,6 +634,7 @@ func (r *Reaper) retryBusy(ctx context.Context, what string, f func(context.Cont
 			return fmt.Errorf("%s: still in use after %s: %w", what, r.opt.WaitTimeout, err)
 		}
 		r.opt.Log.Debug("reaper: still in use, retrying", "what", what, "in", delay, "err", err)
+		r.opt.Progress(fmt.Sprintf("%s: still in use (%s), retrying in %s", what, errorCode(err), delay))
 		if serr := sleep(ctx, delay); serr != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
 		}

@@ -299,7 +299,7 @@ func TestDependencyViolationRetry(t *testing.T) {
 			b.n.Store(tt.busy)
 			opts := fastOpts(srv.URL())
 			opts.WaitTimeout = 100 * time.Millisecond
-			opts.Clients = func(string) (EC2API, error) { return b, nil }
+			opts.Clients = func(ledger.Location, string) (EC2API, error) { return b, nil }
 			rep, _ := New(opts).Tagged(ctx, []string{region}, time.Hour, "")
 			if len(rep.Items) != 1 || rep.Items[0].Outcome != tt.want {
 				t.Fatalf("report:\n%s", rep)
@@ -314,7 +314,7 @@ func TestDependencyViolationRetry(t *testing.T) {
 	}
 }
 
-func TestIncludeImages(t *testing.T) {
+func TestFailedImagesByTags(t *testing.T) {
 	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(),
 		Faults: []ec2sim.FaultRule{{Action: "CreateImage", Fault: ec2sim.FaultImageFailed, Calls: []int{1}}}})
 	ctx := testCtx(t)
@@ -332,18 +332,18 @@ func TestIncludeImages(t *testing.T) {
 	}
 	snaps := len(inventory(srv, region).Snapshots)
 
-	rep, err := New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, time.Hour, "")
-	if err != nil || !slices.Contains(inventory(srv, region).Images, images["failed"]) {
-		t.Fatalf("without --include-images: %v\n%s", err, rep)
-	}
-	if !strings.Contains(rep.String(), "--include-images") {
-		t.Errorf("report does not point at --include-images:\n%s", rep)
-	}
 	opts := fastOpts(srv.URL())
-	opts.IncludeImages = true
-	rep, err = New(opts).Tagged(ctx, []string{region}, time.Hour, "")
+	opts.KeepFailedImages = true
+	rep, err := New(opts).Tagged(ctx, []string{region}, time.Hour, "")
+	if err != nil || !slices.Contains(inventory(srv, region).Images, images["failed"]) {
+		t.Fatalf("with --keep-failed-images: %v\n%s", err, rep)
+	}
+	if !strings.Contains(rep.String(), "kept by --keep-failed-images") {
+		t.Errorf("report does not say why the image stays:\n%s", rep)
+	}
+	rep, err = New(fastOpts(srv.URL())).Tagged(ctx, []string{region}, time.Hour, "")
 	if err != nil || rep.Err() != nil {
-		t.Fatalf("with --include-images: %v\n%s", err, rep)
+		t.Fatalf("default: %v\n%s", err, rep)
 	}
 	t.Logf("report:\n%s", rep)
 	inv := inventory(srv, region)
@@ -355,6 +355,67 @@ func TestIncludeImages(t *testing.T) {
 	}
 	if len(inv.Instances) != 1 {
 		t.Errorf("the untagged instance was touched: %+v", inv)
+	}
+}
+
+// An AMI of a run that did not succeed is a leftover whatever its state:
+// an available one is removed, a pending one is waited for and removed;
+// a succeeded run's AMI stays.
+func TestImagesOfUnfinishedRuns(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.Latency{ImagePending: 1500 * time.Millisecond}})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	dir := t.TempDir()
+	inst := f.instance("", nil)
+	mk := func(run string, status ledger.Status) string {
+		j, err := ledger.Open(dir, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		j.Start("t")
+		tags := tagsFor(run, time.Now())
+		e, _ := j.Intend(ledger.KindImage, region, run)
+		out, err := f.c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(inst), Name: aws.String(run),
+			TagSpecifications: append(tagSpec(types.ResourceTypeImage, tags), tagSpec(types.ResourceTypeSnapshot, tags)...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.ImageId)
+		j.Created(e, id)
+		if status != "" {
+			j.End(status)
+		}
+		return id
+	}
+	killedAvail := mk("run-killed", "") // the process died: no end record
+	failedAvail := mk("run-failed", ledger.StatusFailed)
+	good := mk("run-ok", ledger.StatusSucceeded)
+	time.Sleep(1600 * time.Millisecond) // all three are available now
+	var progress []string
+	opts := fastOpts(srv.URL())
+	opts.Progress = func(m string) { progress = append(progress, m) }
+	// A fresh image of a killed run, still pending.
+	pending2 := mk("run-killed-2", "")
+	rep, err := New(opts).All(ctx, dir)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("All: %v %v\n%s", err, rep.Err(), rep)
+	}
+	t.Logf("report:\n%s", rep)
+	inv := inventory(srv, region)
+	for _, id := range []string{killedAvail, failedAvail, pending2} {
+		if slices.Contains(inv.Images, id) {
+			t.Errorf("image %s of a run that did not succeed stays: %v", id, inv.Images)
+		}
+	}
+	if !slices.Contains(inv.Images, good) {
+		t.Errorf("the successful run's AMI %s was removed", good)
+	}
+	if len(inv.Snapshots) != 1 {
+		t.Errorf("snapshots left: %v, want only the successful AMI's", inv.Snapshots)
+	}
+	if !slices.ContainsFunc(progress, func(m string) bool { return strings.Contains(m, "waiting for image "+pending2) }) {
+		t.Errorf("cleanup did not say it waited for the pending image: %q", progress)
 	}
 }
 

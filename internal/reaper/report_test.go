@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/amibake/amibake/internal/ledger"
@@ -50,5 +51,20 @@ func golden(t *testing.T, name, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestReportNotVerified(t *testing.T) {
+	rep := &Report{Items: []Item{{Run: "r1", Region: "us-east-1", Kind: ledger.KindInstance, ID: "i-1", Outcome: NotVerified,
+		Detail: "recorded in account 111111111111, credentials reach 222222222222; check: aws ec2 describe-instances --instance-ids i-1 --region us-east-1"}},
+		Notes: []RunNote{{"r1", "kept what it recorded in account 111111111111: run, with credentials for account 111111111111: amibake cleanup --run-id r1"}}}
+	out := rep.String()
+	for _, want := range []string{"not verified: recorded in account 111111111111", "run r1: kept what it recorded", "0 removed, 0 already gone, 0 kept, 0 skipped, 0 failed, 1 not verified.\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "instance i-1 in us-east-1 not verified") {
+		t.Errorf("Err = %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package reaper
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +26,7 @@ type sweep struct {
 	inLedger                                            map[string]bool // ids the ledger names
 	unmatched                                           []ledger.Resource
 	terminated                                          map[string]bool // instances this sweep saw terminate
+	notTerminated                                       []string        // instances it failed to terminate
 }
 
 func (s *sweep) tagFilter() types.Filter {
@@ -225,6 +227,8 @@ func (s *sweep) removeInstances(ctx context.Context) {
 		s.done(it, errs[it.ID], "terminate instance")
 		if errs[it.ID] == nil {
 			s.terminated[it.ID] = true
+		} else {
+			s.notTerminated = append(s.notTerminated, it.ID)
 		}
 	}
 }
@@ -261,6 +265,8 @@ func (s *sweep) waitTerminated(ctx context.Context, ids []string) error {
 		if s.r.opt.Now().Add(delay).After(deadline) {
 			return fmt.Errorf("waited %s for instances to terminate, still: %v", s.r.opt.WaitTimeout, pending)
 		}
+		s.r.opt.Progress(fmt.Sprintf("waiting for instances to terminate in %s: %s (%s so far)", s.region, strings.Join(pending, ", "),
+			s.r.opt.WaitTimeout-deadline.Sub(s.r.opt.Now()).Round(time.Second)))
 		if err := sleep(ctx, delay); err != nil {
 			return fmt.Errorf("wait for instances %v to terminate: %w", pending, err)
 		}
@@ -331,12 +337,22 @@ func (s *sweep) removeGroups(ctx context.Context) {
 			s.done(it, nil, "")
 			continue
 		}
-		// An instance's network interface holds its group for a while
-		// after the instance is gone: DependencyViolation until then.
-		err := s.r.retryBusy(ctx, "delete security group "+f.id, func(ctx context.Context) error {
+		del := func(ctx context.Context) error {
 			_, err := s.c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(f.id)})
 			return err
-		})
+		}
+		var err error
+		if len(s.notTerminated) > 0 {
+			// An instance this sweep could not terminate may hold the
+			// group: waiting would wait for what cannot happen.
+			if err = del(ctx); err != nil && isBusy(err) {
+				err = fmt.Errorf("%w; instance(s) %s could not be terminated and may hold it: run the same cleanup again once they can be", err, strings.Join(s.notTerminated, ", "))
+			}
+		} else {
+			// An instance's network interface holds its group for a while
+			// after the instance is gone: DependencyViolation until then.
+			err = s.r.retryBusy(ctx, "delete security group "+f.id, del)
+		}
 		s.done(it, err, "delete security group")
 	}
 }
@@ -360,14 +376,19 @@ func (s *sweep) removeKeyPairs(ctx context.Context) {
 	}
 }
 
-// Images: an available AMI is an artifact and stays; one left pending or
-// failed goes with --include-images, and so do its snapshots.
+// Images: what a run made is an artifact only if the run says so
+// (scope.imagesAreArtifacts). Any other image goes, whatever its state
+// (a pending one is waited for first), and its snapshots with it, unless
+// KeepFailedImages keeps it for a look.
 func (s *sweep) removeImages(ctx context.Context) {
 	handled := map[string]bool{}
 	for _, f := range s.images {
-		if f.state == string(types.ImageStateAvailable) || f.state == string(types.ImageStateDeregistered) || f.state == "disabled" {
-			if f.state == string(types.ImageStateAvailable) && s.inLedger[f.id] {
-				s.rep.add(Item{Run: s.sc.runID, Region: s.region, Kind: f.kind, ID: f.id, Name: f.name, Outcome: Kept, Detail: "available AMI"})
+		if f.state == string(types.ImageStateDeregistered) {
+			continue
+		}
+		if (f.state == string(types.ImageStateAvailable) || f.state == "disabled") && s.sc.imagesAreArtifacts(f) {
+			if s.inLedger[f.id] {
+				s.rep.add(Item{Run: s.sc.runID, Region: s.region, Kind: f.kind, ID: f.id, Name: f.name, Outcome: Kept, Detail: "available AMI of a successful run"})
 				if s.sc.j != nil {
 					_ = s.sc.j.Kept(f.kind, s.region, f.id)
 				}
@@ -379,31 +400,78 @@ func (s *sweep) removeImages(ctx context.Context) {
 		}
 		it, ok := s.item(f)
 		if !ok {
+			for _, snap := range f.snapshots {
+				handled[snap] = true
+			}
 			continue
 		}
-		if !s.r.opt.IncludeImages {
-			it.Outcome, it.Detail = Skipped, f.state+" image: add --include-images to remove it"
+		if s.r.opt.KeepFailedImages {
+			it.Outcome, it.Detail = Skipped, f.state+" image of a run that did not succeed, kept by --keep-failed-images"
 			s.rep.add(*it)
+			for _, snap := range f.snapshots {
+				handled[snap] = true
+			}
 			continue
 		}
 		var err error
 		if !s.r.opt.DryRun {
-			_, err = s.c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(f.id)})
+			if f.state == string(types.ImageStatePending) {
+				// Deregistering a pending image can leave its snapshot
+				// being made: wait until EC2 is done with it.
+				if f, err = s.waitImage(ctx, f); err == nil && f == nil {
+					s.done(it, notFound, "")
+					continue
+				}
+			}
+			if err == nil {
+				_, err = s.c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(it.ID)})
+			}
 		}
 		s.done(it, err, "deregister image")
 		if err != nil && !isGone(err) {
 			continue
 		}
-		for _, snap := range f.snapshots {
-			handled[snap] = true
-			s.removeSnapshot(ctx, snap, nil)
+		if f != nil {
+			for _, snap := range f.snapshots {
+				handled[snap] = true
+				s.removeSnapshot(ctx, snap, nil)
+			}
 		}
 	}
 	for _, f := range s.snapshots {
-		if handled[f.id] || !s.r.opt.IncludeImages {
+		if handled[f.id] {
 			continue
 		}
 		s.removeSnapshot(ctx, f.id, f)
+	}
+}
+
+// waitImage waits, up to WaitTimeout, for a pending image to be
+// available or failed, saying what it waits for; nil when it is gone.
+func (s *sweep) waitImage(ctx context.Context, f *found) (*found, error) {
+	start := s.r.opt.Now()
+	delay := s.r.opt.Poll
+	for {
+		s.r.opt.Progress(fmt.Sprintf("waiting for image %s of run %s in %s to leave the pending state before removing it (%s so far)",
+			f.id, f.tags[ledger.TagRunID], s.region, s.r.opt.Now().Sub(start).Round(time.Second)))
+		if err := sleep(ctx, delay); err != nil {
+			return f, fmt.Errorf("wait for pending image %s: %w", f.id, err)
+		}
+		fs, err := s.imagesByID(ctx, f.id)
+		if err != nil {
+			return f, err
+		}
+		if len(fs) == 0 {
+			return nil, nil
+		}
+		if fs[0].state != string(types.ImageStatePending) {
+			return fs[0], nil
+		}
+		f = fs[0]
+		if s.r.opt.Now().Sub(start) > s.r.opt.WaitTimeout {
+			return f, fmt.Errorf("image %s still pending after %s; run the same cleanup again later", f.id, s.r.opt.WaitTimeout)
+		}
+		delay = min(delay*2, 15*time.Second)
 	}
 }
 
@@ -420,12 +488,15 @@ func (s *sweep) removeSnapshot(ctx context.Context, id string, f *found) {
 		}
 		f = fs[0]
 	}
+	if s.sc.kept[id] {
+		return // an artifact's snapshot
+	}
 	it, ok := s.item(f)
 	if !ok {
 		return
 	}
-	if !s.r.opt.IncludeImages {
-		it.Outcome, it.Detail = Skipped, "add --include-images to remove snapshots"
+	if s.r.opt.KeepFailedImages {
+		it.Outcome, it.Detail = Skipped, "snapshot of a run that did not succeed, kept by --keep-failed-images"
 		s.rep.add(*it)
 		return
 	}

@@ -194,7 +194,7 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	c := &p.cfg
 	scripts := slices.Clone(p.scripts)
 	if c.Inline != nil {
-		name, err := p.writeInline()
+		name, err := p.writeInline(provisioner.TempPattern(b, "packer-shell*"))
 		if err != nil {
 			return err
 		}
@@ -245,8 +245,8 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	return nil
 }
 
-func (p *Provisioner) writeInline() (string, error) {
-	f, err := os.CreateTemp("", "packer-shell")
+func (p *Provisioner) writeInline(pattern string) (string, error) {
+	f, err := os.CreateTemp("", pattern)
 	if err != nil {
 		return "", fmt.Errorf("Error preparing shell script: %w", err)
 	}

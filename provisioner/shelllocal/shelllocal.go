@@ -219,6 +219,11 @@ func templateData(generated map[string]string, vars, script string) map[string]s
 // Run runs each script on the local host. builtin holds the PACKER_*
 // variables; generated is the build data for execute_command templates.
 func (r *Runner) Run(ctx context.Context, u ui.UI, builtin, generated map[string]string) error {
+	return r.run(ctx, u, builtin, generated, "packer-shell*")
+}
+
+// run is Run with the pattern of the inline script's temporary file.
+func (r *Runner) run(ctx context.Context, u ui.UI, builtin, generated map[string]string, tempPattern string) error {
 	c := &r.cfg
 	if len(c.OnlyOn) > 0 && !slices.Contains(c.OnlyOn, runtime.GOOS) {
 		u.Say("Skipping shell-local due to runtime OS")
@@ -226,7 +231,7 @@ func (r *Runner) Run(ctx context.Context, u ui.UI, builtin, generated map[string
 	}
 	scripts := slices.Clone(r.scripts)
 	if c.Inline != nil {
-		name, err := r.writeInline()
+		name, err := r.writeInline(tempPattern)
 		if err != nil {
 			return err
 		}
@@ -264,8 +269,8 @@ func (r *Runner) Run(ctx context.Context, u ui.UI, builtin, generated map[string
 	return nil
 }
 
-func (r *Runner) writeInline() (string, error) {
-	f, err := os.CreateTemp("", "packer-shell")
+func (r *Runner) writeInline(pattern string) (string, error) {
+	f, err := os.CreateTemp("", pattern)
 	if err != nil {
 		return "", fmt.Errorf("Error preparing shell script: %w", err)
 	}
@@ -343,7 +348,7 @@ func (p *Provisioner) Provision(ctx context.Context, u ui.UI, comm communicator.
 	if b.Port != 0 {
 		generated["Port"] = fmt.Sprint(b.Port)
 	}
-	return p.Run(ctx, u, builtin, generated)
+	return p.run(ctx, u, builtin, generated, provisioner.TempPattern(b, "packer-shell*"))
 }
 
 var _ provisioner.Provisioner = (*Provisioner)(nil)

@@ -208,3 +208,22 @@ func TestLinuxPath(t *testing.T) {
 		}
 	}
 }
+
+// The inline script is named after the run, so that `amibake cleanup`
+// finds it if the run is killed while it exists.
+func TestInlineFileNamedAfterRun(t *testing.T) {
+	p, diags := New(provisionertest.HCL(t, "shell-local", `inline = ["true"]`, nil), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	u := &provisionertest.UI{}
+	b := *build
+	b.TempPrefix = "amibake-20261202T000000Z-abcdef-"
+	if err := p.Provision(context.Background(), u, nil, &b); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Lines[0], "say: Running local shell script: ")
+	if !strings.HasPrefix(filepath.Base(name), b.TempPrefix+"packer-shell") {
+		t.Errorf("inline script %s is not named after the run", name)
+	}
+}

@@ -1,14 +1,15 @@
-package main
+package soak
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
 
 // The summary is the soak's contract with CI: keep its shape.
 func TestSummaryLine(t *testing.T) {
-	got := summary{n: 30, ok: 25, failed: 5, hung: 0, leaked: 0, medianCalls: 41, p95: 23456 * time.Millisecond}.line()
+	got := Summary{N: 30, OK: 25, Failed: 5, Hung: 0, Leaked: 0, MedianCalls: 41, P95: 23456 * time.Millisecond}.Line()
 	want := "soak: 30 builds, 25 succeeded, 5 failed with a clear error, 0 hung, 0 resources leaked, 41 API calls per build (median), P95 wall 23.5 s"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -50,5 +51,29 @@ func TestNormalise(t *testing.T) {
 	b := normalise("Build 'x' errored after 12 seconds: delete sg-fedcba9876543210f in run 20261126T000000Z-000000")
 	if a != b {
 		t.Errorf("messages differing only in ids and durations stay apart:\n%s\n%s", a, b)
+	}
+}
+
+func TestTouchedRuns(t *testing.T) {
+	out := `RUN                      REGION          KIND            ID                     OUTCOME
+20261202T000000Z-aaaaaa  ap-northeast-1  instance        i-0123456789abcdef0    removed
+20261202T000000Z-bbbbbb  ap-northeast-1  security-group  sg-0123456789abcdef0   skipped: its run 20261202T000000Z-bbbbbb is alive (lease until 2026-12-02T00:00:09Z)
+20261202T000000Z-cccccc  ap-northeast-1  key-pair        key-0123456789abcdef0  already gone
+1 removed, 1 already gone, 0 kept, 1 skipped, 0 failed.
+`
+	got := touchedRuns(out)
+	if len(got) != 2 || got[0].run != "20261202T000000Z-aaaaaa" || got[0].outcome != "removed" || got[1].outcome != "already" {
+		t.Errorf("touchedRuns = %+v", got)
+	}
+}
+
+func TestArtifactLines(t *testing.T) {
+	out := "==> Builds finished. The artifacts of successful builds are:\n--> amazon-ebs: AMIs were created:\nap-northeast-1: ami-0123456789abcdef0\nus-west-2: ami-0fedcba987654321f\n"
+	var got []string
+	for _, m := range artifactRe.FindAllStringSubmatch(out, -1) {
+		got = append(got, m[1])
+	}
+	if strings.Join(got, ",") != "ami-0123456789abcdef0,ami-0fedcba987654321f" {
+		t.Errorf("artifacts = %v", got)
 	}
 }

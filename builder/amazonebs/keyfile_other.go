@@ -1,0 +1,6 @@
+//go:build !unix
+
+package amazonebs
+
+// O_EXCL alone refuses an existing name, links included.
+const oNoFollow = 0
