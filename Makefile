@@ -16,7 +16,7 @@ else
   ISOLATE = unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"' sh -c
 endif
 
-.PHONY: all setup build test bench soak lint fuzz demo deps clean
+.PHONY: all setup build test bench soak lint fuzz demo deps clean dist
 
 all: build
 
@@ -67,10 +67,40 @@ fuzz:
 	  done; \
 	done
 
-# The main job on the embedded default: start the simulator and bake the
-# tutorial template against it.
+# The main job on the embedded default: the simulator starts, runs
+# bin/amibake build on the tutorial template against itself, and stops.
 demo: setup build
-	$(ISOLATE) './bin/amibake demo examples/tutorial/hello_ami.json'
+	$(ISOLATE) './bin/ec2sim demo examples/tutorial/hello_ami.json'
+
+# Release archives of amibake for every platform it runs on, with
+# SHA256SUMS. Reproducible: -trimpath, no build id, the archives' files
+# dated at the commit (SOURCE_DATE_EPOCH), sorted, owned by 0:0, gzip -n,
+# zip -X. Needs GNU tar, gzip and zip (Debian). The Makefile rather than a
+# release tool: goreleaser would pull hundreds of modules for a loop of six
+# go builds (see README, Releases).
+VERSION           ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+COMMIT            ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 315532800)
+DIST              ?= dist
+PLATFORMS         := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+DIST_LDFLAGS      := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+dist:
+	@rm -rf '$(DIST)' && mkdir -p '$(DIST)/.stage'
+	@set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; exe=amibake; [ $$os != windows ] || exe=amibake.exe; \
+	  name=amibake_$(VERSION)_$${os}_$${arch}; stage='$(DIST)/.stage/'$$name; mkdir -p "$$stage"; \
+	  echo "==> $$name: go build"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(DIST_LDFLAGS)' -o "$$stage/$$exe" ./cmd/amibake; \
+	  cp README.md "$$stage/"; chmod 0755 "$$stage/$$exe"; chmod 0644 "$$stage/README.md"; \
+	  touch -d @$(SOURCE_DATE_EPOCH) "$$stage/$$exe" "$$stage/README.md"; \
+	  if [ $$os = windows ]; then \
+	    (cd "$$stage" && TZ=UTC zip -q -X "../$$name.zip" $$exe README.md) && mv "$$stage/../$$name.zip" '$(DIST)/'; \
+	  else \
+	    tar -C "$$stage" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$(SOURCE_DATE_EPOCH) --format=ustar -cf - $$exe README.md | gzip -n -9 > '$(DIST)/'$$name.tar.gz; \
+	  fi; \
+	done
+	@rm -rf '$(DIST)/.stage'
+	@cd '$(DIST)' && sha256sum amibake_* > SHA256SUMS && cat SHA256SUMS
 
 clean:
 	rm -rf bin
