@@ -21,21 +21,28 @@ endif
 all: build
 
 deps:
-	$(GO) mod download
+	@echo "==> deps: go mod download"
+	@$(GO) mod download
 
 # What the simulator's instances need: OpenSSH's sshd and a static busybox
-# for their root filesystems (Debian packages; needs root).
-SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl
+# for their root filesystems (Debian packages; needs root). The tests also
+# run pre-commit (the hooks), zip (make dist) and jq (examples/ci).
+SYSPKGS := openssh-server openssh-client busybox-static iproute2 util-linux coreutils curl git pre-commit zip jq
+# apt waits this long for a lock held by another apt (unattended upgrades
+# at first boot) instead of failing at once.
+APT := apt-get -o DPkg::Lock::Timeout=600
 setup:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: run as root to install:$$missing"; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  echo "==> setup: installing$$missing (apt-get)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; \
 	fi
 
 # Static binaries: no dynamic loader at start-up (about 1 ms of every
 # `amibake validate` in a pre-commit hook).
 build:
+	@echo "==> build: bin/amibake and bin/ec2sim (the first build compiles the AWS SDK: a few minutes on 2 cores)"
 	CGO_ENABLED=0 $(GO) build -o bin/amibake ./cmd/amibake
 	CGO_ENABLED=0 $(GO) build -o bin/ec2sim ./cmd/ec2sim
 
