@@ -52,7 +52,7 @@ build:
 # leaked resource or unclear error; make soak runs a longer one.
 test: setup deps
 	$(GO) vet ./...
-	$(ISOLATE) 'GOPROXY=off $(GO) test -count=1 -timeout 12m $(PKGS)'
+	$(ISOLATE) 'GOPROXY=off $(GO) test -count=1 -timeout 20m $(PKGS)'
 	$(ISOLATE) 'GOPROXY=off CGO_ENABLED=0 $(GO) build -o bin/amibake ./cmd/amibake && GOPROXY=off $(GO) run ./cmd/soak -n 30 -seed 1'
 
 bench: deps build

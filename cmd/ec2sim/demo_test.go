@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/amibake/amibake/internal/ec2sim"
 )
@@ -163,4 +164,61 @@ func TestDemoBakesTutorial(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^ap-northeast-1: ami-[0-9a-f]{17}$`).MatchString(out.String()) {
 		t.Errorf("no AMI in the output:\n%s", out.String())
 	}
+}
+
+// Stopping the demo (SIGTERM from a supervisor; here its context) passes
+// SIGTERM on to amibake, which cleans up while the simulator still serves:
+// amibake's exit status comes back and nothing is left.
+func TestDemoStopCleansUp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the simulator's instances run sshd, which needs root (make test runs as root)")
+	}
+	bin := buildAmibake(t)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int)
+	// sshd comes up late: the build waits for SSH with an instance running.
+	go func() {
+		done <- runDemo(ctx, []string{"-amibake", bin, "-latency", "zero"}, nil, &out, &errOut,
+			ec2sim.Options{SSHStartDelay: 5 * time.Minute})
+	}()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String()+errOut.String(), "Waiting for SSH to become available") {
+		select {
+		case code := <-done:
+			t.Fatalf("the demo ended first: exit %d\n%s\n%s", code, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("no SSH wait within 60 s:\n%s\n%s", out.String(), errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	code := <-done
+	if code != 143 {
+		t.Errorf("exit %d, want amibake's 143 (SIGTERM)\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if strings.Contains(errOut.String(), "left in the simulator") {
+		t.Errorf("amibake left resources:\n%s", errOut.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the test reads while amibake writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
