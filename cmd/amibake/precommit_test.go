@@ -116,12 +116,25 @@ func TestPreCommitHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gitEnv := append(os.Environ(),
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid")
+	// try-repo takes a git repository (with uncommitted changes, it
+	// commits them in a shadow copy). A source tree that is not one, such
+	// as an unpacked archive, is committed into a scratch repository.
+	if err := exec.Command("git", "-C", root, "rev-parse", "--show-toplevel").Run(); err != nil {
+		repo := t.TempDir()
+		cp := exec.Command("sh", "-c", `tar -C "$0" --exclude=./bin --exclude=./dist -cf - . | tar -C "$1" -xf - && cd "$1" && git init -q && git add -A && git commit -qm tree`, root, repo)
+		cp.Env = gitEnv
+		if out, err := cp.CombinedOutput(); err != nil {
+			t.Fatalf("make a git repository of %s: %v\n%s", root, err, out)
+		}
+		root = repo
+	}
 	home := t.TempDir()
-	env := append(os.Environ(),
+	env := append(gitEnv,
 		"PRE_COMMIT_HOME="+filepath.Join(home, "pre-commit"),
 		"PRE_COMMIT_COLOR=never",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid",
 		"XDG_STATE_HOME="+filepath.Join(home, "state"),
 	)
 	// tryRepo runs one hook over every file of repo and returns whether it
