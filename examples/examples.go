@@ -1,5 +1,5 @@
 // Package examples ships the example templates. The tutorial template is
-// also embedded, for `amibake demo`, so that the demo and the file users
+// also embedded, for `ec2sim demo`, so that the demo and the file users
 // copy are one and the same.
 package examples
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,10 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/amibake/amibake/examples"
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/build"
-	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
@@ -77,7 +73,7 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 	return cmd
 }
 
-// register adds the flags of build (and demo, which takes the same).
+// register adds the flags of build.
 // JSON templates have no build block for reuse = true: --reuse is the way
 // to turn reuse on there.
 func (o *buildOptions) register(fs *pflag.FlagSet) {
@@ -301,75 +297,3 @@ func warnDeadRuns(root *ui.Root, dir string) {
 	}
 }
 
-func init() { commands = append(commands, newDemoCmd) }
-
-// newDemoCmd builds a template against the bundled EC2 simulator, started
-// in this process: the main job, end to end, on a machine without AWS.
-func newDemoCmd(f *factory) *cobra.Command {
-	o := &buildOptions{}
-	cmd := &cobra.Command{
-		Use:   "demo [flags] [TEMPLATE]",
-		Short: "Build a template against the bundled EC2 simulator (default: the Packer tutorial)",
-		Long: `Start the bundled EC2 simulator on loopback and build TEMPLATE against it (the
-classic Packer tutorial template when none is given), exactly as 'amibake build'
-would against AWS: only the endpoint differs. Instances are real OpenSSH hosts,
-which needs root. Accepts the flags of 'amibake build'.`,
-		Args:               cobra.ArbitraryArgs,
-		DisableFlagParsing: true,
-	}
-	o.tf.register(cmd)
-	o.register(cmd.Flags())
-	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
-		if len(args) > 1 {
-			return &usageError{fmt.Errorf("demo takes at most one template path\nSee '%s --help'.", cmd.CommandPath())}
-		}
-		ctx := cmd.Context()
-		path := ""
-		if len(args) == 1 {
-			path = args[0]
-		} else {
-			dir, err := os.MkdirTemp("", "amibake-demo-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			path = filepath.Join(dir, "hello_ami.json")
-			if err := os.WriteFile(path, examples.TutorialJSON, 0o600); err != nil {
-				return err
-			}
-		}
-		simCtx, stopSim := context.WithCancel(context.Background())
-		defer stopSim()
-		srv, err := ec2sim.Start(simCtx, ec2sim.Options{Latency: ec2sim.DefaultLatency(), Consistency: ec2sim.DefaultConsistency()})
-		if err != nil {
-			return &exitError{code: 1, err: fmt.Errorf("start the EC2 simulator: %w", err)}
-		}
-		defer srv.Close()
-		fmt.Fprintf(f.IO.ErrOut, "EC2 simulator listening on %s\n\n", srv.URL())
-		env := map[string]string{
-			"AWS_ENDPOINT_URL":          srv.URL(),
-			"AMIBAKE_CHECKIP_URL":       srv.URL() + "/_sim/myip",
-			"AWS_EC2_METADATA_DISABLED": "true",
-			"AWS_ACCESS_KEY_ID":         "AKIDAMIBAKEDEMO",
-			"AWS_SECRET_ACCESS_KEY":     "amibake-demo",
-		}
-		for k, v := range env {
-			// The SDK reads the process environment.
-			if err := os.Setenv(k, v); err != nil {
-				return err
-			}
-		}
-		for _, k := range []string{"AWS_PROFILE", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_SESSION_TOKEN"} {
-			_ = os.Unsetenv(k)
-		}
-		getenv := f.Getenv
-		f.Getenv = func(k string) string {
-			if v, ok := env[k]; ok {
-				return v
-			}
-			return getenv(k)
-		}
-		return runBuild(ctx, f, o, path)
-	})
-	return cmd
-}

@@ -13,9 +13,6 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-// version is set by the linker: -ldflags "-X main.version=v1.2.3".
-var version = "0.1.0-dev"
-
 // factory carries what every command needs, so that tests can swap it.
 type factory struct {
 	IO      *ui.IOStreams
@@ -48,6 +45,7 @@ provisions it over SSH, creates the AMI and removes everything temporary.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate(versionLine() + "\n") // --version prints what `version` does
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
@@ -68,7 +66,7 @@ provisions it over SSH, creates the AMI and removes everything temporary.`,
 // directories: shell completion offers those.
 var takesTemplates = map[string]bool{
 	"build": true, "validate": true, "plan": true, "inspect": true,
-	"demo": true, "hcl2-upgrade": true, "fmt": true, "prune": true,
+	"hcl2-upgrade": true, "fmt": true, "prune": true,
 }
 
 func completeTemplates(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {

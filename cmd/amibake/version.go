@@ -11,7 +11,35 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
+// version and commit are stamped by the linker (make dist):
+// -ldflags "-X main.version=v1.2.3 -X main.commit=<sha>".
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
+
 func init() { commands = append(commands, newVersionCmd) }
+
+// versionLine is what `amibake version` and `amibake --version` print. A
+// binary built by `go install ...@v1.2.3` is not stamped but knows its
+// module version.
+func versionLine() string {
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "0.1.0-dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown commit"
+	}
+	return fmt.Sprintf("amibake %s (%s, %s %s/%s)", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 func newVersionCmd(f *factory) *cobra.Command {
 	var machine bool
@@ -20,7 +48,7 @@ func newVersionCmd(f *factory) *cobra.Command {
 		Short: "Print amibake's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			line := fmt.Sprintf("amibake %s (%s %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			line := versionLine()
 			if machine {
 				// Packer's lines, its "version-prelease" spelling included.
 				root := ui.New(f.IO, ui.Options{MachineReadable: true})

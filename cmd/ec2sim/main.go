@@ -2,6 +2,7 @@
 // GetCallerIdentity) on loopback, with instances that are real SSH hosts.
 //
 //	go run ./cmd/ec2sim            # then paste the printed export line
+//	ec2sim demo [TEMPLATE]         # start, run bin/amibake build against itself, stop
 //
 // Instances' sshd listen on port 22 of their own 127.x.y.z addresses,
 // which needs root (as do the namespaces and overlays instances run in, and
@@ -25,6 +26,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "demo" { // demo.go
+		os.Exit(runDemo(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr, ec2sim.Options{}))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))

@@ -130,7 +130,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeAmibakeBin()
+	os.Exit(code)
 }
 
 // TestSignalStopsCleanly: SIGTERM and SIGINT stop the simulator through

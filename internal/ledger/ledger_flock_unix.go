@@ -8,6 +8,11 @@ import (
 	"syscall"
 )
 
+// On Unix (Linux, macOS, the BSDs) a run's lock is flock(2) on its
+// journal: advisory, held by the open file description, released by the
+// kernel when the process exits however it exits (SIGKILL included), so a
+// dead run is never seen as running. Windows: ledger_flock_windows.go.
+
 // tryLock takes an exclusive flock on f without waiting.
 func tryLock(f *os.File) (bool, error) {
 	for {
