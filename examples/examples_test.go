@@ -77,9 +77,11 @@ func TestExamplesValidate(t *testing.T) {
 // the reference: amibake must run them unchanged.
 func TestTutorialUnchanged(t *testing.T) {
 	for _, name := range []string{"hello_ami.json", "hello_ami_provisioned.json"} {
-		ref, err := os.ReadFile(filepath.Join("/work/shared/reference/tutorial", name))
+		ref, err := os.ReadFile(filepath.Join("..", "..", "shared", "reference", "tutorial", name))
 		if err != nil {
-			t.Skipf("reference tutorial not available on this machine: %v", err)
+			// shared/ stands beside the repository on developers' machines
+			// and in CI; a bare clone has no reference to compare with.
+			t.Skipf("reference tutorial not beside the repository: %v", err)
 		}
 		got, err := os.ReadFile(filepath.Join("tutorial", name))
 		if err != nil || string(got) != string(ref) {

@@ -296,4 +296,3 @@ func warnDeadRuns(root *ui.Root, dir string) {
 		root.Error(fmt.Sprintf("Warning: %d earlier run(s) whose process is gone left %d resource(s) behind; remove them with: amibake cleanup --all", n, res))
 	}
 }
-

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/reuse"
@@ -48,6 +49,7 @@ func (w *world) ec2(region string) *ec2.Client {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "simulator-secret", ""),
 		BaseEndpoint: aws.String(w.url),
+		HTTPClient:   awsclient.HTTPClient(nil),
 	}, func(o *ec2.Options) { o.RetryMaxAttempts = 3 })
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/artifact"
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ui"
 	"github.com/amibake/amibake/provisioner/provisionertest"
@@ -43,7 +44,7 @@ func TestPerRegionAsThePlugin(t *testing.T) {
 	}
 	ctx := context.Background()
 	client := func(region string) *ec2.Client {
-		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(srv.URL()),
+		return ec2.NewFromConfig(aws.Config{Region: region, BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDSIMULATOR", "simulator-secret", "")})
 	}
 	east, west := client("us-east-1"), client("eu-west-1")
