@@ -762,9 +762,15 @@ func (stepShare) Run(ctx context.Context, s *State) error {
 				for _, g := range c.SnapshotGroups {
 					mods.Add = append(mods.Add, types.CreateVolumePermission{Group: types.PermissionGroup(g)})
 				}
-				if _, err := client.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
-					SnapshotId: aws.String(sn), CreateVolumePermission: mods,
-				}); err != nil {
+				// A copied snapshot can be new enough to be unknown for a
+				// moment (EC2's eventual consistency).
+				err := s.retryNotFound(ctx, "snapshot "+sn+" to be visible", func(ctx context.Context) error {
+					_, err := client.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
+						SnapshotId: aws.String(sn), CreateVolumePermission: mods,
+					})
+					return err
+				})
+				if err != nil {
 					return fmt.Errorf("share snapshot %s in %s: %w", sn, region, err)
 				}
 			}
