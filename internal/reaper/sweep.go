@@ -3,6 +3,7 @@ package reaper
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -434,7 +435,7 @@ func (s *sweep) removeImages(ctx context.Context) {
 		if f != nil {
 			for _, snap := range f.snapshots {
 				handled[snap] = true
-				s.removeSnapshot(ctx, snap, nil)
+				s.removeSnapshot(ctx, snap, nil, f)
 			}
 		}
 	}
@@ -442,7 +443,7 @@ func (s *sweep) removeImages(ctx context.Context) {
 		if handled[f.id] {
 			continue
 		}
-		s.removeSnapshot(ctx, f.id, f)
+		s.removeSnapshot(ctx, f.id, f, nil)
 	}
 }
 
@@ -476,7 +477,11 @@ func (s *sweep) waitImage(ctx context.Context, f *found) (*found, error) {
 }
 
 // removeSnapshot deletes a tagged snapshot that no remaining image uses.
-func (s *sweep) removeSnapshot(ctx context.Context, id string, f *found) {
+// image, when set, is the run's image the snapshot was made for: as in
+// Packer, a snapshot gets its tags by CreateTags once the AMI is
+// available, so the snapshot of an image that never got there has none of
+// its own and belongs to the run through its image.
+func (s *sweep) removeSnapshot(ctx context.Context, id string, f, image *found) {
 	if f == nil {
 		fs, err := s.findSnapshots(ctx, [][]types.Filter{{{Name: aws.String("snapshot-id"), Values: []string{id}}}})
 		if err != nil {
@@ -487,6 +492,11 @@ func (s *sweep) removeSnapshot(ctx context.Context, id string, f *found) {
 			return
 		}
 		f = fs[0]
+	}
+	if image != nil && f.tags[ledger.TagRunID] == "" {
+		adopted := *f
+		adopted.tags = maps.Clone(image.tags)
+		f = &adopted
 	}
 	if s.sc.kept[id] {
 		return // an artifact's snapshot
