@@ -2,6 +2,7 @@ package provisioner
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -144,3 +145,27 @@ func (e listExpr) Value(ctx *hcl.EvalContext) (cty.Value, hcl.Diagnostics) {
 
 // UnwrapExpression lets hcl.ExprList and friends see the real expression.
 func (e listExpr) UnwrapExpression() hcl.Expression { return e.Expression }
+
+// CheckFile says, on the named option, when path is not a readable file.
+func CheckFile(b *template.Block, name, path string) hcl.Diagnostics {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return hcl.Diagnostics{Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, path, err)}
+	case fi.IsDir():
+		return hcl.Diagnostics{Errorf(b, name, "Name a file, not a directory.", "%s: %s must point to a file", name, path)}
+	}
+	return nil
+}
+
+// CheckDir says, on the named option, when path is not a directory.
+func CheckDir(b *template.Block, name, path string) hcl.Diagnostics {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return hcl.Diagnostics{Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, path, err)}
+	case !fi.IsDir():
+		return hcl.Diagnostics{Errorf(b, name, "Name a directory.", "%s: %s must point to a directory", name, path)}
+	}
+	return nil
+}

@@ -123,10 +123,10 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 	if c.PlaybookFile == "" {
 		diags = append(diags, provisioner.Errorf(b, "", `Set playbook_file to the playbook to run, such as "./playbook.yml".`, "playbook_file must be specified."))
 	} else {
-		diags = append(diags, checkFile(b, "playbook_file", c.PlaybookFile)...)
+		diags = append(diags, provisioner.CheckFile(b, "playbook_file", c.PlaybookFile)...)
 	}
 	if c.GalaxyFile != "" {
-		diags = append(diags, checkFile(b, "galaxy_file", c.GalaxyFile)...)
+		diags = append(diags, provisioner.CheckFile(b, "galaxy_file", c.GalaxyFile)...)
 	}
 	if c.InventoryFile != "" {
 		if _, err := os.Stat(c.InventoryFile); err != nil {
@@ -136,7 +136,7 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 		}
 	}
 	if c.InventoryDirectory != "" {
-		diags = append(diags, checkDir(b, "inventory_directory", c.InventoryDirectory)...)
+		diags = append(diags, provisioner.CheckDir(b, "inventory_directory", c.InventoryDirectory)...)
 	}
 	if c.LocalPort < 0 || c.LocalPort > 65535 {
 		diags = append(diags, provisioner.Errorf(b, "local_port", "A port is between 0 and 65535.", "local_port: %d must be a valid port", c.LocalPort))
@@ -234,28 +234,6 @@ func truthy(v string) bool {
 		return true
 	}
 	return false
-}
-
-func checkFile(b *tmpl.Block, name, path string) hcl.Diagnostics {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, path, err)}
-	case fi.IsDir():
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Name a file, not a directory.", "%s: %s must point to a file", name, path)}
-	}
-	return nil
-}
-
-func checkDir(b *tmpl.Block, name, path string) hcl.Diagnostics {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, path, err)}
-	case !fi.IsDir():
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Name a directory.", "%s: %s must point to a directory", name, path)}
-	}
-	return nil
 }
 
 // Config returns the decoded configuration with defaults applied.

@@ -83,54 +83,32 @@ func New(b *tmpl.Block, build map[string]cty.Value) (*Provisioner, hcl.Diagnosti
 		diags = append(diags, provisioner.Errorf(b, "playbook_files", which, "Either playbook_file or playbook_files can be specified, not both"))
 	}
 	if c.PlaybookFile != "" {
-		diags = append(diags, checkFile(b, "playbook_file", c.PlaybookFile)...)
+		diags = append(diags, provisioner.CheckFile(b, "playbook_file", c.PlaybookFile)...)
 	}
 	for _, f := range c.PlaybookFiles {
-		diags = append(diags, checkFile(b, "playbook_files", f)...)
+		diags = append(diags, provisioner.CheckFile(b, "playbook_files", f)...)
 	}
 	if c.InventoryFile != "" {
-		diags = append(diags, checkFile(b, "inventory_file", c.InventoryFile)...)
+		diags = append(diags, provisioner.CheckFile(b, "inventory_file", c.InventoryFile)...)
 	}
 	if c.GalaxyFile != "" {
-		diags = append(diags, checkFile(b, "galaxy_file", c.GalaxyFile)...)
+		diags = append(diags, provisioner.CheckFile(b, "galaxy_file", c.GalaxyFile)...)
 	}
 	for name, d := range map[string]string{"playbook_dir": c.PlaybookDir, "group_vars": c.GroupVars, "host_vars": c.HostVars} {
 		if d != "" {
-			diags = append(diags, checkDir(b, name, d)...)
+			diags = append(diags, provisioner.CheckDir(b, name, d)...)
 		}
 	}
 	for _, d := range c.PlaybookPaths {
-		diags = append(diags, checkDir(b, "playbook_paths", d)...)
+		diags = append(diags, provisioner.CheckDir(b, "playbook_paths", d)...)
 	}
 	for _, d := range c.RolePaths {
-		diags = append(diags, checkDir(b, "role_paths", d)...)
+		diags = append(diags, provisioner.CheckDir(b, "role_paths", d)...)
 	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return p, diags
-}
-
-func checkFile(b *tmpl.Block, name, p string) hcl.Diagnostics {
-	fi, err := os.Stat(p)
-	switch {
-	case err != nil:
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, p, err)}
-	case fi.IsDir():
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Name a file, not a directory.", "%s: %s must point to a file", name, p)}
-	}
-	return nil
-}
-
-func checkDir(b *tmpl.Block, name, p string) hcl.Diagnostics {
-	fi, err := os.Stat(p)
-	switch {
-	case err != nil:
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Paths are relative to the directory amibake runs in.", "%s: %s is invalid: %s", name, p, err)}
-	case !fi.IsDir():
-		return hcl.Diagnostics{provisioner.Errorf(b, name, "Name a directory.", "%s: %s must point to a directory", name, p)}
-	}
-	return nil
 }
 
 // Config returns the decoded configuration with defaults applied.
