@@ -68,6 +68,10 @@ func TestPackerReferenceOutputs(t *testing.T) {
 		{"fail.json", "fail-on-error-cleanup", false},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
+			// As the reference was recorded (a reset before every build):
+			// the templates' AMI names carry {{timestamp}}, and two builds in
+			// the same second would otherwise clash on the name.
+			e.srv.Reset()
 			dir := chdir(t)
 			src, err := os.ReadFile(filepath.Join(testdata, "packer", tc.template))
 			if err != nil {
