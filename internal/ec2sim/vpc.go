@@ -210,31 +210,7 @@ func describeNetworkInterfaces(c *call) error {
 		x.leaf("macAddress", in.MAC)
 		x.leaf("privateIpAddress", in.PrivateIP)
 		x.leaf("privateDnsName", priv)
-		x.boolean("sourceDestCheck", in.SourceDestCheck)
-		c.writeGroupSet(x, in.Groups)
-		x.open("attachment")
-		x.leaf("attachmentId", stableID("eni-attach-", in.ID))
-		x.leaf("instanceId", in.ID)
-		x.leaf("instanceOwnerId", c.s.opt.AccountID)
-		x.num("deviceIndex", 0)
-		x.leaf("status", "attached")
-		x.boolean("deleteOnTermination", true)
-		x.close("attachment")
-		if in.PublicIP != "" {
-			x.open("association")
-			x.leaf("publicIp", in.PublicIP)
-			x.leaf("publicDnsName", pub)
-			x.leaf("ipOwnerId", "amazon")
-			x.close("association")
-		}
-		x.open("privateIpAddressesSet")
-		x.open("item")
-		x.leaf("privateIpAddress", in.PrivateIP)
-		x.leaf("privateDnsName", priv)
-		x.boolean("primary", true)
-		x.close("item")
-		x.close("privateIpAddressesSet")
-		x.leaf("interfaceType", "interface")
+		c.writeENIDetails(x, in, priv, pub, true)
 	})
 	c.nextToken(next)
 	return nil
@@ -254,4 +230,39 @@ func getPasswordData(c *call) error {
 	x.time("timestamp", c.now)
 	x.leaf("passwordData", "")
 	return nil
+}
+
+// writeENIDetails writes what an instance's primary network interface says
+// of itself in DescribeNetworkInterfaces and in DescribeInstances'
+// networkInterfaceSet. Only the former's attachment names the instance
+// (NetworkInterfaceAttachment vs InstanceNetworkInterfaceAttachment, EC2
+// API reference).
+func (c *call) writeENIDetails(x *xw, in *instance, priv, pub string, namesInstance bool) {
+	x.boolean("sourceDestCheck", in.SourceDestCheck)
+	c.writeGroupSet(x, in.Groups)
+	x.open("attachment")
+	x.leaf("attachmentId", stableID("eni-attach-", in.ID))
+	if namesInstance {
+		x.leaf("instanceId", in.ID)
+		x.leaf("instanceOwnerId", c.s.opt.AccountID)
+	}
+	x.num("deviceIndex", 0)
+	x.leaf("status", "attached")
+	x.boolean("deleteOnTermination", true)
+	x.close("attachment")
+	if in.PublicIP != "" {
+		x.open("association")
+		x.leaf("publicIp", in.PublicIP)
+		x.leaf("publicDnsName", pub)
+		x.leaf("ipOwnerId", "amazon")
+		x.close("association")
+	}
+	x.open("privateIpAddressesSet")
+	x.open("item")
+	x.leaf("privateIpAddress", in.PrivateIP)
+	x.leaf("privateDnsName", priv)
+	x.boolean("primary", true)
+	x.close("item")
+	x.close("privateIpAddressesSet")
+	x.leaf("interfaceType", "interface")
 }
