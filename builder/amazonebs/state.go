@@ -16,7 +16,7 @@ import (
 )
 
 // ProvisionFunc runs the build's provisioners on the instance; the
-// orchestrator (internal/build) supplies it.
+// orchestrator (internal/bake) supplies it.
 type ProvisionFunc func(ctx context.Context, comm communicator.Communicator, info *provisioner.Build) error
 
 // State is what the steps of one build share: their inputs, set before the

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/amibake/amibake/internal/awsclient"
-	"github.com/amibake/amibake/internal/build"
+	"github.com/amibake/amibake/internal/bake"
 	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
@@ -183,7 +183,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 
 	// A twin that fails to load only disables volatile detection.
 	twin, _ := plan.LoadTwin(path, lo)
-	res, bdiags, err := build.Run(ctx, t, root, build.Options{
+	res, bdiags, err := bake.Run(ctx, t, root, bake.Options{
 		Only: o.tf.only, Except: o.tf.except, ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
 		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
 		CleanupContext: cleanupCtx,
@@ -249,7 +249,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 			fmt.Fprintf(errOut, "Cleanup was skipped (-on-error=%s); run %s. Remove what is left with:\n  %s\n", o.onError, runID, interrupt.CleanupCommand(runID))
 		}
 	}
-	if errors.Is(err, build.ErrPreflight) {
+	if errors.Is(err, bake.ErrPreflight) {
 		return &exitError{code: 1, err: err}
 	}
 	if err != nil {

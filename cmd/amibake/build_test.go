@@ -210,7 +210,7 @@ func TestBuildCommandReuse(t *testing.T) {
 // run-cleanup-provisioner leave the build's resources, print the run id
 // and the cleanup command, and that command removes everything.
 func TestBuildAbortSaysHowToCleanUp(t *testing.T) {
-	tmpl := repoPath(t, "internal/build/testdata/failing.pkr.hcl")
+	tmpl := repoPath(t, "internal/bake/testdata/failing.pkr.hcl")
 	for _, mode := range []string{"abort", "run-cleanup-provisioner"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := buildEnv(t, false)

@@ -1,8 +1,8 @@
-// Package build runs the builds of a loaded template: it checks every
+// Package bake runs the builds of a loaded template: it checks every
 // selected build before creating anything, runs them (in parallel up to a
 // limit), each with its provisioners and post-processor chains, and reports
 // the artifacts the way Packer does.
-package build
+package bake
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package build
+package bake
 
 import (
 	"github.com/amibake/amibake/postprocessor"
