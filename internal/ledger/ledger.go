@@ -15,7 +15,10 @@ const (
 	KindVolume        Kind = "volume"
 	KindSnapshot      Kind = "snapshot"
 	KindImage         Kind = "image"
-	KindLocalFile     Kind = "local-file" // a private key file on disk
+	// KindLaunchTemplate is the launch template of a spot build's instant
+	// fleet: journaled by its name (the token) before CreateLaunchTemplate.
+	KindLaunchTemplate Kind = "launch-template"
+	KindLocalFile      Kind = "local-file" // a private key file on disk
 )
 
 // Tag keys every resource amibake creates carries from its create call.

@@ -29,6 +29,9 @@ type EC2API interface {
 	DeregisterImage(context.Context, *ec2.DeregisterImageInput, ...func(*ec2.Options)) (*ec2.DeregisterImageOutput, error)
 	DescribeSnapshots(context.Context, *ec2.DescribeSnapshotsInput, ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
 	DeleteSnapshot(context.Context, *ec2.DeleteSnapshotInput, ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
+	DescribeLaunchTemplates(context.Context, *ec2.DescribeLaunchTemplatesInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DeleteLaunchTemplate(context.Context, *ec2.DeleteLaunchTemplateInput, ...func(*ec2.Options)) (*ec2.DeleteLaunchTemplateOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -55,7 +58,8 @@ func errorCode(err error) string {
 func isGone(err error) bool {
 	c := errorCode(err)
 	// "NotFound" is the sweep's own notFound: a Describe showed it gone.
-	return c == "NotFound" || strings.HasSuffix(c, ".NotFound") || c == "InvalidAMIID.Unavailable"
+	// Launch templates say InvalidLaunchTemplateName.NotFoundException.
+	return c == "NotFound" || strings.HasSuffix(c, ".NotFound") || strings.HasSuffix(c, ".NotFoundException") || c == "InvalidAMIID.Unavailable"
 }
 
 // isBusy: something still uses the resource; it frees up on its own once

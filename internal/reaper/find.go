@@ -180,3 +180,50 @@ func (s *sweep) findSnapshots(ctx context.Context, qs [][]types.Filter) ([]*foun
 	}
 	return dedupe(out), nil
 }
+
+// findLaunchTemplates lists the launch templates tagged for the scope,
+// those the ledger names by id (one call each: EC2 fails the whole call
+// when one id does not exist, and has no launch-template-id filter) and
+// those it names by name.
+func (s *sweep) findLaunchTemplates(ctx context.Context) ([]*found, error) {
+	ids, names := s.sc.ledgerIDs(ledger.KindLaunchTemplate)
+	var byName []string
+	var inputs []*ec2.DescribeLaunchTemplatesInput
+	for _, id := range ids {
+		if strings.HasPrefix(id, "lt-") {
+			inputs = append(inputs, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateIds: []string{id}})
+		} else {
+			byName = append(byName, id)
+		}
+	}
+	byName = append(byName, names...)
+	qs := [][]types.Filter{{s.tagFilter()}}
+	if len(byName) > 0 {
+		qs = append(qs, []types.Filter{{Name: aws.String("launch-template-name"), Values: escapeAll(byName)}})
+	}
+	for _, q := range qs {
+		inputs = append(inputs, &ec2.DescribeLaunchTemplatesInput{Filters: q})
+	}
+	var out []*found
+	for _, in := range inputs {
+		p := ec2.NewDescribeLaunchTemplatesPaginator(s.c, in)
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if isGone(err) && len(in.LaunchTemplateIds) > 0 {
+				break // a Describe by id says it does not exist
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list launch templates in %s: %w", s.region, err)
+			}
+			for _, lt := range page.LaunchTemplates {
+				f := &found{kind: ledger.KindLaunchTemplate, id: aws.ToString(lt.LaunchTemplateId), name: aws.ToString(lt.LaunchTemplateName),
+					tags: tagMap(lt.Tags, func(t types.Tag) (*string, *string) { return t.Key, t.Value })}
+				if lt.CreateTime != nil {
+					f.created = *lt.CreateTime
+				}
+				out = append(out, f)
+			}
+		}
+	}
+	return dedupe(out), nil
+}

@@ -224,7 +224,11 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 			if ctx.Err() != nil {
 				break
 			}
-			sc := &scope{runID: runID, ledger: byWhere[where{loc, region}], j: j, loc: reach, status: run.Status, kept: run.Kept, fromLedger: true}
+			recorded := loc
+			if accts := run.Accounts(loc); len(accts) > 0 {
+				recorded.Account = accts[0]
+			}
+			sc := &scope{runID: runID, ledger: byWhere[where{loc, region}], j: j, loc: reach, recorded: recorded, status: run.Status, kept: run.Kept, fromLedger: true}
 			if err := r.region(ctx, region, sc, rep); err != nil {
 				return err
 			}
@@ -316,6 +320,11 @@ func VerifyCommand(kind ledger.Kind, id, region string, loc ledger.Location) str
 		return "aws ec2 describe-images --image-ids " + id + flags
 	case ledger.KindSnapshot:
 		return "aws ec2 describe-snapshots --snapshot-ids " + id + flags
+	case ledger.KindLaunchTemplate:
+		if strings.HasPrefix(id, "lt-") {
+			return "aws ec2 describe-launch-templates --launch-template-ids " + id + flags
+		}
+		return "aws ec2 describe-launch-templates --launch-template-names " + id + flags
 	}
 	return "aws ec2 describe-tags --filters Name=resource-id,Values=" + id + flags
 }
@@ -426,10 +435,16 @@ type scope struct {
 	// gone (it holds the run's lock); otherwise only tags tell.
 	fromLedger bool
 	loc        ledger.Location
+	// recorded is where the ledger says the resources live (loc is how
+	// they are reached, overrides applied): what new entries record.
+	recorded ledger.Location
 
 	cutoff time.Time       // tagged mode: created before this
 	alive  map[string]bool // tagged mode: runs running here
 	now    time.Time       // tagged mode: to compare leases with
+	// runLease is the latest lease each run holds on any of its
+	// resources in the region (sweep.runLeases).
+	runLease map[string]time.Time
 }
 
 // imagesAreArtifacts says whether an available AMI found for this scope
@@ -480,26 +495,29 @@ func (sc *scope) eligible(f *found) (bool, string) {
 	if created.After(sc.cutoff) {
 		return false, "younger than --older-than"
 	}
-	if _, ok := f.tags[ledger.TagLeaseUntil]; !ok && sc.now.Before(created.Add(ledger.DefaultLease)) {
+	if _, ok := f.tags[ledger.TagLeaseUntil]; !ok && sc.runLease[rid].IsZero() && sc.now.Before(created.Add(ledger.DefaultLease)) {
 		// Made by a build that has not pushed a lease yet: it may be alive.
+		// (A run whose other resources show a lapsed lease is dead.)
 		return false, "younger than the default lease (" + ledger.DefaultLease.String() + ") and no " + ledger.TagLeaseUntil + " tag yet"
 	}
 	return true, ""
 }
 
-// leaseOver says whether f's lease (amibake:lease-until) has run out; a
-// resource without the tag passes here (its age decides).
+// leaseOver says whether the lease (amibake:lease-until) of f and of its
+// run's other resources here has run out; a resource of a run without
+// the tag anywhere passes here (its age decides).
 func (sc *scope) leaseOver(f *found, rid string) (bool, string) {
-	v, ok := f.tags[ledger.TagLeaseUntil]
-	if !ok {
-		return true, ""
+	if v, ok := f.tags[ledger.TagLeaseUntil]; ok {
+		until, err := ledger.ParseCreatedAt(v)
+		if err != nil {
+			return false, "unreadable " + ledger.TagLeaseUntil + " tag " + strconv.Quote(v) + ": left alone"
+		}
+		if sc.now.Before(until) {
+			return false, "its run " + rid + " is alive (lease until " + ledger.CreatedAt(until) + ")"
+		}
 	}
-	until, err := ledger.ParseCreatedAt(v)
-	if err != nil {
-		return false, "unreadable " + ledger.TagLeaseUntil + " tag " + strconv.Quote(v) + ": left alone"
-	}
-	if sc.now.Before(until) {
-		return false, "its run " + rid + " is alive (lease until " + ledger.CreatedAt(until) + ")"
+	if until := sc.runLease[rid]; sc.now.Before(until) {
+		return false, "its run " + rid + " is alive (lease until " + ledger.CreatedAt(until) + " on another of its resources)"
 	}
 	return true, ""
 }
@@ -605,6 +623,7 @@ func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Repo
 	s.removeVolumes(ctx)
 	s.removeGroups(ctx)
 	s.removeKeyPairs(ctx)
+	s.removeLaunchTemplates(ctx)
 	s.removeImages(ctx)
 	return ctx.Err()
 }

@@ -23,11 +23,11 @@ type sweep struct {
 	sc     *scope
 	rep    *Report
 
-	instances, volumes, groups, keys, images, snapshots []*found
-	inLedger                                            map[string]bool // ids the ledger names
-	unmatched                                           []ledger.Resource
-	terminated                                          map[string]bool // instances this sweep saw terminate
-	notTerminated                                       []string        // instances it failed to terminate
+	instances, volumes, groups, keys, images, snapshots, templates []*found
+	inLedger                                                       map[string]bool // ids the ledger names
+	unmatched                                                      []ledger.Resource
+	terminated                                                     map[string]bool // instances this sweep saw terminate
+	notTerminated                                                  []string        // instances it failed to terminate
 }
 
 func (s *sweep) tagFilter() types.Filter {
@@ -83,11 +83,16 @@ func (s *sweep) discover(ctx context.Context) error {
 	if s.snapshots, err = s.findSnapshots(ctx, s.queries(ledger.KindSnapshot, "snapshot-id", "")); err != nil {
 		return err
 	}
+	if s.templates, err = s.findLaunchTemplates(ctx); err != nil {
+		return err
+	}
 	s.inLedger = map[string]bool{}
 	s.unmatched = nil
+	s.sc.runLease = s.runLeases()
 	for kind, fs := range map[ledger.Kind][]*found{
 		ledger.KindInstance: s.instances, ledger.KindVolume: s.volumes, ledger.KindSecurityGroup: s.groups,
 		ledger.KindKeyPair: s.keys, ledger.KindImage: s.images, ledger.KindSnapshot: s.snapshots,
+		ledger.KindLaunchTemplate: s.templates,
 	} {
 		matched, unmatched := s.sc.matchLedger(kind, fs)
 		for _, f := range matched {
@@ -96,6 +101,31 @@ func (s *sweep) discover(ctx context.Context) error {
 		s.unmatched = append(s.unmatched, unmatched...)
 	}
 	return nil
+}
+
+// runLeases returns, per run, the latest amibake:lease-until on its
+// resources that still exist here. A run's keeper pushes the lease on all
+// of them at once, so a run whose leases have all run out is dead: even
+// its resources that never got a lease of their own (made after the last
+// refresh, or never journaled) are then its leftovers.
+func (s *sweep) runLeases() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, fs := range [][]*found{s.instances, s.volumes, s.groups, s.keys, s.images, s.snapshots, s.templates} {
+		for _, f := range fs {
+			switch f.state {
+			case string(types.InstanceStateNameTerminated), string(types.VolumeStateDeleted), string(types.ImageStateDeregistered):
+				continue
+			}
+			rid, v := f.tags[ledger.TagRunID], f.tags[ledger.TagLeaseUntil]
+			if rid == "" || v == "" {
+				continue
+			}
+			if until, err := ledger.ParseCreatedAt(v); err == nil && until.After(out[rid]) {
+				out[rid] = until
+			}
+		}
+	}
+	return out
 }
 
 // youngestUnaccounted returns the intent time of the youngest ledger
@@ -377,6 +407,26 @@ func (s *sweep) removeKeyPairs(ctx context.Context) {
 	}
 }
 
+// Launch templates: a spot build's instant fleet needs its template only
+// for the CreateFleet call; an instant fleet itself keeps nothing running
+// that its instance's termination does not end (EC2 places a one-time
+// request), so the template is all a killed spot build leaves besides the
+// usual resources.
+func (s *sweep) removeLaunchTemplates(ctx context.Context) {
+	for _, f := range s.templates {
+		it, ok := s.item(f)
+		if !ok {
+			continue
+		}
+		if s.r.opt.DryRun {
+			s.done(it, nil, "")
+			continue
+		}
+		_, err := s.c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(f.id)})
+		s.done(it, err, "delete launch template")
+	}
+}
+
 // Images: what a run made is an artifact only if the run says so
 // (scope.imagesAreArtifacts). Any other image goes, whatever its state
 // (a pending one is waited for first), and its snapshots with it, unless
@@ -425,6 +475,7 @@ func (s *sweep) removeImages(ctx context.Context) {
 				}
 			}
 			if err == nil {
+				s.adoptSnapshots(ctx, f)
 				_, err = s.c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(it.ID)})
 			}
 		}
@@ -445,6 +496,49 @@ func (s *sweep) removeImages(ctx context.Context) {
 		}
 		s.removeSnapshot(ctx, f.id, f, nil)
 	}
+}
+
+// adoptSnapshots makes the snapshots of an image about to be deregistered
+// findable without it: once the image is gone they are the only trace, and
+// a snapshot made by CreateImage carries amibake's tags only once its AMI
+// became available. It records them in the run's journal (ledger mode) and
+// gives the untagged ones the image's amibake tags, so that a cleanup cut
+// short between DeregisterImage and DeleteSnapshot leaves them findable.
+func (s *sweep) adoptSnapshots(ctx context.Context, image *found) {
+	var untagged []string
+	for _, id := range image.snapshots {
+		if s.sc.j != nil && !s.inLedger[id] {
+			rec := s.sc.j.ForBuildAt(image.tags[ledger.TagBuild], s.sc.recorded)
+			if e, err := rec.Intend(ledger.KindSnapshot, s.region, id); err == nil {
+				_ = rec.Created(e, id)
+				s.inLedger[id] = true
+			}
+		}
+		if f := s.snapshotFound(id); f == nil || f.tags[ledger.TagRunID] == "" {
+			untagged = append(untagged, id)
+		}
+	}
+	var tags []types.Tag
+	for _, k := range []string{ledger.TagRunID, ledger.TagBuild, ledger.TagCreatedAt, ledger.TagLeaseUntil} {
+		if v, ok := image.tags[k]; ok {
+			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
+	}
+	if len(untagged) == 0 || len(tags) == 0 {
+		return
+	}
+	if _, err := s.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: untagged, Tags: tags}); err != nil {
+		s.r.opt.Log.Debug("reaper: tag the snapshots of an image before deregistering it", "image", image.id, "snapshots", untagged, "err", err)
+	}
+}
+
+func (s *sweep) snapshotFound(id string) *found {
+	for _, f := range s.snapshots {
+		if f.id == id {
+			return f
+		}
+	}
+	return nil
 }
 
 // waitImage waits, up to WaitTimeout, for a pending image to be
