@@ -1,9 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,5 +191,205 @@ func TestCleanupUsesTheRecordedLocation(t *testing.T) {
 	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir, "--prune-after", "1ns")
 	if code != 0 || !strings.Contains(out, "Pruned the journals of 1 finished run(s)") || !strings.Contains(out, "0 left in") {
 		t.Errorf("prune: exit %d\n%s", code, out)
+	}
+}
+
+// killingProxy forwards to the simulator and, on the first answered call
+// of action, kills the build (SIGKILL) before the answer reaches it: the
+// resource exists and the build never hears of it. With waitLease, the
+// call waits until the build has pushed its lease once (a CreateTags of
+// amibake:lease-until), so that a second runner can tell it is dead.
+type killingProxy struct {
+	url       string
+	action    string
+	waitLease bool
+	kill      func()
+
+	leased chan struct{}
+	killed chan struct{}
+	once   sync.Once
+}
+
+type actionKey struct{}
+
+func startKillingProxy(t *testing.T, target, action string, waitLease bool) *killingProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &killingProxy{action: action, waitLease: waitLease, leased: make(chan struct{}), killed: make(chan struct{})}
+	var leaseOnce sync.Once
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Context().Value(actionKey{}) != p.action {
+			return nil
+		}
+		fired := false
+		p.once.Do(func() {
+			fired = true
+			p.kill()
+			close(p.killed)
+		})
+		if fired {
+			return errors.New("the build was killed before it heard the answer")
+		}
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		action := form.Get("Action")
+		if action == "CreateTags" && strings.Contains(string(body), url.QueryEscape(ledger.TagLeaseUntil)) {
+			leaseOnce.Do(func() { close(p.leased) })
+		}
+		if action == p.action && p.waitLease {
+			select {
+			case <-p.leased:
+			case <-time.After(30 * time.Second):
+				t.Errorf("the build pushed no lease before %s", action)
+			}
+		}
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actionKey{}, action)))
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// A build SIGKILLed at the worst moment leaves nothing once the README's
+// cleanup has run, checked against the simulator's inventory: a spot
+// build killed as its instant fleet launched (its launch template, which
+// the build deletes right after CreateFleet, included), cleaned up from
+// its own ledger or by a second runner's `cleanup --tagged` with another
+// state directory; and a build killed while its AMI is pending (the AMI
+// and the snapshots its block device mappings name).
+func TestCleanupAfterSIGKILL(t *testing.T) {
+	const spot = `source "amazon-ebs" "spot" {
+  region              = "ap-northeast-1"
+  source_ami          = "ami-06128816a1c781a57"
+  spot_price          = "auto"
+  spot_instance_types = ["t3.micro", "t2.micro"]
+  ssh_username        = "root"
+  ami_name            = "spot ${uuidv4()}"
+}
+build { sources = ["source.amazon-ebs.spot"] }
+`
+	const image = `source "amazon-ebs" "img" {
+  region        = "ap-northeast-1"
+  source_ami    = "ami-06128816a1c781a57"
+  instance_type = "t2.micro"
+  communicator  = "none"
+  ami_name      = "img ${uuidv4()}"
+}
+build { sources = ["source.amazon-ebs.img"] }
+`
+	for _, tc := range []struct {
+		name, template, killOn string
+		lat                    ec2sim.Latency
+		tagged                 bool // clean up as a second runner: --tagged, another state directory
+		before                 func(ec2sim.RegionInventory) bool
+	}{
+		{name: "spot build, cleanup --all", template: spot, killOn: "CreateFleet",
+			before: func(r ec2sim.RegionInventory) bool { return len(r.LaunchTemplates) == 1 && len(r.Instances) == 1 }},
+		{name: "spot build, cleanup --tagged from another runner", template: spot, killOn: "CreateFleet", tagged: true,
+			before: func(r ec2sim.RegionInventory) bool { return len(r.LaunchTemplates) == 1 && len(r.Instances) == 1 }},
+		{name: "pending AMI, cleanup --all", template: image, killOn: "CreateImage", lat: ec2sim.Latency{ImagePending: 2 * time.Second},
+			before: func(r ec2sim.RegionInventory) bool { return len(r.Images) == 1 && len(r.Snapshots) == 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := buildEnvLatency(t, true, tc.lat)
+			base := srv.Inventory().Regions["ap-northeast-1"]
+			proxy := startKillingProxy(t, srv.URL(), tc.killOn, tc.tagged)
+			t.Setenv("AWS_ENDPOINT_URL", proxy.url)
+			t.Setenv("AMIBAKE_LEASE", "3s")
+			tmpl := filepath.Join(t.TempDir(), "t.pkr.hcl")
+			if err := os.WriteFile(tmpl, []byte(tc.template), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := startChild(t, "build", "-color=false", tmpl)
+			proxy.kill = func() { _ = c.cmd.Process.Signal(syscall.SIGKILL) }
+			code := c.exit(t)
+			select {
+			case <-proxy.killed:
+			default:
+				t.Fatalf("the build ended (exit %d) before %s:\n%s", code, tc.killOn, c.output())
+			}
+			inv := srv.Inventory().Regions["ap-northeast-1"]
+			if !tc.before(inv) {
+				t.Fatalf("after the kill at %s the simulator holds %+v", tc.killOn, inv)
+			}
+			killedAt := time.Now()
+
+			dir := ledger.DefaultDir(os.Getenv)
+			args := []string{"cleanup", "--all", "--ledger-dir", dir}
+			if tc.tagged {
+				// The build's lease (3 s) must lapse before another
+				// runner may take its resources.
+				time.Sleep(time.Until(killedAt.Add(4 * time.Second)))
+				args = []string{"cleanup", "--tagged", "--older-than", "0s", "--region", "ap-northeast-1", "--ledger-dir", t.TempDir()}
+			}
+			code, out, errOut := runTemplateCmd(t, nil, args...)
+			if code != 0 {
+				t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+			}
+			t.Logf("%v:\n%s%s", args, out, errOut)
+			after := srv.Inventory().Regions["ap-northeast-1"]
+			if !srv.Inventory().Empty() || !slices.Equal(after.Images, base.Images) || !slices.Equal(after.Snapshots, base.Snapshots) {
+				t.Errorf("left after %v: %+v (before the build: %d images, %d snapshots)", args, after, len(base.Images), len(base.Snapshots))
+			}
+			if tc.killOn == "CreateFleet" && !strings.Contains(out, "launch-template") {
+				t.Errorf("the report does not name the launch template:\n%s", out)
+			}
+			// The killed run's own ledger, where the build ran: whatever
+			// removed its resources, a cleanup there verifies them gone.
+			code, out, errOut = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", dir)
+			runs, _ := ledger.List(dir)
+			if code != 0 || len(runs) != 1 || len(runs[0].Left()) != 0 || !runs[0].Swept {
+				t.Errorf("cleanup --all in the build's ledger: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+}
+
+// A build whose AMI failed and whose cleanup deregistered it but could not
+// delete its snapshot (untagged: the AMI never became available, and the
+// journal names only the AMI): `cleanup --all` finds the snapshot through
+// its description, which names the AMI, instead of calling the run clean.
+func TestCleanupFindsTheSnapshotOfADeregisteredAMI(t *testing.T) {
+	srv := buildEnv(t, true)
+	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{
+		{Action: "CreateImage", Fault: ec2sim.FaultImageFailed, Calls: []int{1}},
+		{Action: "DeleteSnapshot", Fault: ec2sim.FaultUnauthorized, Calls: []int{1}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := filepath.Join(t.TempDir(), "t.pkr.hcl")
+	if err := os.WriteFile(tmpl, []byte(`source "amazon-ebs" "img" {
+  region        = "ap-northeast-1"
+  source_ami    = "ami-06128816a1c781a57"
+  instance_type = "t2.micro"
+  communicator  = "none"
+  ami_name      = "img ${uuidv4()}"
+}
+build { sources = ["source.amazon-ebs.img"] }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := srv.Inventory().Regions["ap-northeast-1"].Snapshots
+	code, out, errOut := runBuildCmd(t, "-color=false", tmpl)
+	if code != 1 || !strings.Contains(out+errOut, "delete snapshot") {
+		t.Fatalf("build: exit %d, want 1 with the snapshot it could not delete:\n%s%s", code, out, errOut)
+	}
+	if left := srv.Inventory().Regions["ap-northeast-1"]; len(left.Images) != 0 || len(left.Snapshots) != len(base)+1 {
+		t.Fatalf("after the build: %+v", left)
+	}
+	code, out, errOut = runTemplateCmd(t, nil, "cleanup", "--all", "--ledger-dir", ledger.DefaultDir(os.Getenv))
+	if code != 0 || !strings.Contains(out, "1 removed") {
+		t.Errorf("cleanup --all: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := srv.Inventory().Regions["ap-northeast-1"].Snapshots; !slices.Equal(after, base) {
+		t.Errorf("snapshots after cleanup: %v, before the build: %v", after, base)
 	}
 }

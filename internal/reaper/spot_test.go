@@ -311,3 +311,61 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// Snapshots whose AMI is gone: the run's journaled AMI was deregistered
+// but its snapshot, untagged, stayed. The snapshot's description names
+// the AMI, so the run's cleanup removes it; a snapshot naming an AMI the
+// run did not journal, or tagged for another run, stays.
+func TestOrphanSnapshotsOfTheRunsAMIs(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	ctx := testCtx(t)
+	f := fixture{t, ctx, simClient(srv.URL(), region)}
+	inst := f.instance("", nil)
+	mk := func(name string) (ami, snap string) {
+		out, err := f.c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(inst), Name: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ami = aws.ToString(out.ImageId)
+		im, err := f.c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}})
+		if err != nil || len(im.Images) != 1 || len(im.Images[0].BlockDeviceMappings) == 0 {
+			t.Fatalf("describe %s: %v %+v", ami, err, im)
+		}
+		snap = aws.ToString(im.Images[0].BlockDeviceMappings[0].Ebs.SnapshotId)
+		if _, err := f.c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(ami)}); err != nil {
+			t.Fatal(err)
+		}
+		return ami, snap
+	}
+	ours, oursSnap := mk("ours")
+	_, strangerSnap := mk("not-journaled")
+	_, otherSnap := mk("other-run")
+	if _, err := f.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{otherSnap},
+		Tags: []types.Tag{{Key: aws.String(ledger.TagRunID), Value: aws.String("run-other")}}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	j, _ := ledger.Open(dir, "run-orphan")
+	j.Start("t")
+	rec := j.ForBuild("amazon-ebs.img")
+	e, _ := rec.Intend(ledger.KindImage, region, "ours")
+	rec.Created(e, ours)
+	j.Close()
+
+	dry, err := New(Options{Clients: simClients(srv.URL()), DryRun: true}).All(ctx, dir)
+	if err != nil || itemOf(dry, oursSnap) == nil || itemOf(dry, oursSnap).Outcome != WouldRemove {
+		t.Errorf("dry run: %v\n%s", err, dry)
+	}
+	rep, err := New(fastOpts(srv.URL())).All(ctx, dir)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("All: %v %v\n%s", err, rep.Err(), rep)
+	}
+	t.Logf("report:\n%s", rep)
+	if got := inventory(srv, region).Snapshots; !sameSet(got, []string{strangerSnap, otherSnap}) {
+		t.Errorf("snapshots left: %v, want %s (not journaled) and %s (another run's)", got, strangerSnap, otherSnap)
+	}
+	r, _ := ledger.Read(dir, "run-orphan")
+	if !r.Swept || len(r.Left()) != 0 {
+		t.Errorf("swept %v, left %+v", r.Swept, r.Left())
+	}
+}

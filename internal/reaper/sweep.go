@@ -28,6 +28,7 @@ type sweep struct {
 	unmatched                                                      []ledger.Resource
 	terminated                                                     map[string]bool // instances this sweep saw terminate
 	notTerminated                                                  []string        // instances it failed to terminate
+	adopted                                                        map[string]bool // snapshots this sweep journaled
 }
 
 func (s *sweep) tagFilter() types.Filter {
@@ -87,6 +88,11 @@ func (s *sweep) discover(ctx context.Context) error {
 		return err
 	}
 	s.inLedger = map[string]bool{}
+	orphans, err := s.orphanSnapshots(ctx)
+	if err != nil {
+		return err
+	}
+	s.snapshots = dedupe(append(s.snapshots, orphans...))
 	s.unmatched = nil
 	s.sc.runLease = s.runLeases()
 	for kind, fs := range map[ledger.Kind][]*found{
@@ -507,29 +513,83 @@ func (s *sweep) removeImages(ctx context.Context) {
 func (s *sweep) adoptSnapshots(ctx context.Context, image *found) {
 	var untagged []string
 	for _, id := range image.snapshots {
-		if s.sc.j != nil && !s.inLedger[id] {
-			rec := s.sc.j.ForBuildAt(image.tags[ledger.TagBuild], s.sc.recorded)
-			if e, err := rec.Intend(ledger.KindSnapshot, s.region, id); err == nil {
-				_ = rec.Created(e, id)
-				s.inLedger[id] = true
-			}
-		}
 		if f := s.snapshotFound(id); f == nil || f.tags[ledger.TagRunID] == "" {
 			untagged = append(untagged, id)
 		}
 	}
-	var tags []types.Tag
-	for _, k := range []string{ledger.TagRunID, ledger.TagBuild, ledger.TagCreatedAt, ledger.TagLeaseUntil} {
-		if v, ok := image.tags[k]; ok {
-			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	s.adopt(ctx, image.snapshots, untagged, image.tags)
+}
+
+// adopt journals snapshots (ledger mode) and gives the untagged ones
+// amibake's tags from tags (their image's, or the run's).
+func (s *sweep) adopt(ctx context.Context, ids, untagged []string, tags map[string]string) {
+	for _, id := range ids {
+		if s.sc.j != nil && !s.inLedger[id] && !s.adopted[id] {
+			rec := s.sc.j.ForBuildAt(tags[ledger.TagBuild], s.sc.recorded)
+			if e, err := rec.Intend(ledger.KindSnapshot, s.region, id); err == nil {
+				_ = rec.Created(e, id)
+				if s.adopted == nil {
+					s.adopted = map[string]bool{}
+				}
+				s.adopted[id] = true
+			}
 		}
 	}
-	if len(untagged) == 0 || len(tags) == 0 {
+	var ts []types.Tag
+	for _, k := range []string{ledger.TagRunID, ledger.TagBuild, ledger.TagCreatedAt, ledger.TagLeaseUntil} {
+		if v, ok := tags[k]; ok {
+			ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
+	}
+	if len(untagged) == 0 || len(ts) == 0 {
 		return
 	}
-	if _, err := s.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: untagged, Tags: tags}); err != nil {
-		s.r.opt.Log.Debug("reaper: tag the snapshots of an image before deregistering it", "image", image.id, "snapshots", untagged, "err", err)
+	if _, err := s.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: untagged, Tags: ts}); err != nil {
+		s.r.opt.Log.Debug("reaper: tag snapshots that only their image tied to the run", "snapshots", untagged, "err", err)
 	}
+}
+
+// orphanSnapshots finds the snapshots of the run's journaled AMIs that no
+// longer have their image (deregistered by a build or cleanup that was
+// stopped, or failed, before it deleted them): EC2 names the AMI in the
+// description of the snapshots CreateImage and CopyImage make, and they
+// carry no tags of their own when the AMI never became available. They
+// are the run's: ledger mode only, and not for the AMIs it keeps.
+func (s *sweep) orphanSnapshots(ctx context.Context) ([]*found, error) {
+	if !s.sc.fromLedger {
+		return nil, nil
+	}
+	var patterns []string
+	build := ""
+	for _, res := range s.sc.ledger {
+		if res.Kind != ledger.KindImage || !strings.HasPrefix(res.ID, "ami-") || s.sc.kept[res.ID] {
+			continue
+		}
+		build = res.Build
+		id := escapeFilter(res.ID)
+		patterns = append(patterns, "Created by CreateImage(*) for "+id, "Created by CreateImage(*) for "+id+" *", "Copied for DestinationAmi "+id+" *")
+	}
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	fs, err := s.findSnapshots(ctx, [][]types.Filter{{{Name: aws.String("description"), Values: patterns}}})
+	if err != nil {
+		return nil, err
+	}
+	var out []*found
+	for _, f := range fs {
+		if rid := f.tags[ledger.TagRunID]; rid != "" && rid != s.sc.runID {
+			continue // someone else's, whatever its description says
+		}
+		if f.tags[ledger.TagRunID] == "" {
+			f.tags = map[string]string{ledger.TagRunID: s.sc.runID, ledger.TagBuild: build}
+			if !s.r.opt.DryRun {
+				s.adopt(ctx, []string{f.id}, []string{f.id}, f.tags)
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func (s *sweep) snapshotFound(id string) *found {
