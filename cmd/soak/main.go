@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.SweepEvery, "sweep-every", c.SweepEvery, "a second runner's `cleanup --tagged --older-than 0s` this often during the builds (0: none)")
 	fs.StringVar(&c.SweepRegion, "sweep-region", c.SweepRegion, "the region the second runner sweeps (the template's)")
 	fs.IntVar(&c.WrongEndpointEvery, "wrong-endpoint-every", c.WrongEndpointEvery, "clean every k-th killed build from another account's endpoint first (0: never)")
+	fs.Float64Var(&c.Spot, "spot", c.Spot, "share of builds on a spot instance (a launch template and an instant fleet), with the built-in template")
 	fs.BoolVar(&c.Verbose, "v", false, "print every build's and cleanup's output")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (ledgers, template) for a look afterwards")
 	if err := fs.Parse(args); err != nil {

@@ -39,7 +39,7 @@ func classifyCode(code int, output string, r *result, killed bool) (outcome, str
 	return unclear, "exit " + fmt.Sprint(code) + " without an error message: " + lastLines(output, 2)
 }
 
-var idRe = regexp.MustCompile(`\b(i|sg|key|vol|snap|ami|r|eni|subnet|vpc)-[0-9a-f]{8,17}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b\d{8}T\d{6}Z-[0-9a-f]{6}\b|\d+(\.\d+)?(ms|s|m)\b|\d+ (milliseconds?|seconds?|minutes?)`)
+var idRe = regexp.MustCompile(`\b(i|sg|key|vol|snap|ami|r|eni|subnet|vpc|lt)-[0-9a-f]{8,17}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b\d{8}T\d{6}Z-[0-9a-f]{6}\b|\d+(\.\d+)?(ms|s|m)\b|\d+ (milliseconds?|seconds?|minutes?)`)
 
 // normalise makes messages that differ only in ids and durations count as one.
 func normalise(msg string) string {

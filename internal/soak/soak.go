@@ -9,7 +9,10 @@
 // It execs the built binary, as a user or CI job would, with
 // AWS_ENDPOINT_URL pointing at the simulator through a counting proxy.
 // Killed builds are cleaned up with exactly the command the README gives
-// (`amibake cleanup --all`). It also injects what goes wrong in real life:
+// (`amibake cleanup --all`); some are killed the moment their CreateFleet
+// (a spot build: its launch template exists) or CreateImage (the AMI is
+// pending) has been answered. A share of the builds run on spot instances.
+// It also injects what goes wrong in real life:
 // a cleanup from the wrong endpoint (another account: it must keep the
 // run, and the README's command must then succeed), and a second runner's
 // `cleanup --tagged` sweep while builds run (it must not touch them).
@@ -59,13 +62,17 @@ type Config struct {
 	// WrongEndpointEvery: every k-th killed build is first cleaned up from
 	// a simulator of another account; 0 disables it.
 	WrongEndpointEvery int
+	// Spot is the share of builds that use a spot instance (an instant
+	// fleet and its launch template) instead of an on-demand one; with the
+	// built-in template only.
+	Spot float64
 }
 
 // DefaultConfig is `make soak`'s.
 func DefaultConfig() Config {
 	return Config{N: 30, Parallel: 4, Seed: 1, Bin: "bin/amibake", Timeout: 4 * time.Minute, Faults: true,
 		Consistency: "harsh", Lease: 15 * time.Second, SweepEvery: 7 * time.Second, SweepRegion: "ap-northeast-1",
-		WrongEndpointEvery: 2}
+		WrongEndpointEvery: 2, Spot: 0.3}
 }
 
 // The template: the tutorial's shape with a quick provisioner, so that
@@ -79,6 +86,24 @@ const soakTemplate = `{
     "instance_type": "t2.micro",
     "ssh_username": "root",
     "ami_name": "soak {{user ` + "`name`" + `}} {{timestamp}}"
+  }],
+  "provisioners": [{"type": "shell", "inline": ["echo provisioning", "uname -s", "echo done"]}]
+}
+`
+
+// soakSpotTemplate is the same build on a spot instance: amibake creates a
+// launch template and an instant fleet, and deletes the template as soon
+// as the fleet answers.
+const soakSpotTemplate = `{
+  "variables": {"name": "soak"},
+  "builders": [{
+    "type": "amazon-ebs",
+    "region": "ap-northeast-1",
+    "source_ami": "ami-06128816a1c781a57",
+    "spot_price": "auto",
+    "spot_instance_types": ["t2.micro", "t3.micro"],
+    "ssh_username": "root",
+    "ami_name": "soak spot {{user ` + "`name`" + `}} {{timestamp}}"
   }],
   "provisioners": [{"type": "shell", "inline": ["echo provisioning", "uname -s", "echo done"]}]
 }
@@ -118,6 +143,7 @@ type soak struct {
 	inv    *tracker
 	work   string
 	tmpl   string
+	spot   string // the spot template; "" when Template is the user's
 	bin    string
 	rng    *rand.Rand
 	rngMu  sync.Mutex
@@ -177,6 +203,12 @@ func Run(ctx context.Context, c Config, out io.Writer) (Summary, error) {
 		if err := os.WriteFile(s.tmpl, []byte(soakTemplate), 0o644); err != nil {
 			return Summary{}, err
 		}
+		if c.Spot > 0 {
+			s.spot = filepath.Join(work, "soak-spot.json")
+			if err := os.WriteFile(s.spot, []byte(soakSpotTemplate), 0o644); err != nil {
+				return Summary{}, err
+			}
+		}
 	}
 	for _, f := range []string{"empty"} {
 		if err := os.WriteFile(filepath.Join(work, f), nil, 0o600); err != nil {
@@ -228,6 +260,10 @@ const (
 	fateNone    fate = "normal"
 	fateSIGINT  fate = "SIGINT"
 	fateSIGKILL fate = "SIGKILL"
+	// fateKillAt: SIGKILL as soon as the build's CreateFleet (spot) or
+	// CreateImage has been answered, before the build hears it: the
+	// launch template exists, or the AMI is pending.
+	fateKillAt fate = "SIGKILL at"
 )
 
 type outcome string
@@ -253,20 +289,32 @@ type result struct {
 	secret     bool      // the secret key reached the output
 	cleanup    string    // what `cleanup --all` said, when it failed
 	signalled  bool
-	wrongFirst bool // cleaned from the wrong endpoint first
+	wrongFirst bool   // cleaned from the wrong endpoint first
+	spot       bool   // built on a spot instance
+	killAt     string // fateKillAt: the action
 }
 
-func (s *soak) plan() (fate, float64) {
+// plan is what happens to one build.
+type plan struct {
+	f    fate
+	at   float64 // when to signal, as a share of a typical build
+	spot bool
+}
+
+func (s *soak) plan() plan {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
-	p, at := s.rng.Float64(), 0.1+0.9*s.rng.Float64()
+	p, at, sp := s.rng.Float64(), 0.1+0.9*s.rng.Float64(), s.rng.Float64()
+	pl := plan{f: fateNone, at: at, spot: s.spot != "" && sp < s.c.Spot}
 	switch {
 	case p < 0.10:
-		return fateSIGINT, at
+		pl.f = fateSIGINT
 	case p < 0.15:
-		return fateSIGKILL, at
+		pl.f = fateSIGKILL
+	case p < 0.20:
+		pl.f = fateKillAt
 	}
-	return fateNone, at
+	return pl
 }
 
 // estimate is a typical successful build's duration, to signal builds at
@@ -303,12 +351,9 @@ func (m Summary) Bad() bool {
 
 func (s *soak) run(ctx context.Context) Summary {
 	results := make([]*result, s.c.N)
-	plans := make([]struct {
-		f  fate
-		at float64
-	}, s.c.N)
+	plans := make([]plan, s.c.N)
 	for i := range plans {
-		plans[i].f, plans[i].at = s.plan()
+		plans[i] = s.plan()
 	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -326,7 +371,7 @@ func (s *soak) run(ctx context.Context) Summary {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r := s.build(ctx, i, plans[i].f, plans[i].at)
+			r := s.build(ctx, i, plans[i])
 			results[i] = r
 			s.printf("soak: build %d/%d %s: %s (%s) in %.1fs, %d calls%s\n", i+1, s.c.N, describeFate(r), r.outcome, r.exit,
 				r.wall.Seconds(), r.calls, messageSuffix(r))
@@ -430,13 +475,21 @@ func (s *soak) run(ctx context.Context) Summary {
 }
 
 func describeFate(r *result) string {
+	kind := ""
+	if r.spot {
+		kind = "spot, "
+	}
+	name := string(r.fate)
+	if r.fate == fateKillAt {
+		name += " " + r.killAt
+	}
 	switch {
 	case r.fate == fateNone:
-		return "normal"
+		return kind + "normal"
 	case !r.signalled:
-		return string(r.fate) + " planned, build ended first"
+		return kind + name + " planned, build ended first"
 	}
-	return fmt.Sprintf("%s after %.1fs", r.fate, r.after.Seconds())
+	return fmt.Sprintf("%s%s after %.1fs", kind, name, r.after.Seconds())
 }
 
 func messageSuffix(r *result) string {
@@ -484,8 +537,9 @@ func secretKey(i int) string { return fmt.Sprintf("soakSecret/%d/wJalrXUtnFEMIK7
 
 var artifactRe = regexp.MustCompile(`(?m)^\s*[a-z]{2}(?:-[a-z]+)+-\d: (ami-[0-9a-f]+)\s*$`)
 
-func (s *soak) build(ctx context.Context, i int, f fate, at float64) *result {
-	r := &result{i: i, fate: f, start: time.Now()}
+func (s *soak) build(ctx context.Context, i int, pl plan) *result {
+	f, at := pl.f, pl.at
+	r := &result{i: i, fate: f, start: time.Now(), spot: pl.spot}
 	defer func() { r.end = time.Now() }()
 	stateDir := filepath.Join(s.work, fmt.Sprintf("build-%04d", i))
 	if err := os.MkdirAll(filepath.Join(stateDir, "tmp"), 0o700); err != nil {
@@ -494,7 +548,11 @@ func (s *soak) build(ctx context.Context, i int, f fate, at float64) *result {
 	}
 	env := s.env(i, stateDir)
 	var out bytes.Buffer
-	cmd := exec.Command(s.bin, "build", "-color=false", "-var", fmt.Sprintf("name=%d-%d", s.c.Seed, i), s.tmpl)
+	tmpl := s.tmpl
+	if pl.spot {
+		tmpl = s.spot
+	}
+	cmd := exec.Command(s.bin, "build", "-color=false", "-var", fmt.Sprintf("name=%d-%d", s.c.Seed, i), tmpl)
 	cmd.Env, cmd.Dir = env, stateDir
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -516,7 +574,18 @@ func (s *soak) build(ctx context.Context, i int, f fate, at float64) *result {
 	}()
 
 	var sigC <-chan time.Time
-	if f != fateNone {
+	killedAt := make(chan time.Duration, 1)
+	if f == fateKillAt {
+		r.killAt = "CreateImage"
+		if pl.spot {
+			r.killAt = "CreateFleet"
+		}
+		s.proxy.killAfter(accessKey(i), r.killAt, func() {
+			killedAt <- time.Since(start)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		})
+		defer s.proxy.forget(accessKey(i))
+	} else if f != fateNone {
 		d := time.Duration(at * float64(s.estimate()))
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -529,6 +598,11 @@ wait:
 	for {
 		select {
 		case waitErr = <-done:
+			select {
+			case r.after = <-killedAt:
+				r.signalled = true
+			default:
+			}
 			break wait
 		case <-sigC:
 			sigC = nil
@@ -553,7 +627,7 @@ wait:
 	r.secret = strings.Contains(output, secretKey(i))
 	r.exit = exitString(cmd.ProcessState, waitErr)
 
-	killed := r.outcome == hung || (f == fateSIGKILL && r.signalled)
+	killed := r.outcome == hung || ((f == fateSIGKILL || f == fateKillAt) && r.signalled)
 	if killed {
 		s.killMu.Lock()
 		s.kills++
