@@ -228,8 +228,8 @@ func startKillingProxy(t *testing.T, target, action string, waitLease bool) *kil
 		fired := false
 		p.once.Do(func() {
 			fired = true
+			close(p.killed) // first: the test may see the build exit before kill returns
 			p.kill()
-			close(p.killed)
 		})
 		if fired {
 			return errors.New("the build was killed before it heard the answer")
@@ -258,6 +258,26 @@ func startKillingProxy(t *testing.T, target, action string, waitLease bool) *kil
 	return p
 }
 
+// noSSHImageTemplate bakes an AMI without connecting to the instance.
+const noSSHImageTemplate = `source "amazon-ebs" "img" {
+  region        = "ap-northeast-1"
+  source_ami    = "ami-06128816a1c781a57"
+  instance_type = "t2.micro"
+  communicator  = "none"
+  ami_name      = "img ${uuidv4()}"
+}
+build { sources = ["source.amazon-ebs.img"] }
+`
+
+func writeKillTemplate(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "t.pkr.hcl")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // A build SIGKILLed at the worst moment leaves nothing once the README's
 // cleanup has run, checked against the simulator's inventory: a spot
 // build killed as its instant fleet launched (its launch template, which
@@ -276,15 +296,6 @@ func TestCleanupAfterSIGKILL(t *testing.T) {
 }
 build { sources = ["source.amazon-ebs.spot"] }
 `
-	const image = `source "amazon-ebs" "img" {
-  region        = "ap-northeast-1"
-  source_ami    = "ami-06128816a1c781a57"
-  instance_type = "t2.micro"
-  communicator  = "none"
-  ami_name      = "img ${uuidv4()}"
-}
-build { sources = ["source.amazon-ebs.img"] }
-`
 	for _, tc := range []struct {
 		name, template, killOn string
 		lat                    ec2sim.Latency
@@ -295,7 +306,7 @@ build { sources = ["source.amazon-ebs.img"] }
 			before: func(r ec2sim.RegionInventory) bool { return len(r.LaunchTemplates) == 1 && len(r.Instances) == 1 }},
 		{name: "spot build, cleanup --tagged from another runner", template: spot, killOn: "CreateFleet", tagged: true,
 			before: func(r ec2sim.RegionInventory) bool { return len(r.LaunchTemplates) == 1 && len(r.Instances) == 1 }},
-		{name: "pending AMI, cleanup --all", template: image, killOn: "CreateImage", lat: ec2sim.Latency{ImagePending: 2 * time.Second},
+		{name: "pending AMI, cleanup --all", template: noSSHImageTemplate, killOn: "CreateImage", lat: ec2sim.Latency{ImagePending: 2 * time.Second},
 			before: func(r ec2sim.RegionInventory) bool { return len(r.Images) == 1 && len(r.Snapshots) == 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,10 +315,7 @@ build { sources = ["source.amazon-ebs.img"] }
 			proxy := startKillingProxy(t, srv.URL(), tc.killOn, tc.tagged)
 			t.Setenv("AWS_ENDPOINT_URL", proxy.url)
 			t.Setenv("AMIBAKE_LEASE", "3s")
-			tmpl := filepath.Join(t.TempDir(), "t.pkr.hcl")
-			if err := os.WriteFile(tmpl, []byte(tc.template), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			tmpl := writeKillTemplate(t, tc.template)
 			c := startChild(t, "build", "-color=false", tmpl)
 			proxy.kill = func() { _ = c.cmd.Process.Signal(syscall.SIGKILL) }
 			code := c.exit(t)
@@ -365,18 +373,7 @@ func TestCleanupFindsTheSnapshotOfADeregisteredAMI(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := filepath.Join(t.TempDir(), "t.pkr.hcl")
-	if err := os.WriteFile(tmpl, []byte(`source "amazon-ebs" "img" {
-  region        = "ap-northeast-1"
-  source_ami    = "ami-06128816a1c781a57"
-  instance_type = "t2.micro"
-  communicator  = "none"
-  ami_name      = "img ${uuidv4()}"
-}
-build { sources = ["source.amazon-ebs.img"] }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tmpl := writeKillTemplate(t, noSSHImageTemplate)
 	base := srv.Inventory().Regions["ap-northeast-1"].Snapshots
 	code, out, errOut := runBuildCmd(t, "-color=false", tmpl)
 	if code != 1 || !strings.Contains(out+errOut, "delete snapshot") {

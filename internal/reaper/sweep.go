@@ -394,8 +394,10 @@ func (s *sweep) removeGroups(ctx context.Context) {
 	}
 }
 
-func (s *sweep) removeKeyPairs(ctx context.Context) {
-	for _, f := range s.keys {
+// removeEach removes each eligible resource of fs with one delete call,
+// for kinds nothing else holds.
+func (s *sweep) removeEach(ctx context.Context, fs []*found, what string, del func(context.Context, *found) error) {
+	for _, f := range fs {
 		it, ok := s.item(f)
 		if !ok {
 			continue
@@ -404,13 +406,19 @@ func (s *sweep) removeKeyPairs(ctx context.Context) {
 			s.done(it, nil, "")
 			continue
 		}
+		s.done(it, del(ctx, f), what)
+	}
+}
+
+func (s *sweep) removeKeyPairs(ctx context.Context) {
+	s.removeEach(ctx, s.keys, "delete key pair", func(ctx context.Context, f *found) error {
 		in := &ec2.DeleteKeyPairInput{KeyPairId: aws.String(f.id)}
 		if f.id == "" {
 			in = &ec2.DeleteKeyPairInput{KeyName: aws.String(f.name)}
 		}
 		_, err := s.c.DeleteKeyPair(ctx, in)
-		s.done(it, err, "delete key pair")
-	}
+		return err
+	})
 }
 
 // Launch templates: a spot build's instant fleet needs its template only
@@ -419,18 +427,10 @@ func (s *sweep) removeKeyPairs(ctx context.Context) {
 // request), so the template is all a killed spot build leaves besides the
 // usual resources.
 func (s *sweep) removeLaunchTemplates(ctx context.Context) {
-	for _, f := range s.templates {
-		it, ok := s.item(f)
-		if !ok {
-			continue
-		}
-		if s.r.opt.DryRun {
-			s.done(it, nil, "")
-			continue
-		}
+	s.removeEach(ctx, s.templates, "delete launch template", func(ctx context.Context, f *found) error {
 		_, err := s.c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(f.id)})
-		s.done(it, err, "delete launch template")
-	}
+		return err
+	})
 }
 
 // Images: what a run made is an artifact only if the run says so
