@@ -115,7 +115,9 @@ func (s *Server) Calls() map[string]int {
 
 // Event is one resource reaching a state (an instance running, stopped
 // or terminated; an image or snapshot completing), for measuring how
-// soon a client notices.
+// soon a client notices. Two instance events are not EC2 states:
+// "ssh-ready" (the machine booted, its sshd accepting connections) and
+// "console-posted" (new console output visible to GetConsoleOutput).
 type Event struct {
 	Time  time.Time `json:"time"`
 	ID    string    `json:"id"`
@@ -128,6 +130,32 @@ func (s *Server) eventLocked(id, state string) {
 		s.events = s.events[1:]
 	}
 	s.events = append(s.events, Event{Time: time.Now(), ID: id, State: state})
+}
+
+// CallSpan is one API call: when it arrived and when its answer was
+// written, the configured request latency included.
+type CallSpan struct {
+	Action string    `json:"action"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+}
+
+func (s *Server) recordSpan(action string, start time.Time) {
+	end := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spans) >= 10000 {
+		s.spans = s.spans[1:]
+	}
+	s.spans = append(s.spans, CallSpan{Action: action, Start: start, End: end})
+}
+
+// CallSpans returns the calls since the last reset in the order they were
+// answered (the most recent 10000).
+func (s *Server) CallSpans() []CallSpan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]CallSpan(nil), s.spans...)
 }
 
 // Events returns the state changes so far (the most recent 10000).
@@ -155,6 +183,7 @@ func (s *Server) ResetCalls() {
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
 	s.events = nil
+	s.spans = nil
 }
 
 // Faults returns the fault settings in force.
@@ -201,6 +230,7 @@ func (s *Server) Reset() {
 	s.ipInUse = map[string]bool{}
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
+	s.spans = nil
 	s.mu.Unlock()
 	for _, id := range snaps {
 		_ = s.hosts.DeleteSnapshot(id)

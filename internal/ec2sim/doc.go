@@ -53,7 +53,7 @@
 // # Admin endpoints (same listener)
 //
 //	GET  /_sim/calls      per-action call counts and timestamps (JSON); DELETE resets them
-//	GET  /_sim/events     when each instance, image and snapshot reached its states (JSON)
+//	GET  /_sim/events     when each instance, image and snapshot reached its states, sshd up and console posted included (JSON)
 //	GET  /_sim/inventory  the account's live resources per region, and "empty"
 //	POST /_sim/reset      terminate everything and forget all state
 //	GET  /_sim/faults     fault rules, seed and how often each fired; PUT replaces them

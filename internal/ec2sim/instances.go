@@ -442,6 +442,7 @@ func (s *Server) boot(in *instance, snap *snapshot, spec LaunchSpec, terminate b
 		in.State = "running"
 		s.eventLocked(in.ID, "running")
 	}
+	s.eventLocked(in.ID, "ssh-ready")
 	in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	s.mu.Unlock()
 }
@@ -601,13 +602,17 @@ func (s *Server) finishStart(in *instance) {
 	if !ok || m == nil {
 		return
 	}
-	if err := m.Boot(s.ctx); err != nil {
-		s.log.Error("ec2sim: start instance", "instance", in.ID, "err", err)
+	booted := m.Boot(s.ctx)
+	if booted != nil {
+		s.log.Error("ec2sim: start instance", "instance", in.ID, "err", booted)
 	}
 	s.mu.Lock()
 	if in.State == "pending" {
 		in.State = "running"
 		s.eventLocked(in.ID, "running")
+		if booted == nil {
+			s.eventLocked(in.ID, "ssh-ready")
+		}
 		in.StateReasonCode, in.StateReasonMessage, in.TransitionReason = "", "", ""
 	}
 	s.mu.Unlock()
@@ -815,6 +820,7 @@ func (s *Server) postConsole(in *instance, m Machine) {
 			if cur != last {
 				s.mu.Lock()
 				in.console, in.consoleAt = cur, time.Now()
+				s.eventLocked(in.ID, "console-posted")
 				s.mu.Unlock()
 				last = cur
 			}

@@ -46,6 +46,7 @@ type Server struct {
 	closeErr  error
 
 	events      []Event
+	spans       []CallSpan
 	consistency Consistency
 	lagRand     *rand.Rand // eventual-consistency draws, apart from ids
 }
@@ -224,7 +225,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, ae, reqID)
 		return
 	}
-	s.record(q.Action)
+	start := s.record(q.Action)
+	defer s.recordSpan(q.Action, start)
 	if d := s.opt.Latency.Request; d > 0 {
 		select {
 		case <-time.After(d):
@@ -349,15 +351,18 @@ func checkParams(q *Query) *APIError {
 	return nil
 }
 
-func (s *Server) record(action string) {
+// record counts a call and returns when it arrived.
+func (s *Server) record(action string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	ts := s.calls[action]
 	if len(ts) >= 10000 { // bound memory in long soaks; the count stays exact below
 		ts = ts[1:]
 	}
-	s.calls[action] = append(ts, time.Now())
+	s.calls[action] = append(ts, now)
 	s.callCount[action]++
+	return now
 }
 
 func (s *Server) serveSTS(w http.ResponseWriter, q *Query, reqID string, authed bool) {

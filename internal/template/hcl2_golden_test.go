@@ -86,7 +86,7 @@ func TestHCL2Diagnostics(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			tc.opts.Now = fixedNow
-			tc.opts.Cwd = "/work"
+			tc.opts.Cwd = "/srv/project"
 			tmpl, diags := Load(filepath.Join("testdata/diag", tc.file), tc.opts)
 			if got := diags.HasErrors(); got != tc.wantError {
 				t.Fatalf("HasErrors() = %v, want %v: %v", got, tc.wantError, diags)

@@ -118,7 +118,7 @@ func testLoadOptions() LoadOptions {
 	return LoadOptions{
 		Now: time.Date(2026, 11, 25, 23, 44, 41, 0, time.UTC),
 		Env: func(k string) string { return map[string]string{"HOME": "/home/ci", "USER": "ci"}[k] },
-		Cwd: "/work",
+		Cwd: "/srv/project",
 	}
 }
 

@@ -14,7 +14,7 @@ func testEnv() *legacyEnv {
 		buildName: "web",
 		buildType: "amazon-ebs",
 		tmplDir:   "/tmpl",
-		cwd:       "/work",
+		cwd:       "/srv/project",
 		now:       time.Date(2026, 11, 25, 23, 44, 41, 0, time.UTC),
 	}
 }
@@ -39,7 +39,7 @@ func TestLegacyRender(t *testing.T) {
 		{"replace_all", `{{replace_all "a" "x" "banana"}}`, "bxnxnx", false},
 		{"packer_version", "{{packer_version}}", PackerVersion, false},
 		{"template_dir", "{{template_dir}}/scripts", "/tmpl/scripts", false},
-		{"pwd", "{{pwd}}", "/work", false},
+		{"pwd", "{{pwd}}", "/srv/project", false},
 		{"env in default", "{{env `HOME`}}", "/home/ci", true},
 		{"env unset", "{{env `NOPE`}}", "", true},
 		// Build-time data is kept for RenderBuildTime, verbatim.
