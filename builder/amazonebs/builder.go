@@ -81,7 +81,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 		b.Secrets.Add(c.SecretKey, c.Token, c.SSHPassword, c.SSHBastionPassword)
 	}
 	st := &State{
-		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
+		Config: c, Region: sess.Region(), EC2: func(r string) EC2API { return sess.EC2(r) }, UI: b.UI, Secrets: b.Secrets,
 		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, PackerName: b.PackerName, Force: b.Force, Debug: b.Debug,
 		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
 		ResolvedSource: b.SourceImage,

@@ -121,7 +121,7 @@ snapshot_users = ["111122223333"]`, func(t *testing.T, st *State, log string) {
 			if len(snaps) == 0 {
 				t.Fatal("no snapshots in eu-west-2")
 			}
-			attr, err := st.ec2("eu-west-2").DescribeSnapshotAttribute(ctx(t), &ec2.DescribeSnapshotAttributeInput{
+			attr, err := simClient(srv, "eu-west-2").DescribeSnapshotAttribute(ctx(t), &ec2.DescribeSnapshotAttributeInput{
 				SnapshotId: aws.String(snaps[0]), Attribute: types.SnapshotAttributeNameCreateVolumePermission})
 			if err != nil || len(attr.CreateVolumePermissions) != 1 || aws.ToString(attr.CreateVolumePermissions[0].UserId) != "111122223333" {
 				t.Errorf("create volume permissions %+v %v", attr, err)

@@ -554,7 +554,7 @@ func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, 
 }
 
 // snapshotProgress returns "42%" (the least advanced snapshot) or "".
-func snapshotProgress(ctx context.Context, client *ec2.Client, ids []string) string {
+func snapshotProgress(ctx context.Context, client ec2.DescribeSnapshotsAPIClient, ids []string) string {
 	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
 	if err != nil || len(out.Snapshots) == 0 {
 		return ""
