@@ -226,7 +226,7 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 		s.UI.Say("No volumes to clean up, skipping")
 		return nil
 	}
-	client := s.ec2("")
+	var api deleteVolumeAPI = s.ec2("")
 	id := aws.ToString(s.Instance.InstanceId)
 	if s.TerminateErr != nil {
 		return errNotTerminated(s, fmt.Sprintf("delete volumes %s", strings.Join(vols, ", ")))
@@ -237,7 +237,7 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 	var errs []string
 	for _, v := range vols {
 		s.UI.Message("Deleting volume: " + v)
-		_, err := client.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(v)})
+		_, err := api.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(v)})
 		if err != nil && apiCode(err) != "InvalidVolume.NotFound" {
 			errs = append(errs, fmt.Sprintf("delete volume %s: %v", v, err))
 			continue
@@ -262,7 +262,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		return nil
 	}
 	id := aws.ToString(s.Instance.InstanceId)
-	client := s.ec2("")
+	var api stopInstancesAPI = s.ec2("")
 	if s.Instance.InstanceLifecycle == types.InstanceLifecycleTypeSpot {
 		// A one-time spot instance cannot be stopped; CreateImage reboots
 		// it instead, which gives a consistent image too.
@@ -273,7 +273,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		s.UI.Say("Automatic instance stop disabled. Please stop instance manually.")
 	} else {
 		s.UI.Say("Stopping the source instance...")
-		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		if _, err := api.StopInstances(ctx, stopInstancesInput(id)); err != nil {
 			return fmt.Errorf("stop source instance %s: %w", id, err)
 		}
 		s.UI.Say("Stopping instance") // Packer's second line
@@ -282,22 +282,16 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameStopped); err != nil {
 		return err
 	}
-	if c.ENASupport != nil || c.SRIOVSupport {
-		if c.ENASupport != nil {
+	for _, in := range instanceAttributeInputs(c, id) {
+		what := "SR-IOV"
+		if in.EnaSupport != nil {
+			what = "ENA"
 			s.UI.Say(fmt.Sprintf("Setting ENA support to %t on the source instance...", *c.ENASupport))
-			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
-				InstanceId: aws.String(id), EnaSupport: &types.AttributeBooleanValue{Value: c.ENASupport},
-			}); err != nil {
-				return fmt.Errorf("set ENA support on instance %s: %w", id, err)
-			}
-		}
-		if c.SRIOVSupport {
+		} else {
 			s.UI.Say("Enabling enhanced networking (SR-IOV) on the source instance...")
-			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
-				InstanceId: aws.String(id), SriovNetSupport: &types.AttributeValue{Value: aws.String("simple")},
-			}); err != nil {
-				return fmt.Errorf("set SR-IOV support on instance %s: %w", id, err)
-			}
+		}
+		if _, err := api.ModifyInstanceAttribute(ctx, in); err != nil {
+			return fmt.Errorf("set %s support on instance %s: %w", what, id, err)
 		}
 	}
 	return nil

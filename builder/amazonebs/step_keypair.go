@@ -76,11 +76,8 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("record the temporary key pair in the run journal: %w", err)
 	}
-	out, err := s.ec2("").ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
-		KeyName:           aws.String(name),
-		PublicKeyMaterial: gossh.MarshalAuthorizedKey(pub),
-		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeKeyPair, runTags)},
-	})
+	var api keyPairAPI = s.ec2("")
+	out, err := api.ImportKeyPair(ctx, importKeyPairInput(name, pub, s.tagSpec(types.ResourceTypeKeyPair, runTags)))
 	if err != nil {
 		// A generated name is ours alone: if the call may have gone
 		// through, delete by name (a no-op when it did not).
