@@ -262,7 +262,9 @@ func TestLookupRequests(t *testing.T) {
 subnet_filter {
   filters = { "tag:Tier" = "build" }
 }`)
-	f := func(name, value string) types.Filter { return types.Filter{Name: aws.String(name), Values: []string{value}} }
+	f := func(name, value string) types.Filter {
+		return types.Filter{Name: aws.String(name), Values: []string{value}}
+	}
 	sameRequest(t, securityGroupFilterInput(s.Config, "vpc-1"), &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{f("tag:Role", "build"), f("vpc-id", "vpc-1")}})
 	sameRequest(t, securityGroupFilterInput(s.Config, ""), &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{f("tag:Role", "build")}})
 	sameRequest(t, describeSubnetsInput(s.Config, "", "vpc-1", "ap-northeast-1a"), &ec2.DescribeSubnetsInput{Filters: []types.Filter{

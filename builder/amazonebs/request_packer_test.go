@@ -306,7 +306,10 @@ encrypt_boot = false`)
 	t.Run("AuthorizeSecurityGroupIngress", func(t *testing.T) {
 		packer := packerRequest(t, reqs, "AuthorizeSecurityGroupIngress", 0)
 		in := authorizeIngressInput(packer["GroupId"], 22, []string{packer["IpPermissions.1.IpRanges.1.CidrIp"]})
-		ours := onTheWire(t, func(ctx context.Context, c *ec2.Client) error { _, err := c.AuthorizeSecurityGroupIngress(ctx, in); return err })
+		ours := onTheWire(t, func(ctx context.Context, c *ec2.Client) error {
+			_, err := c.AuthorizeSecurityGroupIngress(ctx, in)
+			return err
+		})
 		compareWithPacker(t, ours, packer, nil)
 	})
 	t.Run("key pair", func(t *testing.T) {
