@@ -36,8 +36,13 @@ func launchSpot(ctx context.Context, s *State, api spotFleetAPI, in *ec2.RunInst
 			s.UI.Error(fmt.Sprintf("Error deleting launch template %s: %v", ltID, derr))
 		}
 	}()
-	// A public IP puts the subnet in the network interface instead.
-	out, err := api.CreateFleet(ctx, createFleetInput(s.Config, ltID, token, aws.ToString(in.SubnetId), own, fleetTags))
+	// A public IP puts the subnet in the network interface instead; a
+	// subnet decides the zone.
+	az := ""
+	if s.SubnetID == "" {
+		az = s.AZ
+	}
+	out, err := api.CreateFleet(ctx, createFleetInput(s.Config, ltID, token, aws.ToString(in.SubnetId), az, own, fleetTags))
 	if err != nil {
 		return "", fmt.Errorf("launch a spot instance through an EC2 fleet: %w", err)
 	}

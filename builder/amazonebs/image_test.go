@@ -214,13 +214,17 @@ func TestPipelineSpotFleet(t *testing.T) {
 spot_price = "auto"
 spot_instance_types = ["t3a.micro", "t3.micro"]
 spot_tags = { Kind = "spot" }
-fleet_tags = { Fleet = "yes" }`
+fleet_tags = { Fleet = "yes" }
+availability_zone = "eu-west-1b"`
 	st, u := testState(t, srv, mustConfig(t, src))
 	if err := runSteps(t, st); err != nil {
 		t.Fatalf("build: %v\n%s", err, u)
 	}
 	if st.Instance.InstanceLifecycle != types.InstanceLifecycleTypeSpot || st.Instance.InstanceType != "t3a.micro" {
 		t.Errorf("instance lifecycle %q type %q", st.Instance.InstanceLifecycle, st.Instance.InstanceType)
+	}
+	if p := st.Instance.Placement; p == nil || aws.ToString(p.AvailabilityZone) != "eu-west-1b" {
+		t.Errorf("availability_zone: placement %+v", p)
 	}
 	if tags := tagMap(st.Instance.Tags); tags["Kind"] != "spot" || tags["amibake:run-id"] != "run-1" {
 		t.Errorf("instance tags %v", tags)

@@ -123,25 +123,32 @@ func TestCreateFleetInput(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name, hcl, subnet string
+		name, hcl, subnet, az string
 		want              func(*ec2.CreateFleetInput)
 	}{
-		{"spot_price auto: no maximum", `spot_price = "auto"`, "", func(*ec2.CreateFleetInput) {}},
-		{"spot_price: the maximum", `spot_price = "0.05"`, "", func(in *ec2.CreateFleetInput) {
+		{"spot_price auto: no maximum", `spot_price = "auto"`, "", "", func(*ec2.CreateFleetInput) {}},
+		{"spot_price: the maximum", `spot_price = "0.05"`, "", "", func(in *ec2.CreateFleetInput) {
 			in.LaunchTemplateConfigs[0].Overrides[0].MaxPrice = aws.String("0.05")
 		}},
-		{"spot_instance_types: in order of priority", `spot_instance_types = ["t3a.micro", "t3.micro"]`, "", func(in *ec2.CreateFleetInput) {
+		{"spot_instance_types: in order of priority", `spot_instance_types = ["t3a.micro", "t3.micro"]`, "", "", func(in *ec2.CreateFleetInput) {
 			in.LaunchTemplateConfigs[0].Overrides = []types.FleetLaunchTemplateOverridesRequest{override("t3a.micro", 0), override("t3.micro", 1)}
 		}},
 		{"spot_allocation_strategy", `spot_price = "auto"
-spot_allocation_strategy = "capacity-optimized"`, "", func(in *ec2.CreateFleetInput) {
+spot_allocation_strategy = "capacity-optimized"`, "", "", func(in *ec2.CreateFleetInput) {
 			in.SpotOptions.AllocationStrategy = types.SpotAllocationStrategyCapacityOptimized
 		}},
 		{"fleet_tags", `spot_price = "auto"
-fleet_tags = { Fleet = "yes" }`, "", func(in *ec2.CreateFleetInput) {
+fleet_tags = { Fleet = "yes" }`, "", "", func(in *ec2.CreateFleetInput) {
 			in.TagSpecifications[0].Tags = ownWant("Fleet", "yes")
 		}},
-		{"subnet", `spot_price = "auto"`, "subnet-1", func(in *ec2.CreateFleetInput) {
+		{"subnet", `spot_price = "auto"`, "subnet-1", "", func(in *ec2.CreateFleetInput) {
+			in.LaunchTemplateConfigs[0].Overrides[0].SubnetId = aws.String("subnet-1")
+		}},
+		{"availability_zone without a subnet", `spot_price = "auto"
+availability_zone = "ap-northeast-1c"`, "", "ap-northeast-1c", func(in *ec2.CreateFleetInput) {
+			in.LaunchTemplateConfigs[0].Overrides[0].AvailabilityZone = aws.String("ap-northeast-1c")
+		}},
+		{"a subnet decides the zone", `spot_price = "auto"`, "subnet-1", "ap-northeast-1c", func(in *ec2.CreateFleetInput) {
 			in.LaunchTemplateConfigs[0].Overrides[0].SubnetId = aws.String("subnet-1")
 		}},
 	}
@@ -154,7 +161,7 @@ fleet_tags = { Fleet = "yes" }`, "", func(in *ec2.CreateFleetInput) {
 			}
 			want := base()
 			tt.want(want)
-			sameRequest(t, createFleetInput(s.Config, "lt-1", "token-1", tt.subnet, s.ownTags(), fleetTags), want)
+			sameRequest(t, createFleetInput(s.Config, "lt-1", "token-1", tt.subnet, tt.az, s.ownTags(), fleetTags), want)
 		})
 	}
 }

@@ -246,8 +246,9 @@ func createLaunchTemplateInput(name, token string, data *types.RequestLaunchTemp
 
 // createFleetInput is the instant fleet that launches one spot instance
 // from launch template ltID: spot_instance_types (else instance_type) in
-// order of priority, spot_price, spot_allocation_strategy, fleet_tags.
-func createFleetInput(c *Config, ltID, token, subnetID string, own, fleetTags map[string]string) *ec2.CreateFleetInput {
+// order of priority, spot_price, spot_allocation_strategy, fleet_tags; in
+// subnetID, else in zone az (availability_zone without a subnet).
+func createFleetInput(c *Config, ltID, token, subnetID, az string, own, fleetTags map[string]string) *ec2.CreateFleetInput {
 	instanceTypes := c.SpotInstanceTypes
 	if len(instanceTypes) == 0 {
 		instanceTypes = []string{c.InstanceType}
@@ -255,6 +256,9 @@ func createFleetInput(c *Config, ltID, token, subnetID string, own, fleetTags ma
 	var overrides []types.FleetLaunchTemplateOverridesRequest
 	for i, t := range instanceTypes {
 		o := types.FleetLaunchTemplateOverridesRequest{InstanceType: types.InstanceType(t), Priority: aws.Float64(float64(i)), SubnetId: optString(subnetID)}
+		if subnetID == "" {
+			o.AvailabilityZone = optString(az)
+		}
 		if c.SpotPrice != "" && c.SpotPrice != "auto" {
 			o.MaxPrice = aws.String(c.SpotPrice)
 		}
