@@ -124,7 +124,7 @@ func TestCreateFleetInput(t *testing.T) {
 	}
 	tests := []struct {
 		name, hcl, subnet, az string
-		want              func(*ec2.CreateFleetInput)
+		want                  func(*ec2.CreateFleetInput)
 	}{
 		{"spot_price auto: no maximum", `spot_price = "auto"`, "", "", func(*ec2.CreateFleetInput) {}},
 		{"spot_price: the maximum", `spot_price = "0.05"`, "", "", func(in *ec2.CreateFleetInput) {
