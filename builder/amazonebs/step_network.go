@@ -104,29 +104,39 @@ func (*stepSecurityGroup) Name() string { return "security group" }
 func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	c := s.Config
 	var client securityGroupAPI = s.ec2("")
-	if len(c.SecurityGroupIDs) > 0 {
+	switch {
+	case len(c.SecurityGroupIDs) > 0:
 		s.SecurityGroupIDs = c.SecurityGroupIDs
 		return nil
-	}
-	if len(c.Parsed.SGFilters) > 0 {
-		in := securityGroupFilterInput(c, s.VPCID)
-		out, err := client.DescribeSecurityGroups(ctx, in)
-		if err != nil {
-			return fmt.Errorf("find security groups matching security_group_filter: %w", err)
-		}
-		if len(out.SecurityGroups) == 0 {
-			return fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
-		}
-		for _, g := range out.SecurityGroups {
-			s.SecurityGroupIDs = append(s.SecurityGroupIDs, aws.ToString(g.GroupId))
-		}
-		s.UI.Message("Found Security Group(s): " + strings.Join(s.SecurityGroupIDs, ", "))
+	case len(c.Parsed.SGFilters) > 0:
+		return findSecurityGroups(ctx, s, client)
+	case c.Communicator == "none":
 		return nil
 	}
-	if c.Communicator == "none" {
-		return nil
-	}
+	return st.createTemporary(ctx, s, client)
+}
 
+// findSecurityGroups uses the groups security_group_filter matches.
+func findSecurityGroups(ctx context.Context, s *State, api ec2.DescribeSecurityGroupsAPIClient) error {
+	c := s.Config
+	out, err := api.DescribeSecurityGroups(ctx, securityGroupFilterInput(c, s.VPCID))
+	if err != nil {
+		return fmt.Errorf("find security groups matching security_group_filter: %w", err)
+	}
+	if len(out.SecurityGroups) == 0 {
+		return fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
+	}
+	for _, g := range out.SecurityGroups {
+		s.SecurityGroupIDs = append(s.SecurityGroupIDs, aws.ToString(g.GroupId))
+	}
+	s.UI.Message("Found Security Group(s): " + strings.Join(s.SecurityGroupIDs, ", "))
+	return nil
+}
+
+// createTemporary creates the temporary security group and opens
+// ssh_port in it to the narrowest sources (sources).
+func (st *stepSecurityGroup) createTemporary(ctx context.Context, s *State, client securityGroupAPI) error {
+	c := s.Config
 	cidrs, err := st.sources(ctx, s)
 	if err != nil {
 		return err
