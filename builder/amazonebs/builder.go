@@ -81,7 +81,7 @@ func (b *Builder) Run(ctx context.Context) (*artifact.Artifact, error) {
 		b.Secrets.Add(c.SecretKey, c.Token, c.SSHPassword, c.SSHBastionPassword)
 	}
 	st := &State{
-		Config: c, Region: sess.Region(), EC2: sess.EC2, UI: b.UI, Secrets: b.Secrets,
+		Config: c, Region: sess.Region(), EC2: func(r string) EC2API { return sess.EC2(r) }, UI: b.UI, Secrets: b.Secrets,
 		Ledger: b.Ledger, RunID: b.RunID, RunUUID: b.RunUUID, BuildName: b.Name, PackerName: b.PackerName, Force: b.Force, Debug: b.Debug,
 		Waits: WaitsFrom(c, b.Getenv), Getenv: b.Getenv, Now: b.Now, Log: b.Log, Provision: b.Provision,
 		ResolvedSource: b.SourceImage,
@@ -199,23 +199,5 @@ func (s *State) Artifact(name string) *artifact.Artifact {
 // that needs AWS before the build (the input digest) opens it once and
 // hands it over in Builder.Session.
 func OpenSession(ctx context.Context, shared *awsclient.Shared, c *Config) (*awsclient.Session, error) {
-	return awsclient.New(ctx, shared, awsclient.Options{
-		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
-		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token,
-		AssumeRole: assumeRole(c.AssumeRole), CustomEndpointEC2: c.CustomEndpointEC2,
-		MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
-		SkipMetadataAPICheck:  c.SkipMetadataAPICheck,
-		InsecureSkipTLSVerify: c.InsecureSkipTLSVerify,
-	})
-}
-
-func assumeRole(a *AssumeRole) *awsclient.AssumeRole {
-	if a == nil {
-		return nil
-	}
-	return &awsclient.AssumeRole{
-		RoleARN: a.RoleARN, DurationSeconds: a.DurationSeconds, ExternalID: a.ExternalID,
-		Policy: a.Policy, PolicyARNs: a.PolicyARNs, SessionName: a.SessionName,
-		Tags: a.Tags, TransitiveTagKeys: a.TransitiveTagKeys,
-	}
+	return c.AccessConfig.Open(ctx, shared, "")
 }

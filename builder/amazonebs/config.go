@@ -6,7 +6,11 @@
 // `build` before anything is created.
 package amazonebs
 
-import "time"
+import (
+	"time"
+
+	"github.com/amibake/amibake/internal/awsclient"
+)
 
 // KeyValue is the HCL2 block form of one map entry: `tag { key = "Name" value = "x" }`.
 type KeyValue struct {
@@ -20,32 +24,13 @@ type NameValue struct {
 	Value string `hcl:"value"`
 }
 
-// AssumeRole is the assume_role block (Terraform's AWS provider shape).
-type AssumeRole struct {
-	RoleARN           string            `hcl:"role_arn,optional"`
-	DurationSeconds   int               `hcl:"duration_seconds,optional"`
-	ExternalID        string            `hcl:"external_id,optional"`
-	Policy            string            `hcl:"policy,optional"`
-	PolicyARNs        []string          `hcl:"policy_arns,optional"`
-	SessionName       string            `hcl:"session_name,optional"`
-	Tags              map[string]string `hcl:"tags,optional"`
-	TransitiveTagKeys []string          `hcl:"transitive_tag_keys,optional"`
-}
-
-// VaultAWSEngine is Packer's vault_aws_engine block.
-type VaultAWSEngine struct {
-	Name       string `hcl:"name,optional"`
-	RoleARN    string `hcl:"role_arn,optional"`
-	TTL        string `hcl:"ttl,optional"`
-	EngineName string `hcl:"engine_name,optional"`
-}
-
-// Polling overrides the waiters' delay and attempts (AWS_POLL_DELAY_SECONDS,
-// AWS_MAX_ATTEMPTS).
-type Polling struct {
-	DelaySeconds int `hcl:"delay_seconds,optional"`
-	MaxAttempts  int `hcl:"max_attempts,optional"`
-}
+// AssumeRole, VaultAWSEngine and Polling are blocks of the shared
+// AccessConfig.
+type (
+	AssumeRole     = awsclient.AssumeRole
+	VaultAWSEngine = awsclient.VaultAWSEngine
+	Polling        = awsclient.Polling
+)
 
 // AMIFilter is source_ami_filter.
 type AMIFilter struct {
@@ -141,23 +126,10 @@ type FastLaunch struct {
 // Packer's names. Durations are strings ("5m", "30s") parsed by NewConfig
 // into the *Duration fields below.
 type Config struct {
-	// Access.
-	AccessKey                   string          `hcl:"access_key,optional"`
-	SecretKey                   string          `hcl:"secret_key,optional"`
-	Token                       string          `hcl:"token,optional"`
-	Region                      string          `hcl:"region,optional"`
-	Profile                     string          `hcl:"profile,optional"`
-	SharedCredentialsFile       string          `hcl:"shared_credentials_file,optional"`
-	AssumeRole                  *AssumeRole     `hcl:"assume_role,block"`
-	VaultAWSEngine              *VaultAWSEngine `hcl:"vault_aws_engine,block"`
-	CustomEndpointEC2           string          `hcl:"custom_endpoint_ec2,optional"`
-	SkipCredentialValidation    bool            `hcl:"skip_credential_validation,optional"`
-	SkipMetadataAPICheck        bool            `hcl:"skip_metadata_api_check,optional"`
-	DecodeAuthorizationMessages bool            `hcl:"decode_authorization_messages,optional"`
-	InsecureSkipTLSVerify       bool            `hcl:"insecure_skip_tls_verify,optional"`
-	MFACode                     string          `hcl:"mfa_code,optional"`
-	MaxRetries                  int             `hcl:"max_retries,optional"`
-	Polling                     *Polling        `hcl:"aws_polling,block"`
+	// Access: region, credentials, endpoint, retries and polling, shared
+	// with the amazon-ami data source and the amazon-ami-management
+	// post-processor.
+	awsclient.AccessConfig
 
 	// Source AMI.
 	SourceAMI       string     `hcl:"source_ami,optional"`
@@ -232,7 +204,6 @@ type Config struct {
 	AMIOUARNs                   []string                  `hcl:"ami_ou_arns,optional"`
 	AMIProductCodes             []string                  `hcl:"ami_product_codes,optional"`
 	AMIRegions                  []string                  `hcl:"ami_regions,optional"`
-	SkipRegionValidation        bool                      `hcl:"skip_region_validation,optional"`
 	Tags                        map[string]string         `hcl:"tags,optional"`
 	Tag                         []KeyValue                `hcl:"tag,block"`
 	ENASupport                  *bool                     `hcl:"ena_support,optional"`

@@ -16,23 +16,15 @@ import (
 )
 
 // AMIDataSource is the amazon-ami data source: an AMI looked up by
-// filters, with the access options of the builder.
+// filters, with the access options of the builder (the shared
+// AccessConfig, as Packer's data source).
 type AMIDataSource struct {
-	AccessKey                string            `hcl:"access_key,optional"`
-	SecretKey                string            `hcl:"secret_key,optional"`
-	Token                    string            `hcl:"token,optional"`
-	Region                   string            `hcl:"region,optional"`
-	Profile                  string            `hcl:"profile,optional"`
-	SharedCredentialsFile    string            `hcl:"shared_credentials_file,optional"`
-	AssumeRole               *AssumeRole       `hcl:"assume_role,block"`
-	CustomEndpointEC2        string            `hcl:"custom_endpoint_ec2,optional"`
-	SkipCredentialValidation bool              `hcl:"skip_credential_validation,optional"`
-	MaxRetries               int               `hcl:"max_retries,optional"`
-	Filters                  map[string]string `hcl:"filters,optional"`
-	Filter                   []NameValue       `hcl:"filter,block"`
-	Owners                   []string          `hcl:"owners,optional"`
-	MostRecent               bool              `hcl:"most_recent,optional"`
-	IncludeDeprecated        bool              `hcl:"include_deprecated,optional"`
+	awsclient.AccessConfig
+	Filters           map[string]string `hcl:"filters,optional"`
+	Filter            []NameValue       `hcl:"filter,block"`
+	Owners            []string          `hcl:"owners,optional"`
+	MostRecent        bool              `hcl:"most_recent,optional"`
+	IncludeDeprecated bool              `hcl:"include_deprecated,optional"`
 }
 
 // EvaluateDataSource evaluates a data block; amibake knows amazon-ami.
@@ -54,17 +46,16 @@ func EvaluateDataSource(b *template.Block) (cty.Value, hcl.Diagnostics) {
 	fail := func(summary, detail string) (cty.Value, hcl.Diagnostics) {
 		return cty.DynamicVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
 	}
+	if diags := checkDataSourceAccess(b, &c.AccessConfig); diags.HasErrors() {
+		return cty.DynamicVal, diags
+	}
 	filters := mergeNV(c.Filters, c.Filter)
 	if len(c.Owners) == 0 && filters["owner-id"] == "" && filters["owner-alias"] == "" {
 		return fail("Missing owners", "For security reasons, an amazon-ami data source must name the AMI's owner: set owners, or the owner-id or owner-alias filter.")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sess, err := awsclient.New(ctx, nil, awsclient.Options{
-		Region: c.Region, Profile: c.Profile, SharedCredentialsFile: c.SharedCredentialsFile,
-		AccessKey: c.AccessKey, SecretKey: c.SecretKey, Token: c.Token, AssumeRole: assumeRole(c.AssumeRole),
-		CustomEndpointEC2: c.CustomEndpointEC2, MaxRetries: c.MaxRetries, SkipCredentialValidation: c.SkipCredentialValidation,
-	})
+	sess, err := c.AccessConfig.Open(ctx, nil, "")
 	if err != nil {
 		return fail("Cannot evaluate amazon-ami data source", err.Error())
 	}
@@ -103,4 +94,21 @@ func EvaluateDataSource(b *template.Block) (cty.Value, hcl.Diagnostics) {
 		"owner_name":    cty.StringVal(aws.ToString(im.ImageOwnerAlias)),
 		"tags":          tagVal,
 	}), nil
+}
+
+// checkDataSourceAccess checks the access options as the builder does, and
+// refuses those that would change nothing here: the unimplemented ones,
+// and aws_polling (a lookup does not wait).
+func checkDataSourceAccess(b *template.Block, a *awsclient.AccessConfig) hcl.Diagnostics {
+	v := &validator{body: b.Body, def: b.DefRange}
+	for _, p := range a.Check() {
+		v.errorf(p.Option, p.Summary, "%s", p.Detail)
+	}
+	for _, opt := range a.Unimplemented() {
+		v.errorf(opt, "Option not implemented by amibake", "amibake cannot honour %s in an amazon-ami data source yet; remove it.", opt)
+	}
+	if a.Polling != nil {
+		v.errorf("aws_polling", "Option without effect", "aws_polling paces waits, and an amazon-ami data source does not wait; remove it.")
+	}
+	return v.diags
 }

@@ -62,6 +62,46 @@ func consoleRetryable(err error) bool {
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
+// consoleRead is the reading of an instance's console output for its SSH
+// host key fingerprints.
+type consoleRead struct {
+	fps       []ssh.Fingerprint
+	latest    bool  // asks for the latest output (Nitro types)
+	transient error // the last retryable error
+	reads     int
+}
+
+// poll reads the console until it shows fingerprints, for at most
+// ssh_host_key_wait_timeout.
+func (r *consoleRead) poll(ctx context.Context, s *State, api consoleOutputAPI, id, itype string) error {
+	wait := s.Waits
+	wait.MaxAttempts = 0
+	return wait.poll(ctx, "SSH host key fingerprints on the console of "+id, s.Config.Parsed.HostKeyWait, func(ctx context.Context) (bool, error) {
+		r.reads++
+		out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(r.latest)})
+		switch {
+		case err == nil:
+		case r.latest && apiCode(err) == "UnsupportedOperation":
+			// Not a Nitro type after all: read the buffered console.
+			s.log().Debug("latest console output unsupported; reading the buffered one", "instance", id, "type", itype)
+			r.latest = false
+			return false, nil
+		case consoleRetryable(err):
+			r.transient = err
+			s.log().Debug("console output: retryable error", "instance", id, "err", err)
+			return false, nil
+		default:
+			return false, fmt.Errorf("read the console output of %s: %w", id, err)
+		}
+		text := aws.ToString(out.Output)
+		if dec, derr := base64.StdEncoding.DecodeString(text); derr == nil {
+			text = string(dec)
+		}
+		r.fps = ssh.ParseConsoleFingerprints(text)
+		return len(r.fps) > 0, nil
+	})
+}
+
 func (st *stepConnect) hostKeyChecker(ctx context.Context, s *State) (*ssh.HostKeyChecker, error) {
 	mode := s.Config.SSHHostKeyChecking
 	switch mode {
@@ -76,36 +116,9 @@ func (st *stepConnect) hostKeyChecker(ctx context.Context, s *State) (*ssh.HostK
 	}
 	id := aws.ToString(s.Instance.InstanceId)
 	itype := string(s.Instance.InstanceType)
-	latest := latestConsole(itype)
-	var fps []ssh.Fingerprint
-	var transient error
-	reads := 0
-	wait := s.Waits
-	wait.MaxAttempts = 0
-	err := wait.poll(ctx, "SSH host key fingerprints on the console of "+id, s.Config.Parsed.HostKeyWait, func(ctx context.Context) (bool, error) {
-		reads++
-		out, err := s.ec2("").GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(latest)})
-		switch {
-		case err == nil:
-		case latest && apiCode(err) == "UnsupportedOperation":
-			// Not a Nitro type after all: read the buffered console.
-			s.log().Debug("latest console output unsupported; reading the buffered one", "instance", id, "type", itype)
-			latest = false
-			return false, nil
-		case consoleRetryable(err):
-			transient = err
-			s.log().Debug("console output: retryable error", "instance", id, "err", err)
-			return false, nil
-		default:
-			return false, fmt.Errorf("read the console output of %s: %w", id, err)
-		}
-		text := aws.ToString(out.Output)
-		if dec, derr := base64.StdEncoding.DecodeString(text); derr == nil {
-			text = string(dec)
-		}
-		fps = ssh.ParseConsoleFingerprints(text)
-		return len(fps) > 0, nil
-	})
+	r := &consoleRead{latest: latestConsole(itype)}
+	err := r.poll(ctx, s, s.ec2(""), id, itype)
+	fps, latest, transient, reads := r.fps, r.latest, r.transient, r.reads
 	if len(fps) > 0 {
 		names := make([]string, len(fps))
 		for i, f := range fps {

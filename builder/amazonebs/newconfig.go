@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/template"
 )
 
@@ -41,8 +42,7 @@ const (
 
 // unimplemented are options Packer documents that amibake accepts in a
 // template but cannot honour yet: validate warns, build refuses.
-var unimplemented = []string{
-	"vault_aws_engine", "mfa_code", "decode_authorization_messages",
+var unimplemented = append(slices.Clone(awsclient.UnimplementedAccess),
 	"temporary_iam_instance_profile_policy_document",
 	"spot_price_auto_product", "block_duration_minutes",
 	"windows_password_timeout",
@@ -53,7 +53,7 @@ var unimplemented = []string{
 	"ssh_local_tunnels", "ssh_remote_tunnels", "ssh_ciphers", "ssh_key_exchange_algorithms", "no_ephemeral",
 	"winrm_username", "winrm_password", "winrm_host", "winrm_no_proxy", "winrm_port",
 	"winrm_timeout", "winrm_use_ssl", "winrm_insecure", "winrm_use_ntlm",
-}
+)
 
 // noEffect are Packer options amibake accepts but that change nothing
 // in amibake, each with the reason; validate and build warn when one is
@@ -64,7 +64,6 @@ var noEffect = map[string]string{
 }
 
 var (
-	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	amiNameRe = regexp.MustCompile(`^[a-zA-Z0-9()\[\] ./\-'@_]+$`)
 )
 
@@ -254,35 +253,11 @@ func mergeNV(m map[string]string, nvs []NameValue) map[string]string {
 }
 
 func (c *Config) checkAccess(v *validator) {
-	switch {
-	case c.Region == "":
-		// As Packer: the SDK's region chain (AWS_REGION, the profile)
-		// fills it at build time, which fails there if it finds none.
-	case !c.SkipRegionValidation && !regionRe.MatchString(c.Region):
-		v.errorf("region", "Invalid region", "%q is not an AWS region name (like us-east-1 or ap-northeast-1).", c.Region)
-	}
-	if (c.AccessKey == "") != (c.SecretKey == "") {
-		v.errorf("access_key", "Incomplete static credentials", "access_key and secret_key must both be set, or neither.")
-	}
-	if c.MaxRetries < 0 {
-		v.errorf("max_retries", "Invalid max_retries", "max_retries must be zero or more, not %d.", c.MaxRetries)
-	}
-	if p := c.Polling; p != nil {
-		if p.DelaySeconds < 0 {
-			v.errorf("aws_polling.delay_seconds", "Invalid delay_seconds", "delay_seconds must be positive.")
-		}
-		if p.MaxAttempts < 0 {
-			v.errorf("aws_polling.max_attempts", "Invalid max_attempts", "max_attempts must be positive.")
-		}
-	}
-	if c.AssumeRole != nil && c.AssumeRole.RoleARN == "" {
-		v.errorf("assume_role", "Missing role_arn", "assume_role needs role_arn.")
-	}
-	if c.CustomEndpointEC2 != "" && !strings.Contains(c.CustomEndpointEC2, "://") {
-		v.errorf("custom_endpoint_ec2", "Invalid custom_endpoint_ec2", "custom_endpoint_ec2 must be a URL with a scheme, such as https://ec2.example.com, not %q.", c.CustomEndpointEC2)
+	for _, p := range c.AccessConfig.Check() {
+		v.errorf(p.Option, p.Summary, "%s", p.Detail)
 	}
 	for i, r := range c.AMIRegions {
-		if !c.SkipRegionValidation && !regionRe.MatchString(r) {
+		if !c.SkipRegionValidation && !awsclient.IsRegionName(r) {
 			v.errorf("ami_regions", "Invalid region in ami_regions", "ami_regions[%d] = %q is not an AWS region name.", i, r)
 		}
 	}
@@ -547,14 +522,21 @@ func setOptions(c *Config, names []string) []string {
 		want[n] = true
 	}
 	var set []string
-	rv := reflect.ValueOf(c).Elem()
-	rt := rv.Type()
-	for i := 0; i < rt.NumField(); i++ {
-		tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("hcl"), ",")
-		if want[tag] && !rv.Field(i).IsZero() {
-			set = append(set, tag)
+	var walk func(rv reflect.Value)
+	walk = func(rv reflect.Value) {
+		rt := rv.Type()
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("hcl"), ",")
+			switch {
+			case tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct:
+				walk(rv.Field(i)) // the shared AccessConfig
+			case want[tag] && !rv.Field(i).IsZero():
+				set = append(set, tag)
+			}
 		}
 	}
+	walk(reflect.ValueOf(c).Elem())
 	sort.Strings(set)
 	return set
 }

@@ -33,6 +33,10 @@ func TestNoOptionSilentlyIgnored(t *testing.T) {
 		for i := 0; i < rt.NumField(); i++ {
 			f := rt.Field(i)
 			tag, kind, _ := strings.Cut(f.Tag.Get("hcl"), ",")
+			if tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, path) // the shared AccessConfig: options of the block itself
+				continue
+			}
 			if tag == "" || kind == "label" || kind == "remain" {
 				continue
 			}
@@ -68,7 +72,7 @@ func TestNoOptionSilentlyIgnored(t *testing.T) {
 }
 
 // readSources is the package's non-test code without config.go (where the
-// options are only declared).
+// options are only declared), and the shared AccessConfig's.
 func readSources(t *testing.T) string {
 	t.Helper()
 	files, err := filepath.Glob("*.go")
@@ -81,6 +85,15 @@ func readSources(t *testing.T) string {
 			continue
 		}
 		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(src)
+	}
+	// The access options are read where the shared AccessConfig opens
+	// its session.
+	for _, f := range []string{"access.go", "awsclient.go"} {
+		src, err := os.ReadFile(filepath.Join("..", "..", "internal", "awsclient", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func testState(t testing.TB, srv *ec2sim.Server, c *Config) (*State, *recordingU
 			}
 			return ""
 		},
-		EC2: func(region string) *ec2.Client {
+		EC2: func(region string) EC2API {
 			if region == "" {
 				region = c.Region
 			}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/communicator"
@@ -25,7 +24,7 @@ type State struct {
 	// Inputs.
 	Config    *Config
 	Region    string
-	EC2       func(region string) *ec2.Client // "" is the build region
+	EC2       func(region string) EC2API // "" is the build region
 	UI        ui.UI
 	Secrets   *ui.Secrets
 	Ledger    ledger.Recorder
@@ -77,7 +76,7 @@ type State struct {
 	births births
 }
 
-func (s *State) ec2(region string) *ec2.Client { return s.EC2(region) }
+func (s *State) ec2(region string) EC2API { return s.EC2(region) }
 
 func (s *State) log() *slog.Logger {
 	if s.Log == nil {

@@ -95,26 +95,10 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		cfg.Dial = st.Dial
 	}
 	if c.SSHBastionHost != "" {
-		b := &ssh.Bastion{Host: c.SSHBastionHost, Port: c.SSHBastionPort, User: c.SSHBastionUsername,
-			AgentAuth: c.SSHBastionAgentAuth, Password: c.SSHBastionPassword}
-		if b.Port == 0 {
-			b.Port = 22
+		if cfg.Bastion, err = sshBastion(s); err != nil {
+			return err
 		}
-		if b.User == "" {
-			b.User = c.SSHUsername
-		}
-		if f := c.SSHBastionPrivateKeyFile; f != "" {
-			key, err := os.ReadFile(f)
-			if err != nil {
-				return fmt.Errorf("read ssh_bastion_private_key_file: %w", err)
-			}
-			s.Secrets.Add(string(key))
-			b.PrivateKey = key
-		} else if !b.AgentAuth && b.Password == "" {
-			b.PrivateKey = s.PrivateKey
-		}
-		cfg.Bastion = b
-		s.UI.Say(fmt.Sprintf("Using SSH bastion host %s:%d", b.Host, b.Port))
+		s.UI.Say(fmt.Sprintf("Using SSH bastion host %s:%d", cfg.Bastion.Host, cfg.Bastion.Port))
 	}
 	s.UI.Say("Waiting for SSH to become available...")
 	comm, err := ssh.Connect(ctx, cfg)
@@ -122,21 +106,8 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("connect to %s over SSH: %w", host, err)
 	}
 	if d := c.Parsed.PauseBeforeConnecting; d > 0 {
-		// Packer connects once, then waits and reconnects: the first login
-		// proves the key works, the pause lets first-boot services settle.
-		s.UI.Say(fmt.Sprintf("Pausing %s before connecting...", d))
-		if err := comm.Close(); err != nil {
-			s.log().Debug("close SSH before pause", "err", err)
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("pause before connecting: %w", context.Cause(ctx))
-		case <-t.C:
-		}
-		if comm, err = ssh.Connect(ctx, cfg); err != nil {
-			return fmt.Errorf("reconnect to %s over SSH: %w", host, err)
+		if comm, err = pauseAndReconnect(ctx, s, comm, cfg, d); err != nil {
+			return err
 		}
 	}
 	s.Comm = comm
@@ -147,6 +118,54 @@ func (st *stepConnect) Run(ctx context.Context, s *State) error {
 	}
 	s.UI.Say("Connected to SSH!")
 	return nil
+}
+
+// sshBastion is the ssh_bastion_* options, with Packer's defaults: port
+// 22, the build's user, and the build's key unless the bastion has its
+// own key, the agent or a password.
+func sshBastion(s *State) (*ssh.Bastion, error) {
+	c := s.Config
+	b := &ssh.Bastion{Host: c.SSHBastionHost, Port: c.SSHBastionPort, User: c.SSHBastionUsername,
+		AgentAuth: c.SSHBastionAgentAuth, Password: c.SSHBastionPassword}
+	if b.Port == 0 {
+		b.Port = 22
+	}
+	if b.User == "" {
+		b.User = c.SSHUsername
+	}
+	if f := c.SSHBastionPrivateKeyFile; f != "" {
+		key, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read ssh_bastion_private_key_file: %w", err)
+		}
+		s.Secrets.Add(string(key))
+		b.PrivateKey = key
+	} else if !b.AgentAuth && b.Password == "" {
+		b.PrivateKey = s.PrivateKey
+	}
+	return b, nil
+}
+
+// pauseAndReconnect is pause_before_connecting. Packer connects once, then
+// waits and reconnects: the first login proves the key works, the pause
+// lets first-boot services settle.
+func pauseAndReconnect(ctx context.Context, s *State, comm *ssh.Comm, cfg ssh.Config, d time.Duration) (*ssh.Comm, error) {
+	s.UI.Say(fmt.Sprintf("Pausing %s before connecting...", d))
+	if err := comm.Close(); err != nil {
+		s.log().Debug("close SSH before pause", "err", err)
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return nil, fmt.Errorf("pause before connecting: %w", context.Cause(ctx))
+	case <-t.C:
+	}
+	comm, err := ssh.Connect(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reconnect to %s over SSH: %w", cfg.Host, err)
+	}
+	return comm, nil
 }
 
 func (st *stepConnect) Cleanup(ctx context.Context, s *State) error {

@@ -117,10 +117,10 @@ func (stepTagImage) Run(ctx context.Context, s *State) error {
 		for _, sn := range snaps {
 			s.born(sn) // just made: NotFound may mean not visible yet
 		}
-		client := s.ec2(region)
+		var api createTagsAPI = s.ec2(region)
 		for _, in := range imageTagCalls(id, snaps, tags, snapTags, own) {
 			err := s.retryNotFound(ctx, "tag "+strings.Join(in.Resources, ", "), func(ctx context.Context) error {
-				_, err := client.CreateTags(ctx, in)
+				_, err := api.CreateTags(ctx, in)
 				return err
 			})
 			if err != nil {
@@ -216,51 +216,15 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	client := s.ec2("")
+	api := s.ec2("")
 	var id string
 	if c.AMIFromSnapshot {
-		id, err = st.fromSnapshots(ctx, s, specs, desc)
-		if err != nil {
-			return err
-		}
+		id, err = st.fromSnapshots(ctx, s, api, specs, desc)
 	} else {
-		name := s.AMIName
-		if c.EncryptBoot != nil && *c.EncryptBoot {
-			// The encrypted copy takes the real name; names are unique.
-			name = "amibake-unencrypted-" + uuid.NewString()
-		}
-		// Packer's lines; it prints the second even without run_tags.
-		s.UI.Say(fmt.Sprintf("Creating AMI %s from instance %s", name, aws.ToString(s.Instance.InstanceId)))
-		s.UI.Say("Attaching run tags to AMI...")
-		entry, err := s.intend(ledger.KindImage, s.Region, name)
-		if err != nil {
-			return fmt.Errorf("record the AMI in the run journal: %w", err)
-		}
-		in := &ec2.CreateImageInput{
-			InstanceId:          s.Instance.InstanceId,
-			Name:                aws.String(name),
-			BlockDeviceMappings: blockDeviceMappings(c.AMIBlockDevices),
-			TagSpecifications:   specs,
-		}
-		if desc != "" {
-			in.Description = aws.String(desc)
-		}
-		if c.DisableStopInstance {
-			in.NoReboot = aws.Bool(true)
-		}
-		out, err := client.CreateImage(ctx, in)
-		if err != nil {
-			if maybeCreated(ctx, err) {
-				st.unanswered = name // names are unique: prevalidation saw none
-			}
-			return fmt.Errorf("create AMI %q from instance %s: %w", name, aws.ToString(s.Instance.InstanceId), err)
-		}
-		id = aws.ToString(out.ImageId)
-		s.born(id)
-		st.entry = entry
-		if err := s.created(entry, id); err != nil {
-			return fmt.Errorf("record AMI %s in the run journal: %w", id, err)
-		}
+		id, err = st.fromInstance(ctx, s, api, specs, desc)
+	}
+	if err != nil {
+		return err
 	}
 	s.ImageID = id
 	s.AMIs = map[string]string{s.Region: id}
@@ -277,43 +241,59 @@ func (st *stepCreateImage) Run(ctx context.Context, s *State) error {
 			return err
 		}
 	}
-	if c.IMDSSupport != "" && !c.AMIFromSnapshot { // RegisterImage already set it
-		if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
-			ImageId: aws.String(s.ImageID), ImdsSupport: &types.AttributeValue{Value: aws.String(c.IMDSSupport)},
-		}); err != nil {
+	if in := imdsSupportInput(c, s.ImageID); in != nil && !c.AMIFromSnapshot { // RegisterImage already set it
+		if _, err := api.ModifyImageAttribute(ctx, in); err != nil {
 			return fmt.Errorf("set imds_support on AMI %s: %w", s.ImageID, err)
 		}
 	}
 	return nil
 }
 
+// fromInstance makes the AMI with CreateImage.
+func (st *stepCreateImage) fromInstance(ctx context.Context, s *State, api createImageAPI, specs []types.TagSpecification, desc string) (string, error) {
+	c := s.Config
+	name := s.AMIName
+	if c.EncryptBoot != nil && *c.EncryptBoot {
+		// The encrypted copy takes the real name; names are unique.
+		name = "amibake-unencrypted-" + uuid.NewString()
+	}
+	instanceID := aws.ToString(s.Instance.InstanceId)
+	// Packer's lines; it prints the second even without run_tags.
+	s.UI.Say(fmt.Sprintf("Creating AMI %s from instance %s", name, instanceID))
+	s.UI.Say("Attaching run tags to AMI...")
+	entry, err := s.intend(ledger.KindImage, s.Region, name)
+	if err != nil {
+		return "", fmt.Errorf("record the AMI in the run journal: %w", err)
+	}
+	out, err := api.CreateImage(ctx, createImageInput(c, instanceID, name, desc, specs))
+	if err != nil {
+		if maybeCreated(ctx, err) {
+			st.unanswered = name // names are unique: prevalidation saw none
+		}
+		return "", fmt.Errorf("create AMI %q from instance %s: %w", name, instanceID, err)
+	}
+	id := aws.ToString(out.ImageId)
+	s.born(id)
+	st.entry = entry
+	if err := s.created(entry, id); err != nil {
+		return "", fmt.Errorf("record AMI %s in the run journal: %w", id, err)
+	}
+	return id, nil
+}
+
 // encrypt copies the AMI to an encrypted one in the same region and
 // deregisters the unencrypted original (Packer's encrypt_boot).
 func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc string) error {
-	c := s.Config
-	client := s.ec2("")
 	s.UI.Say(fmt.Sprintf("Copying AMI %s to an encrypted AMI...", id))
 	token := uuid.NewString()
 	entry, err := s.intend(ledger.KindImage, s.Region, token)
 	if err != nil {
 		return fmt.Errorf("record the encrypted AMI in the run journal: %w", err)
 	}
-	in := &ec2.CopyImageInput{
-		SourceImageId: aws.String(id), SourceRegion: aws.String(s.Region), Name: aws.String(s.AMIName),
-		Encrypted: aws.Bool(true), ClientToken: aws.String(token),
-		// As Packer: the copy takes the source AMI's tags (run_tags);
-		// amibake's own go on it from its creation.
-		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
-	}
-	if desc != "" {
-		in.Description = aws.String(desc)
-	}
-	if c.KMSKeyID != "" {
-		in.KmsKeyId = aws.String(c.KMSKeyID)
-	} else if k := c.RegionKMSKeyIDs[s.Region]; k != "" {
-		in.KmsKeyId = aws.String(k)
-	}
-	out, err := client.CopyImage(ctx, in)
+	out, err := s.ec2("").CopyImage(ctx, copyImageInput(s.Config, imageCopy{
+		SourceID: id, SourceRegion: s.Region, Region: s.Region,
+		Name: s.AMIName, Description: desc, Token: token, Own: s.ownTags(),
+	}))
 	if err != nil {
 		return fmt.Errorf("copy AMI %s to an encrypted AMI: %w", id, err)
 	}
@@ -338,25 +318,49 @@ func (st *stepCreateImage) encrypt(ctx context.Context, s *State, id, desc strin
 
 // fromSnapshots snapshots the stopped instance's EBS volumes and
 // registers an AMI from them.
-func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []types.TagSpecification, desc string) (string, error) {
-	client := s.ec2("")
+func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, api createImageAPI, specs []types.TagSpecification, desc string) (string, error) {
+	snaps, err := st.snapshotVolumes(ctx, s, api)
+	if err != nil {
+		return "", err
+	}
+	ids := make([]string, len(snaps))
+	for i, sn := range snaps {
+		ids[i] = sn.SnapshotID
+	}
+	s.UI.Say("Waiting for the snapshots to complete...")
+	if err := waitSnapshots(ctx, s, ids); err != nil {
+		return "", err
+	}
+	reg := registerImageInput(s.Config, s.SourceImage, s.Instance.RootDeviceName, s.AMIName, desc, specs[0], snaps)
+	s.UI.Say("Registering the AMI from snapshots: " + s.AMIName)
+	entry, err := s.intend(ledger.KindImage, s.Region, s.AMIName)
+	if err != nil {
+		return "", fmt.Errorf("record the AMI in the run journal: %w", err)
+	}
+	out, err := api.RegisterImage(ctx, reg)
+	if err != nil {
+		return "", fmt.Errorf("register AMI %q from snapshots %s: %w", s.AMIName, strings.Join(ids, ", "), err)
+	}
+	st.entry = entry
+	s.born(aws.ToString(out.ImageId))
+	_ = s.created(entry, aws.ToString(out.ImageId))
+	return aws.ToString(out.ImageId), nil
+}
+
+// snapshotVolumes snapshots every EBS volume of the stopped instance.
+func (st *stepCreateImage) snapshotVolumes(ctx context.Context, s *State, api createImageAPI) ([]deviceSnapshot, error) {
 	in := s.Instance
 	// CreateSnapshot is amibake's own call (Packer has no
 	// ami_from_snapshot): its snapshots carry amibake's tags and run_tags.
 	runTags, err := s.renderTags("run_tags", s.Config.Parsed.RunTags)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if s.Config.SkipAMIRunTags {
 		runTags = nil
 	}
 	snapSpec := s.tagSpec(types.ResourceTypeSnapshot, runTags)
-	type snap struct {
-		device, id string
-		size       int32
-		volType    types.VolumeType
-	}
-	var snaps []snap
+	var snaps []deviceSnapshot
 	for _, m := range in.BlockDeviceMappings {
 		if m.Ebs == nil || m.Ebs.VolumeId == nil {
 			continue
@@ -366,76 +370,22 @@ func (st *stepCreateImage) fromSnapshots(ctx context.Context, s *State, specs []
 		s.UI.Say(fmt.Sprintf("Creating snapshot of %s (%s)...", dev, vol))
 		entry, err := s.intend(ledger.KindSnapshot, s.Region, vol+"@"+s.RunID)
 		if err != nil {
-			return "", fmt.Errorf("record the snapshot in the run journal: %w", err)
+			return nil, fmt.Errorf("record the snapshot in the run journal: %w", err)
 		}
-		out, err := client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
-			VolumeId:          aws.String(vol),
-			Description:       aws.String(fmt.Sprintf("%s of %s for AMI %s", dev, aws.ToString(in.InstanceId), s.AMIName)),
-			TagSpecifications: []types.TagSpecification{snapSpec},
-		})
+		out, err := api.CreateSnapshot(ctx, createSnapshotInput(vol, dev, aws.ToString(in.InstanceId), s.AMIName, snapSpec))
 		if err != nil {
-			return "", fmt.Errorf("snapshot volume %s (%s): %w", vol, dev, err)
+			return nil, fmt.Errorf("snapshot volume %s (%s): %w", vol, dev, err)
 		}
-		_ = s.created(entry, aws.ToString(out.SnapshotId))
-		s.born(aws.ToString(out.SnapshotId))
-		st.snaps = append(st.snaps, aws.ToString(out.SnapshotId))
-		snaps = append(snaps, snap{device: dev, id: aws.ToString(out.SnapshotId), size: aws.ToInt32(out.VolumeSize)})
+		id := aws.ToString(out.SnapshotId)
+		_ = s.created(entry, id)
+		s.born(id)
+		st.snaps = append(st.snaps, id)
+		snaps = append(snaps, deviceSnapshot{Device: dev, SnapshotID: id})
 	}
 	if len(snaps) == 0 {
-		return "", fmt.Errorf("instance %s has no EBS volume to snapshot", aws.ToString(in.InstanceId))
+		return nil, fmt.Errorf("instance %s has no EBS volume to snapshot", aws.ToString(in.InstanceId))
 	}
-	ids := make([]string, len(snaps))
-	for i, sn := range snaps {
-		ids[i] = sn.id
-	}
-	s.UI.Say("Waiting for the snapshots to complete...")
-	if err := waitSnapshots(ctx, s, ids); err != nil {
-		return "", err
-	}
-	src := s.SourceImage
-	reg := &ec2.RegisterImageInput{
-		Name:               aws.String(s.AMIName),
-		Architecture:       src.Architecture,
-		RootDeviceName:     in.RootDeviceName,
-		VirtualizationType: aws.String(s.Config.AMIVirtType),
-		EnaSupport:         s.Config.ENASupport,
-		TagSpecifications:  []types.TagSpecification{specs[0]},
-	}
-	if reg.EnaSupport == nil {
-		reg.EnaSupport = src.EnaSupport
-	}
-	if src.BootMode != "" {
-		reg.BootMode = src.BootMode
-	}
-	if desc != "" {
-		reg.Description = aws.String(desc)
-	}
-	if s.Config.SRIOVSupport {
-		reg.SriovNetSupport = aws.String("simple")
-	}
-	if s.Config.IMDSSupport != "" {
-		reg.ImdsSupport = types.ImdsSupportValues(s.Config.IMDSSupport)
-	}
-	for _, sn := range snaps {
-		reg.BlockDeviceMappings = append(reg.BlockDeviceMappings, types.BlockDeviceMapping{
-			DeviceName: aws.String(sn.device),
-			Ebs:        &types.EbsBlockDevice{SnapshotId: aws.String(sn.id), DeleteOnTermination: aws.Bool(true)},
-		})
-	}
-	reg.BlockDeviceMappings = append(reg.BlockDeviceMappings, blockDeviceMappings(s.Config.AMIBlockDevices)...)
-	s.UI.Say("Registering the AMI from snapshots: " + s.AMIName)
-	entry, err := s.intend(ledger.KindImage, s.Region, s.AMIName)
-	if err != nil {
-		return "", fmt.Errorf("record the AMI in the run journal: %w", err)
-	}
-	out, err := client.RegisterImage(ctx, reg)
-	if err != nil {
-		return "", fmt.Errorf("register AMI %q from snapshots %s: %w", s.AMIName, strings.Join(ids, ", "), err)
-	}
-	st.entry = entry
-	s.born(aws.ToString(out.ImageId))
-	_ = s.created(entry, aws.ToString(out.ImageId))
-	return aws.ToString(out.ImageId), nil
+	return snaps, nil
 }
 
 // Cleanup deregisters what was produced when the build did not finish.
@@ -554,7 +504,7 @@ func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, 
 }
 
 // snapshotProgress returns "42%" (the least advanced snapshot) or "".
-func snapshotProgress(ctx context.Context, client *ec2.Client, ids []string) string {
+func snapshotProgress(ctx context.Context, client ec2.DescribeSnapshotsAPIClient, ids []string) string {
 	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
 	if err != nil || len(out.Snapshots) == 0 {
 		return ""
@@ -682,19 +632,10 @@ func copyTo(ctx context.Context, s *State, region, desc string) (string, []strin
 	if err != nil {
 		return "", nil, fmt.Errorf("record the copy to %s in the run journal: %w", region, err)
 	}
-	in := &ec2.CopyImageInput{
-		SourceImageId: aws.String(s.ImageID), SourceRegion: aws.String(s.Region),
-		Name: aws.String(s.AMIName), ClientToken: aws.String(token),
-		CopyImageTags: aws.Bool(true), TagSpecifications: copyTagSpecs(s.ownTags()),
-	}
-	if desc != "" {
-		in.Description = aws.String(desc)
-	}
-	if k := c.RegionKMSKeyIDs[region]; k != "" {
-		in.Encrypted, in.KmsKeyId = aws.Bool(true), aws.String(k)
-	} else if c.EncryptBoot != nil && *c.EncryptBoot {
-		in.Encrypted = aws.Bool(true)
-	}
+	in := copyImageInput(c, imageCopy{
+		SourceID: s.ImageID, SourceRegion: s.Region, Region: region,
+		Name: s.AMIName, Description: desc, Token: token, Own: s.ownTags(),
+	})
 	out, err := s.ec2(region).CopyImage(ctx, in)
 	if err != nil {
 		return "", nil, fmt.Errorf("copy AMI %s to %s: %w", s.ImageID, region, err)
@@ -717,8 +658,7 @@ type stepShare struct{}
 func (stepShare) Name() string { return "share AMI" }
 
 func (stepShare) Run(ctx context.Context, s *State) error {
-	c := s.Config
-	if c.SkipCreateAMI {
+	if s.Config.SkipCreateAMI {
 		return nil
 	}
 	regions := make([]string, 0, len(s.AMIs))
@@ -726,61 +666,45 @@ func (stepShare) Run(ctx context.Context, s *State) error {
 		regions = append(regions, r)
 	}
 	sort.Strings(regions)
-	var perm *types.LaunchPermissionModifications
-	if len(c.AMIUsers)+len(c.AMIGroups)+len(c.AMIOrgARNs)+len(c.AMIOUARNs) > 0 {
-		perm = &types.LaunchPermissionModifications{}
-		for _, u := range c.AMIUsers {
-			perm.Add = append(perm.Add, types.LaunchPermission{UserId: aws.String(u)})
-		}
-		for _, g := range c.AMIGroups {
-			perm.Add = append(perm.Add, types.LaunchPermission{Group: types.PermissionGroup(g)})
-		}
-		for _, a := range c.AMIOrgARNs {
-			perm.Add = append(perm.Add, types.LaunchPermission{OrganizationArn: aws.String(a)})
-		}
-		for _, a := range c.AMIOUARNs {
-			perm.Add = append(perm.Add, types.LaunchPermission{OrganizationalUnitArn: aws.String(a)})
+	for _, region := range regions {
+		if err := shareIn(ctx, s, s.ec2(region), region); err != nil {
+			return err
 		}
 	}
-	for _, region := range regions {
-		id := s.AMIs[region]
-		client := s.ec2(region)
-		if perm != nil {
-			s.UI.Say(fmt.Sprintf("Modifying attributes on AMI (%s)...", id))
-			s.UI.Message("Modifying: launchPermission")
-			if _, err := client.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(id), LaunchPermission: perm}); err != nil {
-				return fmt.Errorf("share AMI %s in %s: %w", id, region, err)
-			}
+	return nil
+}
+
+// shareIn shares one region's AMI and snapshots and sets its deprecation.
+func shareIn(ctx context.Context, s *State, api shareImageAPI, region string) error {
+	c := s.Config
+	id := s.AMIs[region]
+	if in := launchPermissionInput(c, id); in != nil {
+		s.UI.Say(fmt.Sprintf("Modifying attributes on AMI (%s)...", id))
+		s.UI.Message("Modifying: launchPermission")
+		if _, err := api.ModifyImageAttribute(ctx, in); err != nil {
+			return fmt.Errorf("share AMI %s in %s: %w", id, region, err)
 		}
-		if len(c.SnapshotUsers)+len(c.SnapshotGroups) > 0 {
-			for _, sn := range s.Snapshots[region] {
-				s.UI.Say(fmt.Sprintf("Modifying attributes on snapshot (%s)...", sn))
-				mods := &types.CreateVolumePermissionModifications{}
-				for _, u := range c.SnapshotUsers {
-					mods.Add = append(mods.Add, types.CreateVolumePermission{UserId: aws.String(u)})
-				}
-				for _, g := range c.SnapshotGroups {
-					mods.Add = append(mods.Add, types.CreateVolumePermission{Group: types.PermissionGroup(g)})
-				}
-				// A copied snapshot can be new enough to be unknown for a
-				// moment (EC2's eventual consistency).
-				err := s.retryNotFound(ctx, "snapshot "+sn+" to be visible", func(ctx context.Context) error {
-					_, err := client.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
-						SnapshotId: aws.String(sn), CreateVolumePermission: mods,
-					})
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("share snapshot %s in %s: %w", sn, region, err)
-				}
-			}
+	}
+	for _, sn := range s.Snapshots[region] {
+		in := createVolumePermissionInput(c, sn)
+		if in == nil {
+			break
 		}
-		if c.Parsed.DeprecateAt != "" {
-			t, _ := time.Parse(time.RFC3339, c.Parsed.DeprecateAt)
-			s.UI.Say(fmt.Sprintf("Setting AMI (%s) deprecation to %s...", id, c.Parsed.DeprecateAt))
-			if _, err := client.EnableImageDeprecation(ctx, &ec2.EnableImageDeprecationInput{ImageId: aws.String(id), DeprecateAt: aws.Time(t)}); err != nil {
-				return fmt.Errorf("set deprecation of AMI %s in %s: %w", id, region, err)
-			}
+		s.UI.Say(fmt.Sprintf("Modifying attributes on snapshot (%s)...", sn))
+		// A copied snapshot can be new enough to be unknown for a
+		// moment (EC2's eventual consistency).
+		err := s.retryNotFound(ctx, "snapshot "+sn+" to be visible", func(ctx context.Context) error {
+			_, err := api.ModifySnapshotAttribute(ctx, in)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("share snapshot %s in %s: %w", sn, region, err)
+		}
+	}
+	if in := deprecationInput(c, id); in != nil {
+		s.UI.Say(fmt.Sprintf("Setting AMI (%s) deprecation to %s...", id, c.Parsed.DeprecateAt))
+		if _, err := api.EnableImageDeprecation(ctx, in); err != nil {
+			return fmt.Errorf("set deprecation of AMI %s in %s: %w", id, region, err)
 		}
 	}
 	return nil

@@ -60,7 +60,7 @@ func TestCleanupAfterUnansweredCreate(t *testing.T) {
 				Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 				HTTPClient:  &cutShort{action: tt.action, cancel: cancel},
 			})
-			st.EC2 = func(string) *ec2.Client { return client }
+			st.EC2 = func(string) EC2API { return client }
 			r := &pipeline.Runner[*State]{Steps: Steps(st.Config)}
 			if err := r.Run(runCtx, st); err == nil {
 				t.Fatalf("the build survived its cancellation:\n%s", u)

@@ -2,7 +2,6 @@ package amazonebs
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
@@ -22,37 +21,6 @@ const (
 	imageWaitLimit    = 60 * time.Minute
 )
 
-func blockDeviceMappings(devs []BlockDevice) []types.BlockDeviceMapping {
-	out := make([]types.BlockDeviceMapping, 0, len(devs))
-	for _, d := range devs {
-		m := types.BlockDeviceMapping{DeviceName: aws.String(d.DeviceName)}
-		switch {
-		case d.NoDevice:
-			m.NoDevice = aws.String("")
-		case d.VirtualName != "":
-			m.VirtualName = aws.String(d.VirtualName)
-		default:
-			ebs := &types.EbsBlockDevice{DeleteOnTermination: aws.Bool(d.DeleteOnTermination)}
-			if d.VolumeSize > 0 {
-				ebs.VolumeSize = aws.Int32(d.VolumeSize)
-			}
-			if d.VolumeType != "" {
-				ebs.VolumeType = types.VolumeType(d.VolumeType)
-			}
-			ebs.Iops, ebs.Throughput, ebs.Encrypted = d.IOPS, d.Throughput, d.Encrypted
-			if d.SnapshotID != "" {
-				ebs.SnapshotId = aws.String(d.SnapshotID)
-			}
-			if d.KMSKeyID != "" {
-				ebs.KmsKeyId = aws.String(d.KMSKeyID)
-			}
-			m.Ebs = ebs
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // stepLaunch runs the source instance and waits until it is running.
 type stepLaunch struct {
 	id    string
@@ -65,201 +33,108 @@ type stepLaunch struct {
 func (*stepLaunch) Name() string { return "launch source instance" }
 
 func (st *stepLaunch) Run(ctx context.Context, s *State) error {
-	c := s.Config
-	client := s.ec2("")
-	userData := c.UserData
-	if c.UserDataFile != "" {
-		b, err := os.ReadFile(c.UserDataFile)
-		if err != nil {
-			return fmt.Errorf("read user_data_file: %w", err)
-		}
-		userData = string(b)
-	}
-	runTags, err := s.renderTags("run_tags", c.Parsed.RunTags)
-	if err != nil {
-		return err
-	}
-	volTags, err := s.renderTags("run_volume_tags", c.Parsed.RunVolumeTags)
-	if err != nil {
-		return err
-	}
 	if st.token == "" {
 		st.token = uuid.NewString()
 	}
-	in := &ec2.RunInstancesInput{
-		ImageId:      s.SourceImage.ImageId,
-		InstanceType: types.InstanceType(c.InstanceType),
-		MinCount:     aws.Int32(1),
-		MaxCount:     aws.Int32(1),
-		EbsOptimized: aws.Bool(c.EBSOptimized),
-		// Packer's placement: run_tags on the instance and its network
-		// interface, run_volume_tags on the volumes.
-		TagSpecifications: []types.TagSpecification{
-			s.tagSpec(types.ResourceTypeInstance, runTags),
-			s.tagSpec(types.ResourceTypeNetworkInterface, runTags),
-			s.tagSpec(types.ResourceTypeVolume, volTags),
-		},
-		InstanceInitiatedShutdownBehavior: types.ShutdownBehavior(c.ShutdownBehavior),
-		BlockDeviceMappings:               blockDeviceMappings(c.LaunchBlockDevices),
+	l, err := st.launchState(s)
+	if err != nil {
+		return err
 	}
-	if s.KeyName != "" {
-		in.KeyName = aws.String(s.KeyName)
-	}
-	if userData != "" {
-		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(userData)))
-	}
-	if p := c.IAMInstanceProfile; p != "" {
-		if strings.HasPrefix(p, "arn:") {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(p)}
-		} else {
-			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
-		}
-	}
-	if m := c.MetadataOptions; m != nil {
-		mo := &types.InstanceMetadataOptionsRequest{}
-		if m.HTTPEndpoint != "" {
-			mo.HttpEndpoint = types.InstanceMetadataEndpointState(m.HTTPEndpoint)
-		}
-		if m.HTTPTokens != "" {
-			mo.HttpTokens = types.HttpTokensState(m.HTTPTokens)
-		}
-		if m.HTTPPutResponseHopLimit > 0 {
-			mo.HttpPutResponseHopLimit = aws.Int32(m.HTTPPutResponseHopLimit)
-		}
-		if m.InstanceMetadataTags != "" {
-			mo.InstanceMetadataTags = types.InstanceMetadataTagsState(m.InstanceMetadataTags)
-		}
-		in.MetadataOptions = mo
-	}
-	if s.AZ != "" || c.Placement != nil || c.Tenancy != "" {
-		pl := &types.Placement{}
-		if s.AZ != "" {
-			pl.AvailabilityZone = aws.String(s.AZ)
-		}
-		if c.Tenancy != "" {
-			pl.Tenancy = types.Tenancy(c.Tenancy)
-		}
-		if p := c.Placement; p != nil {
-			if p.Tenancy != "" {
-				pl.Tenancy = types.Tenancy(p.Tenancy)
-			}
-			if p.HostID != "" {
-				pl.HostId = aws.String(p.HostID)
-			}
-			if p.HostResourceGroupARN != "" {
-				pl.HostResourceGroupArn = aws.String(p.HostResourceGroupARN)
-			}
-		}
-		in.Placement = pl
-	}
-	if c.EnableUnlimitedCredits || c.EnableT2Unlimited {
-		in.CreditSpecification = &types.CreditSpecificationRequest{CpuCredits: aws.String("unlimited")}
-	}
-	if c.EnableNitroEnclave {
-		in.EnclaveOptions = &types.EnclaveOptionsRequest{Enabled: aws.Bool(true)}
-	}
-	switch {
-	case c.CapacityReservationID != "" || c.CapacityReservationGroupARN != "":
-		target := &types.CapacityReservationTarget{}
-		if c.CapacityReservationID != "" {
-			target.CapacityReservationId = aws.String(c.CapacityReservationID)
-		} else {
-			target.CapacityReservationResourceGroupArn = aws.String(c.CapacityReservationGroupARN)
-		}
-		in.CapacityReservationSpecification = &types.CapacityReservationSpecification{CapacityReservationTarget: target}
-	case c.CapacityReservationPreference != "":
-		in.CapacityReservationSpecification = &types.CapacityReservationSpecification{
-			CapacityReservationPreference: types.CapacityReservationPreference(c.CapacityReservationPreference)}
-	}
-	for _, l := range c.LicenseSpecifications {
-		in.LicenseSpecifications = append(in.LicenseSpecifications, types.LicenseConfigurationRequest{
-			LicenseConfigurationArn: aws.String(l.LicenseConfigurationRequest.LicenseConfigurationARN)})
-	}
-	if c.AssociatePublicIPAddress != nil {
-		// Only a network interface specification can set the public IP.
-		in.NetworkInterfaces = []types.InstanceNetworkInterfaceSpecification{{
-			DeviceIndex:              aws.Int32(0),
-			AssociatePublicIpAddress: c.AssociatePublicIPAddress,
-			DeleteOnTermination:      aws.Bool(true),
-			Groups:                   s.SecurityGroupIDs,
-		}}
-		if s.SubnetID != "" {
-			in.NetworkInterfaces[0].SubnetId = aws.String(s.SubnetID)
-		}
-	} else {
-		in.SecurityGroupIds = s.SecurityGroupIDs
-		if s.SubnetID != "" {
-			in.SubnetId = aws.String(s.SubnetID)
-		}
-	}
-
-	spot := c.SpotPrice != "" || len(c.SpotInstanceTypes) > 0
-	if spot {
-		spotTags, err := s.renderTags("spot_tags", c.Parsed.SpotTags)
-		if err != nil {
-			return err
-		}
-		instanceTypes := c.SpotInstanceTypes
-		if len(instanceTypes) == 0 {
-			instanceTypes = []string{c.InstanceType}
-		}
-		for k, v := range spotTags { // the fleet's instance carries them
-			in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
+	in := runInstancesInput(s.Config, l)
+	if isSpot(s.Config) {
 		s.UI.Say("Launching a spot AWS instance...")
-		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
-		if err != nil {
-			return fmt.Errorf("record the source instance in the run journal: %w", err)
-		}
-		var id string
-		err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
-			var err error
-			id, err = launchSpot(ctx, s, in, instanceTypes, st.token)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		st.id = id
-		if err := s.created(entry, id); err != nil {
-			return fmt.Errorf("record instance %s in the run journal: %w", id, err)
-		}
 	} else {
 		s.UI.Say("Launching a source AWS instance...")
 		// Packer's lines: run_tags, then run_volume_tags.
-		for _, l := range append(addingTagLines(runTags), addingTagLines(volTags)...) {
-			s.UI.Message(l)
+		for _, line := range append(addingTagLines(l.RunTags), addingTagLines(l.VolumeTags)...) {
+			s.UI.Message(line)
 		}
-		in.InstanceType = types.InstanceType(c.InstanceType)
-		in.ClientToken = aws.String(st.token)
-		entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
-		if err != nil {
-			return fmt.Errorf("record the source instance in the run journal: %w", err)
-		}
-		var out *ec2.RunInstancesOutput
-		// The new key pair and security group may not be visible yet; the
-		// ClientToken makes the retries safe.
-		err = s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
-			var err error
-			out, err = client.RunInstances(ctx, in)
-			return err
-		})
-		if err != nil {
-			st.unanswered = maybeCreated(ctx, err)
-			return fmt.Errorf("launch source instance: %w%s", err, launchHint(err))
-		}
-		if len(out.Instances) != 1 {
-			return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
-		}
-		st.id = aws.ToString(out.Instances[0].InstanceId)
-		if err := s.created(entry, st.id); err != nil {
-			return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
-		}
+	}
+	entry, err := s.intend(ledger.KindInstance, s.Region, st.token)
+	if err != nil {
+		return fmt.Errorf("record the source instance in the run journal: %w", err)
+	}
+	if isSpot(s.Config) {
+		err = st.launchSpot(ctx, s, in)
+	} else {
+		err = st.launchOnDemand(ctx, s, s.ec2(""), in)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.created(entry, st.id); err != nil {
+		return fmt.Errorf("record instance %s in the run journal: %w", st.id, err)
 	}
 	s.born(st.id)
 	s.Instance = &types.Instance{InstanceId: aws.String(st.id)}
 	s.UI.Message("Instance ID: " + st.id)
+	return st.waitRunning(ctx, s)
+}
 
+// launchState gathers what the launch requests need: user data (read from
+// user_data_file), the rendered tags and what the earlier steps found.
+func (st *stepLaunch) launchState(s *State) (launchState, error) {
+	c := s.Config
+	l := launchState{
+		ImageID: aws.ToString(s.SourceImage.ImageId), KeyName: s.KeyName,
+		SubnetID: s.SubnetID, AZ: s.AZ, SecurityGroupIDs: s.SecurityGroupIDs,
+		UserData: c.UserData, Token: st.token, Own: s.ownTags(),
+	}
+	if c.UserDataFile != "" {
+		b, err := os.ReadFile(c.UserDataFile)
+		if err != nil {
+			return l, fmt.Errorf("read user_data_file: %w", err)
+		}
+		l.UserData = string(b)
+	}
+	var err error
+	if l.RunTags, err = s.renderTags("run_tags", c.Parsed.RunTags); err != nil {
+		return l, err
+	}
+	if l.VolumeTags, err = s.renderTags("run_volume_tags", c.Parsed.RunVolumeTags); err != nil {
+		return l, err
+	}
+	if isSpot(c) {
+		if l.SpotTags, err = s.renderTags("spot_tags", c.Parsed.SpotTags); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// launchOnDemand sends RunInstances; st.id is the instance's id after.
+func (st *stepLaunch) launchOnDemand(ctx context.Context, s *State, api runInstancesAPI, in *ec2.RunInstancesInput) error {
+	var out *ec2.RunInstancesOutput
+	// The new key pair and security group may not be visible yet; the
+	// ClientToken makes the retries safe.
+	err := s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
+		var err error
+		out, err = api.RunInstances(ctx, in)
+		return err
+	})
+	if err != nil {
+		st.unanswered = maybeCreated(ctx, err)
+		return fmt.Errorf("launch source instance: %w%s", err, launchHint(err))
+	}
+	if len(out.Instances) != 1 {
+		return fmt.Errorf("launch source instance: EC2 returned %d instances", len(out.Instances))
+	}
+	st.id = aws.ToString(out.Instances[0].InstanceId)
+	return nil
+}
+
+// launchSpot launches through a spot fleet; st.id is the instance's id after.
+func (st *stepLaunch) launchSpot(ctx context.Context, s *State, in *ec2.RunInstancesInput) error {
+	return s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
+		id, err := launchSpot(ctx, s, s.ec2(""), in, st.token)
+		st.id = id
+		return err
+	})
+}
+
+// waitRunning waits for the launched instance to run and keeps what EC2
+// says of it.
+func (st *stepLaunch) waitRunning(ctx context.Context, s *State) error {
 	s.UI.Say(fmt.Sprintf("Waiting for instance (%s) to become ready...", st.id))
 	running, err := waitInstance(ctx, s, st.id, types.InstanceStateNameRunning)
 	if err != nil {
@@ -351,7 +226,7 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 		s.UI.Say("No volumes to clean up, skipping")
 		return nil
 	}
-	client := s.ec2("")
+	var api deleteVolumeAPI = s.ec2("")
 	id := aws.ToString(s.Instance.InstanceId)
 	if s.TerminateErr != nil {
 		return errNotTerminated(s, fmt.Sprintf("delete volumes %s", strings.Join(vols, ", ")))
@@ -362,7 +237,7 @@ func (stepCleanupVolumes) Cleanup(ctx context.Context, s *State) error {
 	var errs []string
 	for _, v := range vols {
 		s.UI.Message("Deleting volume: " + v)
-		_, err := client.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(v)})
+		_, err := api.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(v)})
 		if err != nil && apiCode(err) != "InvalidVolume.NotFound" {
 			errs = append(errs, fmt.Sprintf("delete volume %s: %v", v, err))
 			continue
@@ -387,7 +262,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		return nil
 	}
 	id := aws.ToString(s.Instance.InstanceId)
-	client := s.ec2("")
+	var api stopInstancesAPI = s.ec2("")
 	if s.Instance.InstanceLifecycle == types.InstanceLifecycleTypeSpot {
 		// A one-time spot instance cannot be stopped; CreateImage reboots
 		// it instead, which gives a consistent image too.
@@ -398,7 +273,7 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 		s.UI.Say("Automatic instance stop disabled. Please stop instance manually.")
 	} else {
 		s.UI.Say("Stopping the source instance...")
-		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		if _, err := api.StopInstances(ctx, stopInstancesInput(id)); err != nil {
 			return fmt.Errorf("stop source instance %s: %w", id, err)
 		}
 		s.UI.Say("Stopping instance") // Packer's second line
@@ -407,22 +282,16 @@ func (stepStop) Run(ctx context.Context, s *State) error {
 	if _, err := waitInstance(ctx, s, id, types.InstanceStateNameStopped); err != nil {
 		return err
 	}
-	if c.ENASupport != nil || c.SRIOVSupport {
-		if c.ENASupport != nil {
+	for _, in := range instanceAttributeInputs(c, id) {
+		what := "SR-IOV"
+		if in.EnaSupport != nil {
+			what = "ENA"
 			s.UI.Say(fmt.Sprintf("Setting ENA support to %t on the source instance...", *c.ENASupport))
-			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
-				InstanceId: aws.String(id), EnaSupport: &types.AttributeBooleanValue{Value: c.ENASupport},
-			}); err != nil {
-				return fmt.Errorf("set ENA support on instance %s: %w", id, err)
-			}
-		}
-		if c.SRIOVSupport {
+		} else {
 			s.UI.Say("Enabling enhanced networking (SR-IOV) on the source instance...")
-			if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
-				InstanceId: aws.String(id), SriovNetSupport: &types.AttributeValue{Value: aws.String("simple")},
-			}); err != nil {
-				return fmt.Errorf("set SR-IOV support on instance %s: %w", id, err)
-			}
+		}
+		if _, err := api.ModifyInstanceAttribute(ctx, in); err != nil {
+			return fmt.Errorf("set %s support on instance %s: %w", what, id, err)
 		}
 	}
 	return nil

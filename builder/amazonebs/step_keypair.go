@@ -32,32 +32,50 @@ func (*stepKeyPair) Name() string { return "key pair" }
 
 func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 	c := s.Config
-	if c.Communicator == "none" {
+	switch {
+	case c.Communicator == "none":
 		return nil
-	}
-	if c.SSHPrivateKeyFile != "" {
-		key, err := os.ReadFile(c.SSHPrivateKeyFile)
-		if err != nil {
-			return fmt.Errorf("read ssh_private_key_file: %w", err)
-		}
-		if _, err := gossh.ParseRawPrivateKey(key); err != nil {
-			return fmt.Errorf("ssh_private_key_file %s: %w", c.SSHPrivateKeyFile, err)
-		}
-		s.Secrets.Add(string(key))
-		s.PrivateKey = key
-		s.KeyName = c.SSHKeyPairName
-		if s.KeyName != "" {
-			s.UI.Say("Using existing SSH private key")
-		}
-		return nil
-	}
-	if c.SSHKeyPairName != "" || c.SSHAgentAuth || c.SSHPassword != "" {
+	case c.SSHPrivateKeyFile != "":
+		return useKeyFile(s)
+	case c.SSHKeyPairName != "" || c.SSHAgentAuth || c.SSHPassword != "":
 		// The agent (or a password) authenticates; the key pair, if named,
 		// only installs its public key.
 		s.KeyName = c.SSHKeyPairName
 		return nil
 	}
+	if err := st.importTemporary(ctx, s); err != nil {
+		return err
+	}
+	if s.Debug {
+		return st.writeDebugKey(s)
+	}
+	return nil
+}
 
+// useKeyFile uses ssh_private_key_file (with ssh_keypair_name, if set, to
+// install its public key).
+func useKeyFile(s *State) error {
+	c := s.Config
+	key, err := os.ReadFile(c.SSHPrivateKeyFile)
+	if err != nil {
+		return fmt.Errorf("read ssh_private_key_file: %w", err)
+	}
+	if _, err := gossh.ParseRawPrivateKey(key); err != nil {
+		return fmt.Errorf("ssh_private_key_file %s: %w", c.SSHPrivateKeyFile, err)
+	}
+	s.Secrets.Add(string(key))
+	s.PrivateKey = key
+	s.KeyName = c.SSHKeyPairName
+	if s.KeyName != "" {
+		s.UI.Say("Using existing SSH private key")
+	}
+	return nil
+}
+
+// importTemporary generates the temporary key here and imports its public
+// half, so that the private key never crosses the network.
+func (st *stepKeyPair) importTemporary(ctx context.Context, s *State) error {
+	c := s.Config
 	name := c.TemporaryKeyPairName
 	if name == "" {
 		name = "amibake_" + uuid.NewString()
@@ -76,11 +94,8 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("record the temporary key pair in the run journal: %w", err)
 	}
-	out, err := s.ec2("").ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
-		KeyName:           aws.String(name),
-		PublicKeyMaterial: gossh.MarshalAuthorizedKey(pub),
-		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeKeyPair, runTags)},
-	})
+	var api keyPairAPI = s.ec2("")
+	out, err := api.ImportKeyPair(ctx, importKeyPairInput(name, pub, s.tagSpec(types.ResourceTypeKeyPair, runTags)))
 	if err != nil {
 		// A generated name is ours alone: if the call may have gone
 		// through, delete by name (a no-op when it did not).
@@ -94,20 +109,22 @@ func (st *stepKeyPair) Run(ctx context.Context, s *State) error {
 		return fmt.Errorf("record key pair %s in the run journal: %w", name, err)
 	}
 	s.KeyName, s.PrivateKey = name, private
+	return nil
+}
 
-	if s.Debug {
-		st.keyFile = debugKeyFile(s.PackerName, s.BuildName)
-		s.UI.Message("Saving key for debug purposes: " + st.keyFile)
-		kentry, err := s.intend(ledger.KindLocalFile, "", mustAbs(st.keyFile))
-		if err != nil {
-			return fmt.Errorf("record the debug key file in the run journal: %w", err)
-		}
-		if err := writeKeyFile(st.keyFile, private); err != nil {
-			return err
-		}
-		_ = s.created(kentry, mustAbs(st.keyFile))
-		s.DebugKeyFile = mustAbs(st.keyFile)
+// writeDebugKey is -debug's copy of the temporary private key.
+func (st *stepKeyPair) writeDebugKey(s *State) error {
+	st.keyFile = debugKeyFile(s.PackerName, s.BuildName)
+	s.UI.Message("Saving key for debug purposes: " + st.keyFile)
+	kentry, err := s.intend(ledger.KindLocalFile, "", mustAbs(st.keyFile))
+	if err != nil {
+		return fmt.Errorf("record the debug key file in the run journal: %w", err)
 	}
+	if err := writeKeyFile(st.keyFile, s.PrivateKey); err != nil {
+		return err
+	}
+	_ = s.created(kentry, mustAbs(st.keyFile))
+	s.DebugKeyFile = mustAbs(st.keyFile)
 	return nil
 }
 

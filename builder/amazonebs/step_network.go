@@ -29,7 +29,7 @@ func (stepNetwork) Name() string { return "network" }
 
 func (stepNetwork) Run(ctx context.Context, s *State) error {
 	c := s.Config
-	client := s.ec2("")
+	var client networkAPI = s.ec2("")
 	s.VPCID, s.SubnetID, s.AZ = c.VPCID, c.SubnetID, c.AvailabilityZone
 	if s.VPCID == "" && len(c.Parsed.VPCFilters) > 0 {
 		out, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: ec2Filters(c.Parsed.VPCFilters)})
@@ -48,18 +48,7 @@ func (stepNetwork) Run(ctx context.Context, s *State) error {
 	if !needSubnet {
 		return nil
 	}
-	in := &ec2.DescribeSubnetsInput{}
-	if s.SubnetID != "" {
-		in.SubnetIds = []string{s.SubnetID}
-	} else {
-		in.Filters = ec2Filters(c.Parsed.SubnetFilters)
-		if s.VPCID != "" {
-			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPCID}})
-		}
-		if s.AZ != "" {
-			in.Filters = append(in.Filters, types.Filter{Name: aws.String("availability-zone"), Values: []string{s.AZ}})
-		}
-	}
+	in := describeSubnetsInput(c, s.SubnetID, s.VPCID, s.AZ)
 	out, err := client.DescribeSubnets(ctx, in)
 	if err != nil {
 		return fmt.Errorf("describe subnets: %w", err)
@@ -114,33 +103,40 @@ func (*stepSecurityGroup) Name() string { return "security group" }
 
 func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	c := s.Config
-	client := s.ec2("")
-	if len(c.SecurityGroupIDs) > 0 {
+	var client securityGroupAPI = s.ec2("")
+	switch {
+	case len(c.SecurityGroupIDs) > 0:
 		s.SecurityGroupIDs = c.SecurityGroupIDs
 		return nil
-	}
-	if len(c.Parsed.SGFilters) > 0 {
-		in := &ec2.DescribeSecurityGroupsInput{Filters: ec2Filters(c.Parsed.SGFilters)}
-		if s.VPCID != "" {
-			in.Filters = append(in.Filters, types.Filter{Name: aws.String("vpc-id"), Values: []string{s.VPCID}})
-		}
-		out, err := client.DescribeSecurityGroups(ctx, in)
-		if err != nil {
-			return fmt.Errorf("find security groups matching security_group_filter: %w", err)
-		}
-		if len(out.SecurityGroups) == 0 {
-			return fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
-		}
-		for _, g := range out.SecurityGroups {
-			s.SecurityGroupIDs = append(s.SecurityGroupIDs, aws.ToString(g.GroupId))
-		}
-		s.UI.Message("Found Security Group(s): " + strings.Join(s.SecurityGroupIDs, ", "))
+	case len(c.Parsed.SGFilters) > 0:
+		return findSecurityGroups(ctx, s, client)
+	case c.Communicator == "none":
 		return nil
 	}
-	if c.Communicator == "none" {
-		return nil
-	}
+	return st.createTemporary(ctx, s, client)
+}
 
+// findSecurityGroups uses the groups security_group_filter matches.
+func findSecurityGroups(ctx context.Context, s *State, api ec2.DescribeSecurityGroupsAPIClient) error {
+	c := s.Config
+	out, err := api.DescribeSecurityGroups(ctx, securityGroupFilterInput(c, s.VPCID))
+	if err != nil {
+		return fmt.Errorf("find security groups matching security_group_filter: %w", err)
+	}
+	if len(out.SecurityGroups) == 0 {
+		return fmt.Errorf("no security group matches security_group_filter %s", describeFilters(c.Parsed.SGFilters, nil))
+	}
+	for _, g := range out.SecurityGroups {
+		s.SecurityGroupIDs = append(s.SecurityGroupIDs, aws.ToString(g.GroupId))
+	}
+	s.UI.Message("Found Security Group(s): " + strings.Join(s.SecurityGroupIDs, ", "))
+	return nil
+}
+
+// createTemporary creates the temporary security group and opens
+// ssh_port in it to the narrowest sources (sources).
+func (st *stepSecurityGroup) createTemporary(ctx context.Context, s *State, client securityGroupAPI) error {
+	c := s.Config
 	cidrs, err := st.sources(ctx, s)
 	if err != nil {
 		return err
@@ -155,14 +151,7 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("record the temporary security group in the run journal: %w", err)
 	}
-	in := &ec2.CreateSecurityGroupInput{
-		GroupName:         aws.String(name),
-		Description:       aws.String("Temporary group for amibake build " + s.BuildName),
-		TagSpecifications: []types.TagSpecification{s.tagSpec(types.ResourceTypeSecurityGroup, runTags)},
-	}
-	if s.VPCID != "" {
-		in.VpcId = aws.String(s.VPCID)
-	}
+	in := createSecurityGroupInput(name, s.BuildName, s.VPCID, s.tagSpec(types.ResourceTypeSecurityGroup, runTags))
 	out, err := client.CreateSecurityGroup(ctx, in)
 	if err != nil {
 		if maybeCreated(ctx, err) {
@@ -179,18 +168,9 @@ func (st *stepSecurityGroup) Run(ctx context.Context, s *State) error {
 
 	// Packer's wording (it prints the CIDR list as Go prints a slice).
 	s.UI.Say(fmt.Sprintf("Authorizing access to port %d from [%s] in the temporary security groups...", c.SSHPort, strings.Join(cidrs, " ")))
-	perm := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(c.SSHPort)), ToPort: aws.Int32(int32(c.SSHPort))}
-	for _, cidr := range cidrs {
-		if strings.Contains(cidr, ":") {
-			perm.Ipv6Ranges = append(perm.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(cidr)})
-		} else {
-			perm.IpRanges = append(perm.IpRanges, types.IpRange{CidrIp: aws.String(cidr)})
-		}
-	}
+	auth := authorizeIngressInput(st.created, c.SSHPort, cidrs)
 	if err := s.retryNotFound(ctx, "temporary security group "+st.created+" to be visible", func(ctx context.Context) error {
-		_, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(st.created), IpPermissions: []types.IpPermission{perm},
-		})
+		_, err := client.AuthorizeSecurityGroupIngress(ctx, auth)
 		return err
 	}); err != nil {
 		return fmt.Errorf("authorize port %d in temporary security group %s: %w", c.SSHPort, st.created, err)

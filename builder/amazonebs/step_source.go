@@ -64,7 +64,7 @@ func (stepPrevalidate) Run(ctx context.Context, s *State) error {
 
 func (stepPrevalidate) Cleanup(context.Context, *State) error { return nil }
 
-func imagesNamed(ctx context.Context, client *ec2.Client, name string) ([]string, error) {
+func imagesNamed(ctx context.Context, client ec2.DescribeImagesAPIClient, name string) ([]string, error) {
 	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{
 		Owners:  []string{"self"},
 		Filters: []types.Filter{{Name: aws.String("name"), Values: []string{name}}},

@@ -259,7 +259,7 @@ ami_name = "x-test"
 			if err := step.Run(ctx(t), st); err != nil {
 				t.Fatal(err)
 			}
-			out, err := st.ec2("").DescribeKeyPairs(ctx(t), &ec2.DescribeKeyPairsInput{KeyNames: []string{st.KeyName}})
+			out, err := simClient(srv, st.Region).DescribeKeyPairs(ctx(t), &ec2.DescribeKeyPairsInput{KeyNames: []string{st.KeyName}})
 			if err != nil || len(out.KeyPairs) != 1 {
 				t.Fatalf("describe: %v", err)
 			}

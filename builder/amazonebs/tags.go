@@ -50,11 +50,16 @@ func (s *State) renderTags(field string, m map[string]string) (map[string]string
 // tagSpec returns a TagSpecification of amibake's own tags plus user tags
 // (which cannot override amibake's).
 func (s *State) tagSpec(rt types.ResourceType, user map[string]string) types.TagSpecification {
+	return tagSpecOf(rt, s.ownTags(), user)
+}
+
+// tagSpecOf is the pure part of (*State).tagSpec: own wins over user.
+func tagSpecOf(rt types.ResourceType, own, user map[string]string) types.TagSpecification {
 	merged := map[string]string{}
 	for k, v := range user {
 		merged[k] = v
 	}
-	for k, v := range s.ownTags() {
+	for k, v := range own {
 		merged[k] = v
 	}
 	return types.TagSpecification{ResourceType: rt, Tags: ec2Tags(merged)}

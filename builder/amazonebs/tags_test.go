@@ -162,7 +162,7 @@ func TestTagPlacementOnTheWire(t *testing.T) {
 			srv := sim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
 			st, u := testState(t, srv, mustConfig(t, tutorial+tc.extra))
 			log := &formLog{next: awshttp.NewBuildableClient()}
-			st.EC2 = func(region string) *ec2.Client {
+			st.EC2 = func(region string) EC2API {
 				if region == "" {
 					region = st.Region
 				}

@@ -34,16 +34,17 @@ import (
 // throttled (Packer issue #10071: "max_retries: 10 worked").
 const DefaultMaxAttempts = 8
 
-// AssumeRole is the template's assume_role block.
+// AssumeRole is the template's assume_role block (Terraform's AWS
+// provider shape).
 type AssumeRole struct {
-	RoleARN           string
-	DurationSeconds   int
-	ExternalID        string
-	Policy            string
-	PolicyARNs        []string
-	SessionName       string
-	Tags              map[string]string
-	TransitiveTagKeys []string
+	RoleARN           string            `hcl:"role_arn,optional"`
+	DurationSeconds   int               `hcl:"duration_seconds,optional"`
+	ExternalID        string            `hcl:"external_id,optional"`
+	Policy            string            `hcl:"policy,optional"`
+	PolicyARNs        []string          `hcl:"policy_arns,optional"`
+	SessionName       string            `hcl:"session_name,optional"`
+	Tags              map[string]string `hcl:"tags,optional"`
+	TransitiveTagKeys []string          `hcl:"transitive_tag_keys,optional"`
 }
 
 // Options are the template's access options. Zero values leave the SDK's

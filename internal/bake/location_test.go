@@ -29,12 +29,12 @@ func TestLocation(t *testing.T) {
 		{"AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, amazonebs.Config{},
 			ledger.Location{Endpoint: "http://127.0.0.1:1", STSEndpoint: "http://127.0.0.1:1"}},
 		{"service endpoints and custom_endpoint_ec2", map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:2", "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:3"},
-			amazonebs.Config{CustomEndpointEC2: "http://127.0.0.1:4"},
+			amazonebs.Config{AccessConfig: awsclient.AccessConfig{CustomEndpointEC2: "http://127.0.0.1:4"}},
 			ledger.Location{Endpoint: "http://127.0.0.1:4", STSEndpoint: "http://127.0.0.1:2"}},
 		{"AWS_ENDPOINT_URL_EC2", map[string]string{"AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:3"}, amazonebs.Config{},
 			ledger.Location{Endpoint: "http://127.0.0.1:3"}},
 		{"role, credentials file, AWS_PROFILE", map[string]string{"AWS_PROFILE": "ci"},
-			amazonebs.Config{SharedCredentialsFile: "/etc/aws/creds", AssumeRole: &amazonebs.AssumeRole{RoleARN: "arn:aws:iam::111111111111:role/bake"}},
+			amazonebs.Config{AccessConfig: awsclient.AccessConfig{SharedCredentialsFile: "/etc/aws/creds", AssumeRole: &amazonebs.AssumeRole{RoleARN: "arn:aws:iam::111111111111:role/bake"}}},
 			ledger.Location{Profile: "ci", CredentialsFile: "/etc/aws/creds", RoleARN: "arn:aws:iam::111111111111:role/bake"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

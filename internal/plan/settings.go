@@ -3,6 +3,7 @@ package plan
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -36,6 +37,14 @@ func toGeneric(v reflect.Value) any {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			tag := f.Tag.Get("hcl")
+			if tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+				// An embedded struct's options (the shared AccessConfig)
+				// are the block's own, as the template decoder takes them.
+				if m, ok := toGeneric(v.Field(i)).(map[string]any); ok {
+					maps.Copy(out, m)
+				}
+				continue
+			}
 			if tag == "" || !f.IsExported() {
 				continue // derived values (Parsed) repeat what is written
 			}

@@ -3,6 +3,7 @@ package template
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 
@@ -40,13 +41,16 @@ type structLayout struct {
 
 type attrField struct {
 	name                           string
+	embed                          int // the embedded struct's field index, -1 when none
 	idx                            int
 	rangeIdx, nameRangeIdx, valIdx int // -1 when absent
 	isAttr, isExpr                 bool
+	required                       bool
 }
 
 type blockField struct {
 	name           string
+	embed          int // as attrField's
 	idx            int
 	ty             reflect.Type // field type
 	elem           reflect.Type // struct type after slice and pointer
@@ -84,10 +88,16 @@ func buildLayout(ty reflect.Type) *structLayout {
 			panic(fmt.Sprintf("only one '%s' tag is permitted", kind))
 		}
 	}
+	var embeds []int
 	for i := range ty.NumField() {
 		field := ty.Field(i)
 		tag := field.Tag.Get("hcl")
 		if tag == "" {
+			// An untagged embedded struct's options are the outer block's
+			// own (amibake's shared AccessConfig).
+			if field.Anonymous && field.Type.Kind() == reflect.Struct {
+				embeds = append(embeds, i)
+			}
 			continue
 		}
 		name, kind, ok := strings.Cut(tag, ",")
@@ -139,21 +149,20 @@ func buildLayout(ty reflect.Type) *structLayout {
 	for _, name := range sortedKeys(attrIdx) {
 		i := attrIdx[name]
 		ft := ty.Field(i).Type
+		// As gohcl.ImpliedBodySchema: an expression can stand for absence.
+		required := !ft.AssignableTo(exprType) && ft.Kind() != reflect.Pointer && !optional[name]
 		l.attrs = append(l.attrs, attrField{
-			name: name, idx: i,
+			name: name, embed: -1, idx: i, required: required,
 			rangeIdx:     lookup(ranges["attr_range"], name),
 			nameRangeIdx: lookup(ranges["attr_name_range"], name),
 			valIdx:       lookup(ranges["attr_value_range"], name),
 			isAttr:       attrType.AssignableTo(ft),
 			isExpr:       exprType.AssignableTo(ft),
 		})
-		// As gohcl.ImpliedBodySchema: an expression can stand for absence.
-		required := !ft.AssignableTo(exprType) && ft.Kind() != reflect.Pointer && !optional[name]
-		l.schema.Attributes = append(l.schema.Attributes, hcl.AttributeSchema{Name: name, Required: required})
 	}
 	for _, name := range sortedKeys(blockIdx) {
 		i := blockIdx[name]
-		b := blockField{name: name, idx: i, ty: ty.Field(i).Type}
+		b := blockField{name: name, embed: -1, idx: i, ty: ty.Field(i).Type}
 		b.elem = b.ty
 		if b.elem.Kind() == reflect.Slice {
 			b.isSlice = true
@@ -167,10 +176,63 @@ func buildLayout(ty reflect.Type) *structLayout {
 			panic(fmt.Sprintf("hcl 'block' tag kind cannot be applied to %s field %s: struct required", b.ty.String(), ty.Field(i).Name))
 		}
 		l.blocks = append(l.blocks, b)
-		l.schema.Blocks = append(l.schema.Blocks, hcl.BlockHeaderSchema{Type: name, LabelNames: labelNames(b.elem)})
+	}
+	if len(embeds) > 0 {
+		l.embed(ty, embeds)
+	}
+	for _, a := range l.attrs {
+		l.schema.Attributes = append(l.schema.Attributes, hcl.AttributeSchema{Name: a.name, Required: a.required})
+	}
+	for _, b := range l.blocks {
+		l.schema.Blocks = append(l.schema.Blocks, hcl.BlockHeaderSchema{Type: b.name, LabelNames: labelNames(b.elem)})
 	}
 	l.partial = l.remain >= 0
 	return l
+}
+
+// embed adds the attributes and blocks of the embedded struct fields
+// embeds to l, in the order of their names as if declared in ty.
+func (l *structLayout) embed(ty reflect.Type, embeds []int) {
+	seen := map[string]bool{}
+	for _, a := range l.attrs {
+		seen[a.name] = true
+	}
+	for _, b := range l.blocks {
+		seen[b.name] = true
+	}
+	for _, i := range embeds {
+		sub := buildLayout(ty.Field(i).Type)
+		if sub.body >= 0 || sub.remain >= 0 || len(sub.labels) > 0 || sub.defRange >= 0 || sub.typeRange >= 0 {
+			panic(fmt.Sprintf("embedded %s may hold only attributes and blocks", ty.Field(i).Type))
+		}
+		for _, a := range sub.attrs {
+			if seen[a.name] || a.embed >= 0 {
+				panic(fmt.Sprintf("%s: option %q declared twice, or embedded twice over", ty, a.name))
+			}
+			seen[a.name] = true
+			a.embed = i
+			l.attrs = append(l.attrs, a)
+		}
+		for _, b := range sub.blocks {
+			if seen[b.name] || b.embed >= 0 {
+				panic(fmt.Sprintf("%s: block %q declared twice, or embedded twice over", ty, b.name))
+			}
+			seen[b.name] = true
+			b.embed = i
+			l.blocks = append(l.blocks, b)
+		}
+	}
+	sort.Slice(l.attrs, func(i, j int) bool { return l.attrs[i].name < l.attrs[j].name })
+	sort.Slice(l.blocks, func(i, j int) bool { return l.blocks[i].name < l.blocks[j].name })
+}
+
+// in is the struct that holds a field of the layout: val, or the embedded
+// struct embed of val.
+func in(val reflect.Value, embed int) reflect.Value {
+	if embed < 0 {
+		return val
+	}
+	return val.Field(embed)
 }
 
 // labelNames lists a block struct's ",label" fields, without building the
@@ -244,7 +306,8 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 
 	for _, af := range l.attrs {
 		attr := content.Attributes[af.name]
-		fieldV := val.Field(af.idx)
+		holder := in(val, af.embed)
+		fieldV := holder.Field(af.idx)
 		if attr == nil {
 			if af.isExpr {
 				// As gohcl: a missing hcl.Expression field gets a null
@@ -254,13 +317,13 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 			continue
 		}
 		if af.rangeIdx >= 0 {
-			val.Field(af.rangeIdx).Set(reflect.ValueOf(attr.Range))
+			holder.Field(af.rangeIdx).Set(reflect.ValueOf(attr.Range))
 		}
 		if af.nameRangeIdx >= 0 {
-			val.Field(af.nameRangeIdx).Set(reflect.ValueOf(attr.NameRange))
+			holder.Field(af.nameRangeIdx).Set(reflect.ValueOf(attr.NameRange))
 		}
 		if af.valIdx >= 0 {
-			val.Field(af.valIdx).Set(reflect.ValueOf(attr.Expr.Range()))
+			holder.Field(af.valIdx).Set(reflect.ValueOf(attr.Expr.Range()))
 		}
 		switch {
 		case af.isAttr:
@@ -278,7 +341,7 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 	blocksByType := content.Blocks.ByType()
 	for _, bf := range l.blocks {
 		blocks := blocksByType[bf.name]
-		fieldV := val.Field(bf.idx)
+		fieldV := in(val, bf.embed).Field(bf.idx)
 		if len(blocks) > 1 && !bf.isSlice {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,

@@ -2,6 +2,7 @@ package template
 
 import (
 	"reflect"
+	"sort"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -131,4 +132,66 @@ func BenchmarkDecodeCache(b *testing.B) {
 			decodeBody(f.Body, nil, &v)
 		}
 	})
+}
+
+// An untagged embedded struct's options belong to the outer block: the
+// decoder treats them as if declared there (flatTarget is the same block
+// written out, decoded by gohcl).
+type embeddedTarget struct {
+	Name string `hcl:"name"`
+	embeddedAccess
+	Port int `hcl:"port,optional"`
+}
+
+type embeddedAccess struct {
+	Region  string       `hcl:"region,optional"`
+	Profile *string      `hcl:"profile,optional"`
+	Role    *cacheFilter `hcl:"role,block"`
+}
+
+type flatTarget struct {
+	Name    string       `hcl:"name"`
+	Region  string       `hcl:"region,optional"`
+	Profile *string      `hcl:"profile,optional"`
+	Role    *cacheFilter `hcl:"role,block"`
+	Port    int          `hcl:"port,optional"`
+}
+
+func TestDecodeEmbeddedAsFlat(t *testing.T) {
+	tests := []struct{ name, src string }{
+		{"full", "name = \"x\"\nregion = \"eu-west-1\"\nprofile = \"p\"\nport = 22\nrole {\n  owners = [\"self\"]\n}\n"},
+		{"unknown option: the suggestion knows the embedded names", "name = \"x\"\nregoin = \"eu-west-1\"\n"},
+		{"wrong types, outer and embedded", "name = \"x\"\nregion = {}\nport = \"many\"\n"},
+		{"duplicate embedded block", "name = \"x\"\nrole {}\nrole {}\n"},
+		{"missing required outer option", "region = \"eu-west-1\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags := hclsyntax.ParseConfig([]byte(tt.src), "t.hcl", hcl.InitialPos)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var want flatTarget
+			var got embeddedTarget
+			// gohcl reports attributes in map order: compare as sets.
+			wantDiags := diagSet(gohcl.DecodeBody(f.Body, nil, &want))
+			gotDiags := diagSet(decodeBody(f.Body, nil, &got))
+			if !reflect.DeepEqual(gotDiags, wantDiags) {
+				t.Errorf("diagnostics:\n got %q\nwant %q", gotDiags, wantDiags)
+			}
+			flat := flatTarget{Name: got.Name, Region: got.Region, Profile: got.Profile, Role: got.Role, Port: got.Port}
+			if !reflect.DeepEqual(flat, want) {
+				t.Errorf("decoded:\n got %+v\nwant %+v", flat, want)
+			}
+		})
+	}
+}
+
+func diagSet(diags hcl.Diagnostics) []string {
+	out := make([]string, len(diags))
+	for i, d := range diags {
+		out[i] = d.Error()
+	}
+	sort.Strings(out)
+	return out
 }

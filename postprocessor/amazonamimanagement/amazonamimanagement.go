@@ -34,20 +34,8 @@ import (
 // IdentifierTag is the tag the plugin's identifier matches.
 const IdentifierTag = "Amazon_AMI_Management_Identifier"
 
-// AssumeRole is the plugin's assume_role block.
-type AssumeRole struct {
-	RoleARN           string            `hcl:"role_arn,optional"`
-	DurationSeconds   int               `hcl:"duration_seconds,optional"`
-	ExternalID        string            `hcl:"external_id,optional"`
-	Policy            string            `hcl:"policy,optional"`
-	PolicyARNs        []string          `hcl:"policy_arns,optional"`
-	SessionName       string            `hcl:"session_name,optional"`
-	Tags              map[string]string `hcl:"tags,optional"`
-	TransitiveTagKeys []string          `hcl:"transitive_tag_keys,optional"`
-}
-
-// Config is every option the plugin documents (v1.4), plus `region`,
-// which its v0.x templates carry.
+// Config is every option the plugin documents (v1.4), with the access
+// options and `region`, which its v0.x templates carry.
 type Config struct {
 	Identifier   string            `hcl:"identifier,optional"`
 	Tags         map[string]string `hcl:"tags,optional"`
@@ -56,20 +44,9 @@ type Config struct {
 	Regions      []string          `hcl:"regions,optional"`
 	DryRun       bool              `hcl:"dry_run,optional"`
 
-	AccessKey         string      `hcl:"access_key,optional"`
-	SecretKey         string      `hcl:"secret_key,optional"`
-	Token             string      `hcl:"token,optional"`
-	Profile           string      `hcl:"profile,optional"`
-	AssumeRole        *AssumeRole `hcl:"assume_role,block"`
-	CustomEndpointEC2 string      `hcl:"custom_endpoint_ec2,optional"`
-	MFACode           string      `hcl:"mfa_code,optional"`
-	// SkipMetadataAPICheck: amibake's AWS configuration honours
-	// AWS_EC2_METADATA_DISABLED instead; true is refused so it is not
-	// silently ignored.
-	SkipMetadataAPICheck bool `hcl:"skip_metadata_api_check,optional"`
-	// SkipRegionValidation is accepted and unused, as in the plugin.
-	SkipRegionValidation bool   `hcl:"skip_region_validation,optional"`
-	Region               string `hcl:"region,optional"`
+	// The access options: the builder's, as the plugin embeds Packer's
+	// AccessConfig; `region` is also the v0.x templates' region.
+	awsclient.AccessConfig
 }
 
 // PostProcessor prunes after a build.
@@ -113,11 +90,18 @@ func New(b *template.Block, build map[string]cty.Value) (*PostProcessor, hcl.Dia
 	if len(cfg.Regions) == 0 && cfg.Region == "" {
 		bad("regions", `List the regions whose AMIs are managed: regions = ["us-east-1"].`, "empty `regions` is not allowed")
 	}
-	if cfg.MFACode != "" {
-		bad("mfa_code", "amibake cannot pass a one-time MFA code; use a profile whose role has mfa_serial (the SDK asks for the code), or credentials from the environment.", "mfa_code is not supported by amibake")
+	for _, p := range cfg.AccessConfig.Check() {
+		bad(p.Option, p.Detail, p.Summary)
 	}
-	if cfg.SkipMetadataAPICheck {
-		bad("skip_metadata_api_check", "Set AWS_EC2_METADATA_DISABLED=true in the environment instead: the AWS SDK then skips the instance metadata service.", "skip_metadata_api_check is not supported by amibake")
+	for _, opt := range cfg.AccessConfig.Unimplemented() {
+		detail := "amibake cannot honour " + opt + " yet; remove it."
+		if opt == "mfa_code" {
+			detail = "amibake cannot pass a one-time MFA code; use a profile whose role has mfa_serial (the SDK asks for the code), or credentials from the environment."
+		}
+		bad(opt, detail, opt+" is not supported by amibake")
+	}
+	if cfg.Polling != nil {
+		bad("aws_polling", "aws_polling paces waits, and amazon-ami-management does not wait; remove it.", "aws_polling has no effect in amazon-ami-management")
 	}
 	if diags.HasErrors() {
 		return nil, diags
@@ -172,7 +156,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 		}
 		u.Message(msg)
 	}
-	sess, err := awsclient.New(ctx, nil, p.access(regions[0]))
+	sess, err := p.cfg.AccessConfig.Open(ctx, nil, regions[0])
 	if err != nil {
 		return in, true, fmt.Errorf("amazon-ami-management: %w", err)
 	}
@@ -209,18 +193,4 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 		return in, true, fmt.Errorf("amazon-ami-management: %d AMI(s) or snapshot(s) could not be deleted:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
 	return in, true, nil
-}
-
-func (p *PostProcessor) access(region string) awsclient.Options {
-	o := awsclient.Options{
-		Region: region, Profile: p.cfg.Profile, AccessKey: p.cfg.AccessKey, SecretKey: p.cfg.SecretKey,
-		Token: p.cfg.Token, CustomEndpointEC2: p.cfg.CustomEndpointEC2,
-	}
-	if a := p.cfg.AssumeRole; a != nil && a.RoleARN != "" {
-		o.AssumeRole = &awsclient.AssumeRole{
-			RoleARN: a.RoleARN, DurationSeconds: a.DurationSeconds, ExternalID: a.ExternalID, Policy: a.Policy,
-			PolicyARNs: a.PolicyARNs, SessionName: a.SessionName, Tags: a.Tags, TransitiveTagKeys: a.TransitiveTagKeys,
-		}
-	}
-	return o
 }

@@ -55,6 +55,29 @@ keep_releases = 3`, "empty `regions` is not allowed"},
 keep_releases = 3
 regions = ["us-east-1"]
 mfa_code = "123456"`, "mfa_code is not supported by amibake"},
+		{"the builder's access options (one AccessConfig)", `identifier = "app"
+keep_releases = 3
+regions = ["us-east-1"]
+shared_credentials_file = "/etc/aws/credentials"
+skip_metadata_api_check = true
+skip_credential_validation = true
+max_retries = 3`, ""},
+		{"access options checked as the builder's", `identifier = "app"
+keep_releases = 3
+regions = ["us-east-1"]
+access_key = "AKID"`, "access_key and secret_key must both be set, or neither"},
+		{"unimplemented access option", `identifier = "app"
+keep_releases = 3
+regions = ["us-east-1"]
+vault_aws_engine {
+  name = "x"
+}`, "vault_aws_engine is not supported by amibake"},
+		{"aws_polling: nothing waits", `identifier = "app"
+keep_releases = 3
+regions = ["us-east-1"]
+aws_polling {
+  max_attempts = 3
+}`, "aws_polling has no effect"},
 		{"unknown option", `identifier = "app"
 keep_releases = 3
 regions = ["us-east-1"]
