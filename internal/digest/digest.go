@@ -212,12 +212,8 @@ func Canonical(v any) ([]byte, error) {
 // or dropped as not changing the image). Those change every run and must
 // stay out of the digest (Strip).
 func Volatile(v any, marked []string) ([]string, error) {
-	raw, err := json.Marshal(v)
+	m, err := generic(v)
 	if err != nil {
-		return nil, err
-	}
-	var m any
-	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
@@ -235,14 +231,7 @@ func Volatile(v any, marked []string) ([]string, error) {
 // present reports whether path (as Strip reads it) names a non-null value
 // in v.
 func present(v any, path string) bool {
-	head, rest, more := strings.Cut(path, ".")
-	idx := -1
-	if i := strings.IndexByte(head, '['); i >= 0 {
-		if _, err := fmt.Sscanf(head[i:], "[%d]", &idx); err != nil {
-			return false
-		}
-		head = head[:i]
-	}
+	head, idx, rest, more := cutPath(path)
 	m, ok := v.(map[string]any)
 	if !ok {
 		return false
@@ -267,12 +256,8 @@ func present(v any, path string) bool {
 // Strip returns v (as generic JSON) with the given paths removed, so that
 // volatile values and fields that cannot change the image stay out.
 func Strip(v any, paths []string) (any, error) {
-	raw, err := json.Marshal(v)
+	m, err := generic(v)
 	if err != nil {
-		return nil, err
-	}
-	var m any
-	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
@@ -281,13 +266,36 @@ func Strip(v any, paths []string) (any, error) {
 	return m, nil
 }
 
-func remove(v any, path string) any {
-	head, rest, more := strings.Cut(path, ".")
-	idx := -1
+// generic returns v as encoding/json decodes it: maps, slices and
+// primitives.
+func generic(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// cutPath splits "a[2].b.c" into the key "a", the index 2 (-1 for none)
+// and the rest "b.c" (more: there is a rest).
+func cutPath(path string) (head string, idx int, rest string, more bool) {
+	head, rest, more = strings.Cut(path, ".")
+	idx = -1
 	if i := strings.IndexByte(head, '['); i >= 0 {
-		fmt.Sscanf(head[i:], "[%d]", &idx)
+		if _, err := fmt.Sscanf(head[i:], "[%d]", &idx); err != nil {
+			idx = -1
+		}
 		head = head[:i]
 	}
+	return head, idx, rest, more
+}
+
+func remove(v any, path string) any {
+	head, idx, rest, more := cutPath(path)
 	m, ok := v.(map[string]any)
 	if !ok {
 		return v
