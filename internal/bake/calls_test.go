@@ -109,9 +109,15 @@ func TestDataSourceAPICalls(t *testing.T) {
 		t.Fatalf("data source id = %s", got)
 	}
 	r := e.runLoaded(t, tmpl, Options{Shared: shared})
-	if got := calls(); !maps.Equal(got, want) {
+	got := calls()
+	if !maps.Equal(got, want) {
 		t.Errorf("calls by action:\n got %v\nwant %v (the JSON tutorial's and one DescribeImages)\n%s", got, want, r.out)
 	}
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	t.Logf("%d calls", total)
 }
 
 // TestDataSourceCancelled: the load's context reaches the data source, so
