@@ -274,7 +274,7 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value, 
 		case af.isExpr:
 			fieldV.Set(reflect.ValueOf(attr.Expr))
 		default:
-			diags = append(diags, decodeExpressionTracked(attr.Expr, ctx, fieldV, tr.attr(af.name))...)
+			diags = append(diags, decodeExpression(attr.Expr, ctx, fieldV, tr.attr(af.name))...)
 		}
 	}
 
@@ -369,7 +369,7 @@ func decodeBodyToMap(body hcl.Body, ctx *hcl.EvalContext, v reflect.Value, tr *t
 			mv.SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(attr.Expr))
 		default:
 			ev := reflect.New(et).Elem()
-			diags = append(diags, decodeExpressionTracked(attr.Expr, ctx, ev, tr.attr(k))...)
+			diags = append(diags, decodeExpression(attr.Expr, ctx, ev, tr.attr(k))...)
 			mv.SetMapIndex(reflect.ValueOf(k), ev)
 		}
 	}
@@ -397,14 +397,9 @@ func decodeBlockToValue(block *hcl.Block, ctx *hcl.EvalContext, v reflect.Value,
 }
 
 // decodeExpression is gohcl.DecodeExpression into the addressable v, with
-// the cty type implied by v's Go type cached.
-func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value) hcl.Diagnostics {
-	return decodeExpressionTracked(expr, ctx, v, nil)
-}
-
-// decodeExpressionTracked is decodeExpression that records the value's
-// volatile parts on tr.
-func decodeExpressionTracked(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value, tr *trail) hcl.Diagnostics {
+// the cty type implied by v's Go type cached; it records the value's
+// volatile parts on tr (nil records nothing).
+func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value, tr *trail) hcl.Diagnostics {
 	srcVal, diags := expr.Value(ctx)
 	target := v.Addr().Interface()
 	convTy := impliedType(v.Type(), target)
