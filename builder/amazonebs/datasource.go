@@ -27,10 +27,19 @@ type AMIDataSource struct {
 	IncludeDeprecated bool              `hcl:"include_deprecated,optional"`
 }
 
+// DataSources returns template.LoadOptions.DataSource for a run: data
+// blocks are evaluated with the load's context and the run's shared AWS
+// state (one credential check for the data sources and the builds).
+func DataSources(shared *awsclient.Shared) func(context.Context, *template.Block) (cty.Value, hcl.Diagnostics) {
+	return func(ctx context.Context, b *template.Block) (cty.Value, hcl.Diagnostics) {
+		return EvaluateDataSource(ctx, shared, b)
+	}
+}
+
 // EvaluateDataSource evaluates a data block; amibake knows amazon-ami.
 // Its value has Packer's attributes: id, name, creation_date, owner,
-// owner_name and tags.
-func EvaluateDataSource(b *template.Block) (cty.Value, hcl.Diagnostics) {
+// owner_name and tags. shared may be nil.
+func EvaluateDataSource(ctx context.Context, shared *awsclient.Shared, b *template.Block) (cty.Value, hcl.Diagnostics) {
 	if b.Type != "amazon-ami" {
 		return cty.DynamicVal, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -53,9 +62,9 @@ func EvaluateDataSource(b *template.Block) (cty.Value, hcl.Diagnostics) {
 	if len(c.Owners) == 0 && filters["owner-id"] == "" && filters["owner-alias"] == "" {
 		return fail("Missing owners", "For security reasons, an amazon-ami data source must name the AMI's owner: set owners, or the owner-id or owner-alias filter.")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	sess, err := c.AccessConfig.Open(ctx, nil, "")
+	sess, err := c.AccessConfig.Open(ctx, shared, "")
 	if err != nil {
 		return fail("Cannot evaluate amazon-ami data source", err.Error())
 	}

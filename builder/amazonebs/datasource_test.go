@@ -1,6 +1,7 @@
 package amazonebs
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,7 @@ owners = ["099720109477"]`, "", "aws_polling"},
 		t.Run(tt.name, func(t *testing.T) {
 			b := hclBlock(t, tt.src)
 			b.Type = "amazon-ami"
-			v, diags := EvaluateDataSource(b)
+			v, diags := EvaluateDataSource(context.Background(), nil, b)
 			if tt.wantErr != "" {
 				if !diags.HasErrors() || !strings.Contains(diags.Error(), tt.wantErr) {
 					t.Fatalf("diags %v, want %q", diags, tt.wantErr)

@@ -17,7 +17,6 @@ import (
 	"github.com/amibake/amibake/internal/interrupt"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/pipeline"
-	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/reaper"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
@@ -108,14 +107,10 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}
 	root := ui.New(f.IO, ui.Options{MachineReadable: o.machineReadable, Timestamps: o.timestampUI, Secrets: f.Secrets})
 
-	// A build needs the data sources' real values.
-	lo.EvaluateDataSources = true
-	lo.DataSource = evaluateDataSource
-	// The twin load (another clock) finds the options that change every
-	// run, such as timestamp() in ami_name, to leave them out of the input
-	// digest; both loads must differ only by plan.TwinOffset.
-	lo.Now = time.Now()
-	t, diags := template.Load(path, lo)
+	// One load, with the data sources' real values, under the build's
+	// context and AWS state.
+	shared := awsclient.NewShared()
+	t, diags := bake.Load(ctx, path, lo, shared)
 	if t != nil {
 		f.Secrets.Add(t.Sensitive...)
 	}
@@ -181,8 +176,6 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	})
 	defer stopCleanupMsg()
 
-	// A twin that fails to load only disables volatile detection.
-	twin, _ := plan.LoadTwin(path, lo)
 	res, bdiags, err := bake.Run(ctx, t, root, bake.Options{
 		Only: o.tf.only, Except: o.tf.except, ParallelBuilds: o.parallel, OnError: onError, Force: o.force, Debug: o.debug,
 		RunID: runID, RunUUID: runUUID, Ledger: journal, Getenv: f.Getenv, Log: f.Log,
@@ -190,7 +183,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		OnSession: func(build string, sess *awsclient.Session) {
 			keeper.Register(build, func(region string) reaper.TagAPI { return sess.EC2(region) })
 		},
-		Reuse: o.reuse, Rebuild: o.rebuild, Twin: twin,
+		Reuse: o.reuse, Rebuild: o.rebuild, Shared: shared,
 	})
 	if len(bdiags) > 0 {
 		_ = template.WriteDiagnostics(errOut, files, bdiags, f.IO.ColorEnabled())

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/amibake/amibake/builder/amazonebs"
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
@@ -60,12 +61,13 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, po
 	if err != nil {
 		return err
 	}
-	lo.Now = time.Now()
 	if evaluateDataSource != nil {
-		lo.EvaluateDataSources, lo.DataSource = true, evaluateDataSource
+		// One AWS state for the data sources and the plan's lookups.
+		popts.Shared = awsclient.NewShared()
+		lo.EvaluateDataSources, lo.DataSource = true, amazonebs.DataSources(popts.Shared)
 	}
 	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
-	t, diags := template.Load(path, lo)
+	t, diags := template.LoadContext(ctx, path, lo)
 	if t != nil {
 		f.Secrets.Add(t.Sensitive...)
 	}
@@ -84,13 +86,8 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, po
 		_ = template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled())
 		return &exitError{code: 1}
 	}
-	twin, tdiags := plan.LoadTwin(path, lo)
-	if tdiags.HasErrors() {
-		twin = nil // the first load worked: plan without volatile detection
-		f.Log.Debug("second load for volatile values failed", "err", tdiags.Error())
-	}
 	popts.Getenv = f.Getenv
-	doc, err := plan.Make(ctx, t, twin, popts)
+	doc, err := plan.Make(ctx, t, popts)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("%s", f.Secrets.Mask(err.Error()))}
 	}

@@ -283,8 +283,7 @@ func templateJobs(ctx context.Context, f *factory, o *pruneOptions, path string,
 	if err != nil {
 		return nil, err
 	}
-	lo.Now = time.Now()
-	t, diags := template.Load(path, lo)
+	t, diags := template.LoadContext(ctx, path, lo)
 	if t != nil {
 		f.Secrets.Add(t.Sensitive...)
 	}
@@ -301,7 +300,6 @@ func templateJobs(ctx context.Context, f *factory, o *pruneOptions, path string,
 		_ = template.WriteDiagnostics(&ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}, files, diags, f.IO.ColorEnabled())
 		return nil, &exitError{code: 1}
 	}
-	twin, _ := plan.LoadTwin(path, lo)
 	shared := awsclient.NewShared()
 	var jobs []pruneJob
 	for _, b := range t.Builds {
@@ -314,7 +312,7 @@ func templateJobs(ctx context.Context, f *factory, o *pruneOptions, path string,
 			return nil, &exitError{code: 1, err: fmt.Errorf("build %s: %w", b.Name, err)}
 		}
 		dec, err := plan.Decide(ctx, plan.DecideInput{
-			Input: plan.Input{Build: b, Twin: plan.TwinOf(twin, b.Name), Config: cfg, Sensitive: t.Sensitive},
+			Input: plan.Input{Build: b, Config: cfg, Sensitive: t.Sensitive},
 			EC2:   sess.EC2, BuildRegion: sess.Region(), DigestOnly: true,
 		})
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -25,7 +26,7 @@ var validateBuild = plugins.ValidateBuild
 // (and for build and plan): the amazon-ami data source, against the AWS
 // endpoint the SDK's configuration names. A variable so that tests can
 // swap it; nil makes that flag report an error.
-var evaluateDataSource func(b *template.Block) (cty.Value, hcl.Diagnostics) = amazonebs.EvaluateDataSource
+var evaluateDataSource func(ctx context.Context, b *template.Block) (cty.Value, hcl.Diagnostics) = amazonebs.DataSources(nil)
 
 // templateFlags are the flags validate, build and inspect share.
 type templateFlags struct {

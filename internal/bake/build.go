@@ -71,12 +71,10 @@ type Options struct {
 	// (a build's own `reuse = true` enables it for that build only).
 	// Rebuild bakes even when such AMIs exist; the new AMI is tagged all
 	// the same.
+	// Options read from the clock or randomness, such as timestamp() in
+	// ami_name, stay out of the input digest: the template's load marks
+	// them (template.Volatile).
 	Reuse, Rebuild bool
-	// Twin is the template loaded a second time with another clock
-	// (plan.LoadTwin): options that differ between the two loads, such as
-	// timestamp() in ami_name, stay out of the input digest. nil leaves
-	// them in, so a timestamped name never matches.
-	Twin *template.Template
 }
 
 // BuildResult is one build's outcome.
@@ -367,7 +365,7 @@ func decide(ctx context.Context, t *template.Template, p prepared, bui ui.UI, op
 		return nil, nil, false
 	}
 	dec, err := plan.Decide(ctx, plan.DecideInput{
-		Input: plan.Input{Build: p.b, Twin: plan.TwinOf(opts.Twin, p.b.Name), Config: p.cfg, Sensitive: t.Sensitive},
+		Input: plan.Input{Build: p.b, Config: p.cfg, Sensitive: t.Sensitive},
 		EC2:   sess.EC2, BuildRegion: sess.Region(),
 		// Without reuse the digest only tags the AMI: nothing to look up.
 		DigestOnly: !wantReuse || p.cfg.SkipCreateAMI,

@@ -1,11 +1,16 @@
 package bake
 
 import (
+	"context"
 	"maps"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/template"
 )
 
 // TestTutorialAPICalls pins the API calls of the tutorial build by action,
@@ -64,5 +69,71 @@ func TestTutorialAPICalls(t *testing.T) {
 			}
 			t.Logf("%d calls", sum)
 		})
+	}
+}
+
+var dataSourcePath, _ = filepath.Abs("testdata/datasource/hello_ami.pkr.hcl")
+
+// TestDataSourceAPICalls: the HCL2 tutorial with its source AMI found by an
+// amazon-ami data source makes the JSON tutorial's calls plus the data
+// source's own DescribeImages. The template is loaded once, so the data
+// source runs once, and it shares the build's AWS state, so the build's
+// credential check is the data source's.
+func TestDataSourceAPICalls(t *testing.T) {
+	e := newEnv(t, ec2sim.ZeroLatency())
+	chdir(t)
+	calls := func() map[string]int {
+		got := e.srv.Calls()
+		for k, v := range got {
+			if v == 0 {
+				delete(got, k)
+			}
+		}
+		return got
+	}
+	clock := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	e.srv.ResetCalls()
+	e.buildAt(t, tutorialPath, clock, nil, Options{})
+	want := calls()
+	want["DescribeImages"]++ // the data source's lookup
+
+	e.srv.ResetCalls()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	shared := awsclient.NewShared()
+	tmpl, diags := Load(ctx, dataSourcePath, template.LoadOptions{Env: e.getenv, Now: clock.Add(time.Minute)}, shared)
+	if diags.HasErrors() {
+		t.Fatalf("load %s: %s", dataSourcePath, diags)
+	}
+	if got := tmpl.DataSources[0].Value.GetAttr("id").AsString(); got != "ami-06128816a1c781a57" {
+		t.Fatalf("data source id = %s", got)
+	}
+	r := e.runLoaded(t, tmpl, Options{Shared: shared})
+	got := calls()
+	if !maps.Equal(got, want) {
+		t.Errorf("calls by action:\n got %v\nwant %v (the JSON tutorial's and one DescribeImages)\n%s", got, want, r.out)
+	}
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	t.Logf("%d calls", total)
+}
+
+// TestDataSourceCancelled: the load's context reaches the data source, so
+// a cancelled build (Ctrl-C) makes no lookup.
+func TestDataSourceCancelled(t *testing.T) {
+	e := newEnv(t, ec2sim.ZeroLatency())
+	e.srv.ResetCalls()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, diags := Load(ctx, dataSourcePath, template.LoadOptions{Env: e.getenv}, awsclient.NewShared())
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), context.Canceled.Error()) {
+		t.Fatalf("load with a cancelled context: %v, want %q", diags, context.Canceled)
+	}
+	for action, n := range e.srv.Calls() {
+		if n > 0 {
+			t.Errorf("%s called %d times after the cancel", action, n)
+		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/amibake/amibake/internal/artifact"
 	"github.com/amibake/amibake/internal/ec2sim"
-	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
@@ -39,7 +38,7 @@ func reuseFixture(t testing.TB) string {
 	return filepath.Join(dir, "reuse.pkr.hcl")
 }
 
-// buildAt loads path (and its twin, as `amibake build` does) with the
+// buildAt loads path (once, as `amibake build` does) with the
 // clock at now, so each run has its own timestamp() in ami_name, and runs
 // it.
 func (e *env) buildAt(t testing.TB, path string, now time.Time, vars map[string]string, opts Options) *run {
@@ -49,7 +48,12 @@ func (e *env) buildAt(t testing.TB, path string, now time.Time, vars map[string]
 	if diags.HasErrors() {
 		t.Fatalf("load %s: %s", path, diags)
 	}
-	opts.Twin, _ = plan.LoadTwin(path, lo)
+	return e.runLoaded(t, tmpl, opts)
+}
+
+// runLoaded runs a loaded template.
+func (e *env) runLoaded(t testing.TB, tmpl *template.Template, opts Options) *run {
+	t.Helper()
 	ios, _, out, errOut := ui.Test()
 	opts.Getenv = e.getenv
 	opts.RunID = "run-reuse"

@@ -205,83 +205,59 @@ func Canonical(v any) ([]byte, error) {
 	return []byte(strings.TrimSuffix(b.String(), "\n")), nil
 }
 
-// Volatile compares two renderings of the same settings, made from two
-// loads of the template that differ only in the clock and random seeds,
-// and returns the JSON paths whose values differ: values such as
-// timestamp() in ami_name that change every run and must stay out of the
-// digest.
-func Volatile(a, b any) ([]string, error) {
-	var ma, mb any
-	for _, p := range []struct {
-		in  any
-		out *any
-	}{{a, &ma}, {b, &mb}} {
-		raw, err := json.Marshal(p.in)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(raw, p.out); err != nil {
-			return nil, err
+// Volatile returns, sorted and without repeats, the paths of marked that
+// name a value in v: the options a load found read from the clock or from
+// randomness (timestamp() in ami_name: "ami_name", "tags.Built",
+// "inline[0]"), less those that are not among the settings (left unset,
+// or dropped as not changing the image). Those change every run and must
+// stay out of the digest (Strip).
+func Volatile(v any, marked []string) ([]string, error) {
+	m, err := generic(v)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range marked {
+		if !seen[p] && present(m, p) {
+			seen[p] = true
+			out = append(out, p)
 		}
 	}
-	var out []string
-	diff("", ma, mb, &out)
 	sort.Strings(out)
 	return out, nil
 }
 
-func diff(path string, a, b any, out *[]string) {
-	switch av := a.(type) {
-	case map[string]any:
-		bv, ok := b.(map[string]any)
-		if !ok {
-			*out = append(*out, path)
-			return
-		}
-		keys := map[string]bool{}
-		for k := range av {
-			keys[k] = true
-		}
-		for k := range bv {
-			keys[k] = true
-		}
-		for k := range keys {
-			diff(join(path, k), av[k], bv[k], out)
-		}
-	case []any:
-		bv, ok := b.([]any)
-		if !ok || len(av) != len(bv) {
-			*out = append(*out, path)
-			return
-		}
-		for i := range av {
-			diff(fmt.Sprintf("%s[%d]", path, i), av[i], bv[i], out)
-		}
-	default:
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if string(ja) != string(jb) {
-			*out = append(*out, path)
-		}
+// present reports whether path (as Strip reads it) names a non-null value
+// in v.
+func present(v any, path string) bool {
+	head, idx, rest, more := cutPath(path)
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
 	}
-}
-
-func join(path, k string) string {
-	if path == "" {
-		return k
+	child, ok := m[head]
+	if !ok || child == nil {
+		return false
 	}
-	return path + "." + k
+	if idx >= 0 {
+		arr, ok := child.([]any)
+		if !ok || idx >= len(arr) || arr[idx] == nil {
+			return false
+		}
+		child = arr[idx]
+	}
+	if !more {
+		return true
+	}
+	return present(child, rest)
 }
 
 // Strip returns v (as generic JSON) with the given paths removed, so that
 // volatile values and fields that cannot change the image stay out.
 func Strip(v any, paths []string) (any, error) {
-	raw, err := json.Marshal(v)
+	m, err := generic(v)
 	if err != nil {
-		return nil, err
-	}
-	var m any
-	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
@@ -290,13 +266,36 @@ func Strip(v any, paths []string) (any, error) {
 	return m, nil
 }
 
-func remove(v any, path string) any {
-	head, rest, more := strings.Cut(path, ".")
-	idx := -1
+// generic returns v as encoding/json decodes it: maps, slices and
+// primitives.
+func generic(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// cutPath splits "a[2].b.c" into the key "a", the index 2 (-1 for none)
+// and the rest "b.c" (more: there is a rest).
+func cutPath(path string) (head string, idx int, rest string, more bool) {
+	head, rest, more = strings.Cut(path, ".")
+	idx = -1
 	if i := strings.IndexByte(head, '['); i >= 0 {
-		fmt.Sscanf(head[i:], "[%d]", &idx)
+		if _, err := fmt.Sscanf(head[i:], "[%d]", &idx); err != nil {
+			idx = -1
+		}
 		head = head[:i]
 	}
+	return head, idx, rest, more
+}
+
+func remove(v any, path string) any {
+	head, idx, rest, more := cutPath(path)
 	m, ok := v.(map[string]any)
 	if !ok {
 		return v

@@ -143,17 +143,33 @@ func TestVolatileAndStrip(t *testing.T) {
 		Type    string            `json:"instance_type"`
 		Tags    map[string]string `json:"tags"`
 		BDM     []map[string]any  `json:"bdm"`
+		Desc    string            `json:"description,omitempty"`
 	}
-	a := cfg{"app 1700000000", "t3.micro", map[string]string{"Built": "1700000000", "Team": "x"}, []map[string]any{{"size": 8}}}
-	b := cfg{"app 1731536000", "t3.micro", map[string]string{"Built": "1731536000", "Team": "x"}, []map[string]any{{"size": 8}}}
-	got, err := Volatile(a, b)
-	if err != nil {
-		t.Fatal(err)
+	a := cfg{"app 1700000000", "t3.micro", map[string]string{"Built": "1700000000", "Team": "x"}, []map[string]any{{"size": 8}}, ""}
+	b := cfg{"app 1731536000", "t3.micro", map[string]string{"Built": "1731536000", "Team": "x"}, []map[string]any{{"size": 8}}, ""}
+	for _, tc := range []struct {
+		name   string
+		marked []string
+		want   []string
+	}{
+		{"options and map keys", []string{"tags.Built", "ami_name", "ami_name"}, []string{"ami_name", "tags.Built"}},
+		{"list element", []string{"bdm[0].size"}, []string{"bdm[0].size"}},
+		// Marked but not among the settings: left unset, dropped, or out
+		// of range.
+		{"absent", []string{"description", "region", "tags.Other", "bdm[3].size", "bdm[0].type", "ami_name.x"}, nil},
+		{"nothing", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Volatile(a, tc.marked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("Volatile = %v, want %v", got, tc.want)
+			}
+		})
 	}
-	want := []string{"ami_name", "tags.Built"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("Volatile = %v, want %v", got, want)
-	}
+	got, _ := Volatile(a, []string{"ami_name", "tags.Built"})
 	sa, _ := Strip(a, got)
 	sb, _ := Strip(b, got)
 	ca, _ := Canonical(sa)

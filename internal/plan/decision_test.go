@@ -24,10 +24,9 @@ func TestDecideCopyAndArtifact(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	twin, _ := LoadTwin("app.pkr.hcl", lo)
 	b := tmpl.Builds[0]
 	in := DecideInput{
-		Input: Input{Build: b, Twin: TwinOf(twin, b.Name), Sensitive: tmpl.Sensitive},
+		Input: Input{Build: b, Sensitive: tmpl.Sensitive},
 		EC2:   e.client, BuildRegion: "ap-northeast-1",
 	}
 	dec, err := Decide(ctx, in)
@@ -91,10 +90,9 @@ func benchReusePath(b *testing.B, lat ec2sim.Latency) {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	twin, _ := LoadTwin("app.pkr.hcl", lo)
 	bld := tmpl.Builds[0]
 	cfg, _ := decodeConfig(bld)
-	in := DecideInput{Input: Input{Build: bld, Twin: TwinOf(twin, bld.Name), Config: cfg, Sensitive: tmpl.Sensitive}}
+	in := DecideInput{Input: Input{Build: bld, Config: cfg, Sensitive: tmpl.Sensitive}}
 	sess, err := Session(ctx, nil, cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -110,10 +110,6 @@ type File struct {
 type Input struct {
 	// Build is the build as loaded for this run.
 	Build *template.Build
-	// Twin is the same build loaded again with another clock (LoadTwin):
-	// the options whose values differ are volatile and left out. nil
-	// detects nothing volatile.
-	Twin *template.Build
 	// Config is Build.Source decoded by amazonebs.NewConfig; nil decodes.
 	Config *amazonebs.Config
 	// SourceAMI is the resolved source AMI id (ResolveSourceAMI).
@@ -124,7 +120,8 @@ type Input struct {
 }
 
 // DigestBuild computes a build's input digest: the builder's resolved
-// options minus Excluded and minus volatile values, the source AMI id,
+// options minus Excluded and minus volatile values (those the load marked
+// as read from the clock or randomness: template.Volatile), the source AMI id,
 // every provisioner that runs for the build with its options in order, the
 // content of every file those provisioners upload or run (and of
 // user_data_file), and digest.Version. Values that come from sensitive
@@ -154,23 +151,17 @@ func DigestBuild(in Input) (*Digest, error) {
 	if m, ok := builder.(map[string]any); ok {
 		stripDigestTag(m)
 	}
-	if in.Twin != nil {
-		twinCfg, diags := decodeConfig(in.Twin)
-		if diags.HasErrors() {
-			return nil, fmt.Errorf("input digest of %s: decode the second load: %s", b.Name, diags.Error())
-		}
-		twin := dropKeys(settings(twinCfg), Excluded)
-		if m, ok := twin.(map[string]any); ok {
-			stripDigestTag(m)
-		}
-		vol, err := digest.Volatile(builder, twin)
-		if err != nil {
-			return nil, fmt.Errorf("input digest of %s: %w", b.Name, err)
-		}
-		d.Volatile = append(d.Volatile, vol...)
-		if builder, err = digest.Strip(builder, vol); err != nil {
-			return nil, fmt.Errorf("input digest of %s: %w", b.Name, err)
-		}
+	marked, diags := builderVolatile(b)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("input digest of %s: %s", b.Name, diags.Error())
+	}
+	vol, err := digest.Volatile(builder, marked)
+	if err != nil {
+		return nil, fmt.Errorf("input digest of %s: %w", b.Name, err)
+	}
+	d.Volatile = append(d.Volatile, vol...)
+	if builder, err = digest.Strip(builder, vol); err != nil {
+		return nil, fmt.Errorf("input digest of %s: %w", b.Name, err)
 	}
 	if err := h.AddValue("builder", maskSecrets(builder, secrets)); err != nil {
 		return nil, err
@@ -186,31 +177,26 @@ func DigestBuild(in Input) (*Digest, error) {
 		d.Provisioners = append(d.Provisioners, ProvisionerInputs{Type: "user_data_file", Files: []File{f}})
 	}
 
-	var twinProvs []*template.Provisioner
-	if in.Twin != nil {
-		twinProvs = applying(in.Twin)
-	}
 	for i, tp := range applying(b) {
 		name := fmt.Sprintf("provisioner[%d]", i)
-		pi, set, err := provisionerSettings(tp, b.Name)
+		// The tracked copy's decode notes the options read from the clock
+		// or randomness; the settings are the same as tp's.
+		marked := &template.Volatile{}
+		tracked := *tp
+		tracked.Block = tp.Block.Tracked(marked)
+		pi, set, err := provisionerSettings(&tracked, b.Name)
 		if err != nil {
 			return nil, fmt.Errorf("input digest of %s: %s %s: %w", b.Name, name, tp.Type, err)
 		}
-		if i < len(twinProvs) && twinProvs[i].Type == tp.Type {
-			_, twinSet, err := provisionerSettings(twinProvs[i], b.Name)
-			if err != nil {
-				return nil, fmt.Errorf("input digest of %s: %s %s (second load): %w", b.Name, name, tp.Type, err)
-			}
-			vol, err := digest.Volatile(set, twinSet)
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range vol {
-				d.Volatile = append(d.Volatile, name+"."+v)
-			}
-			if set, err = digest.Strip(set, vol); err != nil {
-				return nil, err
-			}
+		vol, err := digest.Volatile(set, marked.Paths())
+		if err != nil {
+			return nil, fmt.Errorf("input digest of %s: %s %s: %w", b.Name, name, tp.Type, err)
+		}
+		for _, v := range vol {
+			d.Volatile = append(d.Volatile, name+"."+v)
+		}
+		if set, err = digest.Strip(set, vol); err != nil {
+			return nil, fmt.Errorf("input digest of %s: %s %s: %w", b.Name, name, tp.Type, err)
 		}
 		set = maskSecrets(set, append(slices.Clone(secrets), tp.Sensitive...))
 		if err := h.AddValue(name+"."+tp.Type, map[string]any{"type": tp.Type, "settings": set}); err != nil {
@@ -256,6 +242,19 @@ func addFile(h *digest.Hasher, name, path, role string) (File, error) {
 		f.Dir = true
 	}
 	return f, nil
+}
+
+// builderVolatile decodes the build's source again, tracked, and returns
+// the options it read from the clock or randomness (template.Volatile).
+func builderVolatile(b *template.Build) ([]string, hcl.Diagnostics) {
+	marked := &template.Volatile{}
+	src := b.Source.Tracked(marked)
+	tracked := *b
+	tracked.Source = &src
+	if _, diags := decodeConfig(&tracked); diags.HasErrors() {
+		return nil, diags
+	}
+	return marked.Paths(), nil
 }
 
 func decodeConfig(b *template.Build) (*amazonebs.Config, hcl.Diagnostics) {

@@ -108,9 +108,8 @@ type Options struct {
 	Reuse, Rebuild bool
 }
 
-// Make plans every build of t. twin is the template loaded again with
-// LoadTwin; nil finds no volatile values.
-func Make(ctx context.Context, t *template.Template, twin *template.Template, opts Options) (*Document, error) {
+// Make plans every build of t.
+func Make(ctx context.Context, t *template.Template, opts Options) (*Document, error) {
 	if opts.Shared == nil {
 		opts.Shared = awsclient.NewShared()
 	}
@@ -124,7 +123,7 @@ func Make(ctx context.Context, t *template.Template, twin *template.Template, op
 			doc.Skipped = append(doc.Skipped, Skipped{Name: b.Name, Reason: fmt.Sprintf("builder type %q: amibake only runs amazon-ebs", typ)})
 			continue
 		}
-		bp, err := planBuild(ctx, t, b, TwinOf(twin, b.Name), opts)
+		bp, err := planBuild(ctx, t, b, opts)
 		if err != nil {
 			return nil, fmt.Errorf("plan build %s: %w", b.Name, err)
 		}
@@ -133,7 +132,7 @@ func Make(ctx context.Context, t *template.Template, twin *template.Template, op
 	return doc, nil
 }
 
-func planBuild(ctx context.Context, t *template.Template, b, twin *template.Build, opts Options) (*Build, error) {
+func planBuild(ctx context.Context, t *template.Template, b *template.Build, opts Options) (*Build, error) {
 	c, diags := decodeConfig(b)
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("%s", diags.Error())
@@ -143,7 +142,7 @@ func planBuild(ctx context.Context, t *template.Template, b, twin *template.Buil
 		return nil, err
 	}
 	dec, err := Decide(ctx, DecideInput{
-		Input: Input{Build: b, Twin: twin, Config: c, Sensitive: t.Sensitive},
+		Input: Input{Build: b, Config: c, Sensitive: t.Sensitive},
 		EC2:   sess.EC2, BuildRegion: sess.Region(),
 	})
 	if err != nil {

@@ -6,7 +6,7 @@
 // exists in some target regions (copy) or not at all (bake). It makes only
 // read-only calls (sts GetCallerIdentity, ec2 Describe*).
 //
-// The digest half (LoadTwin, DigestBuild, ResolveSourceAMI, Decide) is
+// The digest half (DigestBuild, ResolveSourceAMI, Decide) is
 // what `amibake build --reuse` uses before launching anything.
 package plan
 
@@ -14,28 +14,20 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/hashicorp/hcl/v2"
 
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/digest"
 	"github.com/amibake/amibake/internal/reuse"
-	"github.com/amibake/amibake/internal/template"
 )
 
 // FormatVersion is the version of plan's JSON document; it changes only
 // when a field changes meaning or goes away.
 const FormatVersion = 1
-
-// TwinOffset is how far the second load's clock is from the first: more
-// than a year and not a whole number of any unit, so that a value built
-// from any part of timestamp() (year, day, second) differs.
-const TwinOffset = 366*24*time.Hour + time.Hour + time.Minute + time.Second + time.Millisecond
 
 // Actions a build would take.
 const (
@@ -43,31 +35,6 @@ const (
 	ActionCopy  = "copy"  // some have one: copy it to the others
 	ActionBake  = "bake"  // none has one
 )
-
-// LoadTwin loads the template a second time with the clock moved by
-// TwinOffset (uuidv4() and {{uuid}} differ on their own), for DigestBuild
-// to find the options whose values change every run.
-func LoadTwin(path string, lo template.LoadOptions) (*template.Template, hcl.Diagnostics) {
-	now := lo.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	lo.Now = now.Add(TwinOffset)
-	return template.Load(path, lo)
-}
-
-// TwinOf returns the build of twin named like b, nil if there is none.
-func TwinOf(twin *template.Template, name string) *template.Build {
-	if twin == nil {
-		return nil
-	}
-	for _, b := range twin.Builds {
-		if b.Name == name {
-			return b
-		}
-	}
-	return nil
-}
 
 // Session opens the AWS session a build's access options describe, as the
 // builder does (it is amazonebs.OpenSession): a build hands it to the

@@ -124,11 +124,7 @@ func (e *env) planWith(t testing.TB, path string, lo template.LoadOptions, opts 
 	if diags.HasErrors() {
 		t.Fatalf("load %s: %s", path, diags)
 	}
-	twin, diags := LoadTwin(path, lo)
-	if diags.HasErrors() {
-		t.Fatalf("load twin %s: %s", path, diags)
-	}
-	doc, err := Make(context.Background(), tmpl, twin, opts)
+	doc, err := Make(context.Background(), tmpl, opts)
 	if err != nil {
 		t.Fatalf("plan %s: %v", path, err)
 	}

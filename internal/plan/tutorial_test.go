@@ -57,8 +57,7 @@ func BenchmarkPlanTutorial(b *testing.B) {
 		if diags.HasErrors() {
 			b.Fatal(diags)
 		}
-		twin, _ := LoadTwin(path, lo)
-		if _, err := Make(ctx, tmpl, twin, Options{Shared: shared}); err != nil {
+		if _, err := Make(ctx, tmpl, Options{Shared: shared}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -78,8 +77,7 @@ func BenchmarkDigestApp(b *testing.B) {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	twin, _ := LoadTwin("app.pkr.hcl", template.LoadOptions{Now: fixedNow})
-	in := Input{Build: tmpl.Builds[0], Twin: twin.Builds[0], SourceAMI: tutorialAMI, Sensitive: tmpl.Sensitive}
+	in := Input{Build: tmpl.Builds[0], SourceAMI: tutorialAMI, Sensitive: tmpl.Sensitive}
 	for b.Loop() {
 		if _, err := DigestBuild(in); err != nil {
 			b.Fatal(err)

@@ -125,6 +125,7 @@ func (l *hcl2Loader) decodeBuild(blk *hcl.Block, index int) hcl.Diagnostics {
 	}
 	if a, ok := c.Attributes["sources"]; ok {
 		v, d := evalExpr(a.Expr, l.ctx)
+		v, _ = v.UnmarkDeep() // a build's sources are not settings
 		diags = append(diags, d...)
 		var refs []string
 		if !d.HasErrors() {
@@ -360,15 +361,23 @@ func (l *hcl2Loader) decodeOverride(a *hcl.Attribute) (map[string]map[string]cty
 		Detail:   `override must map source names to objects of settings: override = { "amazon-ebs.example" = { inline = ["..."] } }.`,
 		Subject:  a.Expr.Range().Ptr(),
 	}}
+	// Marks on the two outer levels (volatile values) move down to the
+	// settings, where Decode finds them.
+	v, vm := v.Unmark()
 	if v.IsNull() || !v.IsWhollyKnown() || !(v.Type().IsObjectType() || v.Type().IsMapType()) {
 		return nil, bad
 	}
 	out := map[string]map[string]cty.Value{}
 	for k, ov := range v.AsValueMap() {
+		ov, om := ov.Unmark()
 		if ov.IsNull() || !(ov.Type().IsObjectType() || ov.Type().IsMapType()) {
 			return nil, bad
 		}
-		out[k] = ov.AsValueMap()
+		set := ov.AsValueMap()
+		for name, sv := range set {
+			set[name] = sv.WithMarks(vm, om)
+		}
+		out[k] = set
 	}
 	return out, nil
 }
@@ -412,6 +421,7 @@ func filterBuilds(builds []*Build, only, except []string) []*Build {
 
 func (l *hcl2Loader) evalString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 	v, diags := evalExpr(a.Expr, l.ctx)
+	v, _ = v.UnmarkDeep()
 	if diags.HasErrors() {
 		return diags
 	}
@@ -427,6 +437,7 @@ func (l *hcl2Loader) evalString(a *hcl.Attribute, dst *string) hcl.Diagnostics {
 
 func (l *hcl2Loader) evalStrings(a *hcl.Attribute, dst *[]string) hcl.Diagnostics {
 	v, diags := evalExpr(a.Expr, l.ctx)
+	v, _ = v.UnmarkDeep()
 	if diags.HasErrors() {
 		return diags
 	}
@@ -473,6 +484,7 @@ func (l *hcl2Loader) evalInt(a *hcl.Attribute, dst *int) hcl.Diagnostics {
 
 func decodeBoolCtx(a *hcl.Attribute, ctx *hcl.EvalContext, dst *bool) hcl.Diagnostics {
 	v, diags := a.Expr.Value(ctx)
+	v, _ = v.UnmarkDeep()
 	if diags.HasErrors() {
 		return diags
 	}

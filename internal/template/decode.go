@@ -28,7 +28,11 @@ func (b *Block) Decode(v any, extra map[string]cty.Value) hcl.Diagnostics {
 	if b.Unknowns || (b.buildRefs && !haveBuild) {
 		body = knownBody{body}
 	}
-	return decodeBody(body, ctx, v)
+	var tr *trail
+	if b.vol != nil {
+		tr = &trail{vol: b.vol}
+	}
+	return decodeBodyTracked(body, ctx, v, tr)
 }
 
 // UnknownPlaceholder is the string an unknown value decodes to.
@@ -97,6 +101,10 @@ func (e knownExpr) UnwrapExpression() hcl.Expression { return e.Expression }
 func placeholder(v cty.Value) cty.Value {
 	if v == cty.NilVal || v.IsWhollyKnown() {
 		return v
+	}
+	if v.IsMarked() {
+		u, marks := v.Unmark()
+		return placeholder(u).WithMarks(marks)
 	}
 	if !v.IsKnown() {
 		return zeroOf(v.Type())

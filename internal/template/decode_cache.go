@@ -249,25 +249,31 @@ func labelNames(ty reflect.Type) []string {
 
 // decodeBody is gohcl.DecodeBody with cached type layouts.
 func decodeBody(body hcl.Body, ctx *hcl.EvalContext, val any) hcl.Diagnostics {
+	return decodeBodyTracked(body, ctx, val, nil)
+}
+
+// decodeBodyTracked is decodeBody that records volatile values on tr
+// (nil records nothing).
+func decodeBodyTracked(body hcl.Body, ctx *hcl.EvalContext, val any, tr *trail) hcl.Diagnostics {
 	rv := reflect.ValueOf(val)
 	if rv.Kind() != reflect.Pointer {
 		panic(fmt.Sprintf("target value must be a pointer, not %s", rv.Type().String()))
 	}
-	return decodeBodyToValue(body, ctx, rv.Elem())
+	return decodeBodyToValue(body, ctx, rv.Elem(), tr)
 }
 
-func decodeBodyToValue(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) hcl.Diagnostics {
+func decodeBodyToValue(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value, tr *trail) hcl.Diagnostics {
 	switch val.Kind() {
 	case reflect.Struct:
-		return decodeBodyToStruct(body, ctx, val)
+		return decodeBodyToStruct(body, ctx, val, tr)
 	case reflect.Map:
-		return decodeBodyToMap(body, ctx, val)
+		return decodeBodyToMap(body, ctx, val, tr)
 	default:
 		panic(fmt.Sprintf("target value must be pointer to struct or map, not %s", val.Type().String()))
 	}
 }
 
-func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) hcl.Diagnostics {
+func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value, tr *trail) hcl.Diagnostics {
 	l := layoutOf(val.Type())
 	var content *hcl.BodyContent
 	var leftovers hcl.Body
@@ -286,7 +292,7 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 		if bodyType.AssignableTo(fieldV.Type()) {
 			fieldV.Set(reflect.ValueOf(body))
 		} else {
-			diags = append(diags, decodeBodyToValue(body, ctx, fieldV)...)
+			diags = append(diags, decodeBodyToValue(body, ctx, fieldV, tr)...)
 		}
 	}
 
@@ -300,7 +306,7 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 			diags = append(diags, attrsDiags...)
 			fieldV.Set(reflect.ValueOf(attrs))
 		default:
-			diags = append(diags, decodeBodyToValue(leftovers, ctx, fieldV)...)
+			diags = append(diags, decodeBodyToValue(leftovers, ctx, fieldV, tr)...)
 		}
 	}
 
@@ -331,7 +337,7 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 		case af.isExpr:
 			fieldV.Set(reflect.ValueOf(attr.Expr))
 		default:
-			diags = append(diags, decodeExpression(attr.Expr, ctx, fieldV)...)
+			diags = append(diags, decodeExpression(attr.Expr, ctx, fieldV, tr.attr(af.name))...)
 		}
 	}
 
@@ -384,13 +390,13 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 					if v.IsNil() {
 						v = reflect.New(bf.elem)
 					}
-					diags = append(diags, decodeBlockToValue(block, ctx, v.Elem())...)
+					diags = append(diags, decodeBlockToValue(block, ctx, v.Elem(), tr.attr(bf.name).index(i))...)
 					sli.Index(i).Set(v)
 				} else {
 					if i >= sli.Len() {
 						sli = reflect.Append(sli, reflect.New(bf.elem).Elem())
 					}
-					diags = append(diags, decodeBlockToValue(block, ctx, sli.Index(i))...)
+					diags = append(diags, decodeBlockToValue(block, ctx, sli.Index(i), tr.attr(bf.name).index(i))...)
 				}
 			}
 			if sli.Len() > len(blocks) {
@@ -402,16 +408,16 @@ func decodeBodyToStruct(body hcl.Body, ctx *hcl.EvalContext, val reflect.Value) 
 			if v.IsNil() {
 				v = reflect.New(bf.elem)
 			}
-			diags = append(diags, decodeBlockToValue(blocks[0], ctx, v.Elem())...)
+			diags = append(diags, decodeBlockToValue(blocks[0], ctx, v.Elem(), tr.attr(bf.name))...)
 			fieldV.Set(v)
 		default:
-			diags = append(diags, decodeBlockToValue(blocks[0], ctx, fieldV)...)
+			diags = append(diags, decodeBlockToValue(blocks[0], ctx, fieldV, tr.attr(bf.name))...)
 		}
 	}
 	return diags
 }
 
-func decodeBodyToMap(body hcl.Body, ctx *hcl.EvalContext, v reflect.Value) hcl.Diagnostics {
+func decodeBodyToMap(body hcl.Body, ctx *hcl.EvalContext, v reflect.Value, tr *trail) hcl.Diagnostics {
 	attrs, diags := body.JustAttributes()
 	if attrs == nil {
 		return diags
@@ -426,7 +432,7 @@ func decodeBodyToMap(body hcl.Body, ctx *hcl.EvalContext, v reflect.Value) hcl.D
 			mv.SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(attr.Expr))
 		default:
 			ev := reflect.New(et).Elem()
-			diags = append(diags, decodeExpression(attr.Expr, ctx, ev)...)
+			diags = append(diags, decodeExpression(attr.Expr, ctx, ev, tr.attr(k))...)
 			mv.SetMapIndex(reflect.ValueOf(k), ev)
 		}
 	}
@@ -434,8 +440,8 @@ func decodeBodyToMap(body hcl.Body, ctx *hcl.EvalContext, v reflect.Value) hcl.D
 	return diags
 }
 
-func decodeBlockToValue(block *hcl.Block, ctx *hcl.EvalContext, v reflect.Value) hcl.Diagnostics {
-	diags := decodeBodyToValue(block.Body, ctx, v)
+func decodeBlockToValue(block *hcl.Block, ctx *hcl.EvalContext, v reflect.Value, tr *trail) hcl.Diagnostics {
+	diags := decodeBodyToValue(block.Body, ctx, v, tr)
 	l := layoutOf(v.Type())
 	for li, lv := range block.Labels {
 		lf := l.labels[li]
@@ -454,13 +460,15 @@ func decodeBlockToValue(block *hcl.Block, ctx *hcl.EvalContext, v reflect.Value)
 }
 
 // decodeExpression is gohcl.DecodeExpression into the addressable v, with
-// the cty type implied by v's Go type cached.
-func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value) hcl.Diagnostics {
+// the cty type implied by v's Go type cached; it records the value's
+// volatile parts on tr (nil records nothing).
+func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value, tr *trail) hcl.Diagnostics {
 	srcVal, diags := expr.Value(ctx)
 	target := v.Addr().Interface()
 	convTy := impliedType(v.Type(), target)
 	if isLegacy(expr) {
-		srcVal = weakValue(srcVal, convTy)
+		u, marks := srcVal.Unmark()
+		srcVal = weakValue(u, convTy).WithMarks(marks)
 	}
 	// A null value leaves the option unset, as in Packer (HCL2: a
 	// variable whose default is null; JSON: null, or "" for a bool).
@@ -469,7 +477,14 @@ func decodeExpression(expr hcl.Expression, ctx *hcl.EvalContext, v reflect.Value
 	}
 	srcVal, err := convert.Convert(srcVal, convTy)
 	if err == nil {
-		err = gocty.FromCtyValue(srcVal, target)
+		// Marks (volatile values) only say where a value came from; Go
+		// values carry none. Taken after the conversion, their paths are
+		// those of the option's type (map keys, list indices).
+		var marks []cty.PathValueMarks
+		srcVal, marks = srcVal.UnmarkDeepWithPaths()
+		if err = gocty.FromCtyValue(srcVal, target); err == nil {
+			tr.record(marks, srcVal)
+		}
 	}
 	if err != nil {
 		diags = append(diags, &hcl.Diagnostic{

@@ -22,7 +22,8 @@ import (
 
 // Functions returns the HCL2 function library as Packer offers it, with
 // file functions relative to baseDir and timestamp() fixed to now, so that
-// every use in one run agrees. env() is added only where Packer allows it
+// every use in one run agrees. What reads the clock or randomness returns
+// values marked volatile (volatileMark). env() is added only where Packer allows it
 // (variable defaults), by the caller.
 func Functions(baseDir string, now time.Time) map[string]function.Function {
 	fs := map[string]function.Function{
@@ -33,7 +34,7 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"base64decode":    encoding.Base64DecodeFunc,
 		"base64encode":    encoding.Base64EncodeFunc,
 		"basename":        filesystem.BasenameFunc,
-		"bcrypt":          crypto.BcryptFunc,
+		"bcrypt":          volatileFunc(crypto.BcryptFunc), // a random salt
 		"can":             tryfunc.CanFunc,
 		"ceil":            stdlib.CeilFunc,
 		"chomp":           stdlib.ChompFunc,
@@ -64,7 +65,7 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"jsondecode":      stdlib.JSONDecodeFunc,
 		"jsonencode":      stdlib.JSONEncodeFunc,
 		"keys":            stdlib.KeysFunc,
-		"legacy_isotime":  legacyIsotimeFunc(now),
+		"legacy_isotime":  volatileFunc(legacyIsotimeFunc(now)),
 		"length":          lengthFunc,
 		"log":             stdlib.LogFunc,
 		"lookup":          stdlib.LookupFunc,
@@ -100,7 +101,7 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"substr":          stdlib.SubstrFunc,
 		"sum":             sumFunc,
 		"timeadd":         stdlib.TimeAddFunc,
-		"timestamp":       timestampFunc(now),
+		"timestamp":       volatileFunc(timestampFunc(now)),
 		"title":           stdlib.TitleFunc,
 		"tobool":          stdlib.MakeToFunc(cty.Bool),
 		"tolist":          stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
@@ -115,7 +116,7 @@ func Functions(baseDir string, now time.Time) map[string]function.Function {
 		"try":             tryfunc.TryFunc,
 		"upper":           stdlib.UpperFunc,
 		"urlencode":       encoding.URLEncodeFunc,
-		"uuidv4":          uuid.V4Func,
+		"uuidv4":          volatileFunc(uuid.V4Func),
 		"uuidv5":          uuid.V5Func,
 		"values":          stdlib.ValuesFunc,
 		"yamldecode":      ctyyaml.YAMLDecodeFunc,

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -38,6 +39,7 @@ var packerSchema = &hcl.BodySchema{
 
 // hcl2Loader holds the state of one HCL2 load.
 type hcl2Loader struct {
+	ctx0   context.Context // the load's, for data sources
 	opts   LoadOptions
 	parser *hclparse.Parser
 	tmpl   *Template
@@ -50,8 +52,9 @@ type hcl2Loader struct {
 	sources map[string]*hcl.Block
 }
 
-func loadHCL2(path, root string, files, autoVarFiles []string, opts LoadOptions) (*Template, hcl.Diagnostics) {
+func loadHCL2(ctx context.Context, path, root string, files, autoVarFiles []string, opts LoadOptions) (*Template, hcl.Diagnostics) {
 	l := &hcl2Loader{
+		ctx0:    ctx,
 		opts:    opts,
 		parser:  hclparse.NewParser(),
 		root:    root,
@@ -264,10 +267,13 @@ func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {
 				if d.HasErrors() {
 					v = cty.DynamicVal
 				}
+				// The context keeps the marks (volatile values); what
+				// inspect shows does not need them.
 				locals[n.name] = v
-				l.tmpl.Locals = append(l.tmpl.Locals, &Local{Name: n.name, Value: v, Sensitive: n.sens, DeclRange: n.rng})
+				shown, _ := v.UnmarkDeep()
+				l.tmpl.Locals = append(l.tmpl.Locals, &Local{Name: n.name, Value: shown, Sensitive: n.sens, DeclRange: n.rng})
 				if n.sens {
-					l.tmpl.Sensitive = append(l.tmpl.Sensitive, sensitiveStrings(v)...)
+					l.tmpl.Sensitive = append(l.tmpl.Sensitive, sensitiveStrings(shown)...)
 				}
 			} else {
 				ds := &DataSource{Block: l.block(n.blk, n.blk.Labels[0], n.blk.Labels[1], l.ctx, n.blk.Body), Value: cty.DynamicVal}
@@ -280,7 +286,7 @@ func (l *hcl2Loader) evalLocalsAndData() hcl.Diagnostics {
 							Subject:  n.blk.DefRange.Ptr(),
 						})
 					} else {
-						v, d := l.opts.DataSource(&ds.Block)
+						v, d := l.opts.DataSource(l.ctx0, &ds.Block)
 						diags = append(diags, d...)
 						if !d.HasErrors() {
 							ds.Value = v

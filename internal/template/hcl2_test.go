@@ -2,6 +2,7 @@ package template
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -224,8 +225,10 @@ func TestHCL2DataSources(t *testing.T) {
 	}
 	// Evaluated through the hook the builder provides.
 	var seen *Block
-	eval := func(b *Block) (cty.Value, hcl.Diagnostics) {
-		seen = b
+	type key struct{}
+	var seenCtx context.Context
+	eval := func(ctx context.Context, b *Block) (cty.Value, hcl.Diagnostics) {
+		seen, seenCtx = b, ctx
 		var args struct {
 			Owners []string `hcl:"owners"`
 			Rest   hcl.Body `hcl:",remain"`
@@ -235,9 +238,16 @@ func TestHCL2DataSources(t *testing.T) {
 		}
 		return cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal("ami-" + args.Owners[0])}), nil
 	}
-	tmpl = mustLoad(t, "testdata/hcl2/data", LoadOptions{EvaluateDataSources: true, DataSource: eval})
+	ctx := context.WithValue(context.Background(), key{}, "the load's")
+	tmpl, diags := LoadContext(ctx, "testdata/hcl2/data", LoadOptions{EvaluateDataSources: true, DataSource: eval})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
 	if seen == nil || seen.Name != "ubuntu" {
 		t.Fatalf("evaluator saw %+v", seen)
+	}
+	if seenCtx == nil || seenCtx.Value(key{}) != "the load's" {
+		t.Error("the data source was not evaluated with the load's context")
 	}
 	c = cfg{}
 	if d := tmpl.Builds[0].Source.Decode(&c, nil); d.HasErrors() {
@@ -338,5 +348,6 @@ func evalString(t *testing.T, src string, fs map[string]function.Function) strin
 	if v.Type() != cty.String {
 		t.Fatalf("%s: %s, want a string", src, v.Type().FriendlyName())
 	}
+	v, _ = v.UnmarkDeep() // uuidv4() and timestamp() are marked volatile
 	return v.AsString()
 }

@@ -33,14 +33,17 @@ type jsonLoader struct {
 	tmpl  *Template
 	diags hcl.Diagnostics
 
-	tmplDir    string // {{template_dir}}: the template's absolute directory
-	vars       map[string]string
-	varDecl    map[string]*Variable
-	builders   []*jsonBuilder
-	provs      []jsonItemsAt
-	errCleanup *jsonItemsAt // "error-cleanup-provisioner"
-	posts      [][]jsonItemsAt
-	buildName  map[string]bool
+	tmplDir string // {{template_dir}}: the template's absolute directory
+	vars    map[string]string
+	// volatileVars are the variables whose values read the clock or
+	// randomness ({{timestamp}} in a default).
+	volatileVars map[string]bool
+	varDecl      map[string]*Variable
+	builders     []*jsonBuilder
+	provs        []jsonItemsAt
+	errCleanup   *jsonItemsAt // "error-cleanup-provisioner"
+	posts        [][]jsonItemsAt
+	buildName    map[string]bool
 }
 
 type jsonBuilder struct {
@@ -61,14 +64,15 @@ type jsonItemsAt struct {
 // the file:line:col of the JSON value it is about.
 func loadJSON(path string, src []byte, opts LoadOptions) (*Template, hcl.Diagnostics) {
 	l := &jsonLoader{
-		path:      path,
-		src:       src,
-		opts:      opts,
-		now:       opts.now(),
-		tmpl:      &Template{Path: path, Format: FormatJSON, Files: map[string]*hcl.File{}},
-		vars:      map[string]string{},
-		varDecl:   map[string]*Variable{},
-		buildName: map[string]bool{},
+		path:         path,
+		src:          src,
+		opts:         opts,
+		now:          opts.now(),
+		tmpl:         &Template{Path: path, Format: FormatJSON, Files: map[string]*hcl.File{}},
+		vars:         map[string]string{},
+		volatileVars: map[string]bool{},
+		varDecl:      map[string]*Variable{},
+		buildName:    map[string]bool{},
 	}
 	l.tmpl.Files[path] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
 	abs := path
@@ -345,11 +349,11 @@ func (l *jsonLoader) resolveVariables() {
 		}
 	}
 	env := &legacyEnv{vars: l.vars, env: l.opts.env, enableEnv: true, tmplDir: l.tmplDir, now: l.now,
-		file: l.path, src: l.src, pending: pending, cwd: l.opts.Cwd}
+		file: l.path, src: l.src, pending: pending, cwd: l.opts.Cwd, volatileVars: l.volatileVars}
 	for len(pending) > 0 {
 		progress := false
 		for _, k := range sortedKeys(pending) {
-			out, err := env.render(raw[k])
+			out, volatile, err := env.renderVolatile(raw[k])
 			if te, ok := err.(*templateError); ok && te.pending {
 				continue
 			}
@@ -360,6 +364,9 @@ func (l *jsonLoader) resolveVariables() {
 				continue
 			}
 			l.vars[k] = out
+			if volatile {
+				l.volatileVars[k] = true
+			}
 		}
 		if !progress {
 			for _, k := range sortedKeys(pending) {
@@ -665,7 +672,7 @@ func (l *jsonLoader) intValue(it jsonItem) int {
 
 func (l *jsonLoader) env(b *jsonBuilder) *legacyEnv {
 	return &legacyEnv{vars: l.vars, env: l.opts.env, buildName: b.name, buildType: b.typ, tmplDir: l.tmplDir,
-		now: l.now, file: l.path, src: l.src, cwd: l.opts.Cwd}
+		now: l.now, file: l.path, src: l.src, cwd: l.opts.Cwd, volatileVars: l.volatileVars}
 }
 
 // block makes a plugin block; its DefRange is the "type" property, the

@@ -306,8 +306,9 @@ type cacheKey struct {
 }
 
 type cachedValue struct {
-	s     string
-	diags hcl.Diagnostics
+	s        string
+	volatile bool
+	diags    hcl.Diagnostics
 }
 
 // value evaluates a JSON value with every string rendered.
@@ -342,28 +343,33 @@ func (e *legacyEnv) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	if v.IsNull() || v.Type() != cty.String || !v.IsKnown() {
 		return v, diags
 	}
-	s, d := e.renderExpr(v.AsString(), expr.Range())
+	s, volatile, d := e.renderExpr(v.AsString(), expr.Range())
 	if d.HasErrors() {
 		// The string as written: the error is reported once, without
 		// "unknown value" errors cascading from the plugin's decoding.
 		return v, append(diags, d...)
 	}
-	return cty.StringVal(s), append(diags, d...)
+	out := cty.StringVal(s)
+	if volatile {
+		out = markVolatile(out)
+	}
+	return out, append(diags, d...)
 }
 
 // renderExpr renders one JSON string, once per build: {{uuid}} keeps its
-// value however often a plugin decodes its settings.
-func (e *legacyEnv) renderExpr(s string, r hcl.Range) (string, hcl.Diagnostics) {
+// value however often a plugin decodes its settings. It also reports
+// whether the string read the clock or randomness.
+func (e *legacyEnv) renderExpr(s string, r hcl.Range) (string, bool, hcl.Diagnostics) {
 	if !strings.Contains(s, "{{") {
-		return s, nil
+		return s, false, nil
 	}
 	key := cacheKey{r.Filename, r.Start.Byte}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.cache[key]; ok {
-		return c.s, c.diags
+		return c.s, c.volatile, c.diags
 	}
-	out, err := e.render(s)
+	out, volatile, err := e.renderVolatile(s)
 	var diags hcl.Diagnostics
 	if err != nil {
 		diags = hcl.Diagnostics{e.templateDiag(err, s, r)}
@@ -372,8 +378,8 @@ func (e *legacyEnv) renderExpr(s string, r hcl.Range) (string, hcl.Diagnostics) 
 	if e.cache == nil {
 		e.cache = map[cacheKey]cachedValue{}
 	}
-	e.cache[key] = cachedValue{out, diags}
-	return out, diags
+	e.cache[key] = cachedValue{out, volatile, diags}
+	return out, volatile, diags
 }
 
 // templateDiag turns an engine error into a diagnostic pointing into the

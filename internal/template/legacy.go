@@ -104,6 +104,12 @@ type legacyEnv struct {
 	funcsOnce sync.Once
 	funcMap   template.FuncMap
 	proto     *template.Template
+
+	// volatileVars are the variables whose values read the clock or
+	// randomness; volatile is set while rendering when the string does
+	// (renderVolatile).
+	volatileVars map[string]bool
+	volatile     bool
 }
 
 // errPendingVar defers a variable default that reads another variable
@@ -178,6 +184,12 @@ func (e *legacyEnv) newTemplate() (*template.Template, error) {
 
 func (e *legacyEnv) newFuncs() template.FuncMap {
 	f := pureFuncs(e.now)
+	// The clock and randomness make a value volatile: it changes every
+	// run, and the input digest leaves it out.
+	timestamp, isotime, newUUID := f["timestamp"].(func() string), f["isotime"].(func(...string) (string, error)), f["uuid"].(func() string)
+	f["timestamp"] = func() string { e.volatile = true; return timestamp() }
+	f["isotime"] = func(layout ...string) (string, error) { e.volatile = true; return isotime(layout...) }
+	f["uuid"] = func() string { e.volatile = true; return newUUID() }
 	getenv := e.env
 	if getenv == nil {
 		getenv = os.Getenv
@@ -187,6 +199,9 @@ func (e *legacyEnv) newFuncs() template.FuncMap {
 			return "", errPendingVar
 		}
 		v, ok := e.vars[name]
+		if e.volatileVars[name] {
+			e.volatile = true
+		}
 		if !ok && !e.enableEnv {
 			e.missingMu.Lock()
 			e.missing = append(e.missing, name)
@@ -230,6 +245,15 @@ func (e *legacyEnv) newFuncs() template.FuncMap {
 	// actions calling it are kept verbatim.
 	f["build"] = func(string) (string, error) { return "", nil }
 	return f
+}
+
+// renderVolatile is render that also reports whether the result read the
+// clock or randomness, directly or through a variable. Not for concurrent
+// use: callers hold e.mu or own e.
+func (e *legacyEnv) renderVolatile(s string) (string, bool, error) {
+	e.volatile = false
+	out, err := e.render(s)
+	return out, e.volatile, err
 }
 
 // render applies the {{ }} engine to one string. Actions that read build-time

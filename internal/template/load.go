@@ -1,6 +1,7 @@
 package template
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,12 +21,20 @@ const (
 	hcl2AutoVarJSONExt = ".auto.pkrvars.json"
 )
 
-// Load reads the template at path: a legacy JSON template (*.json), an
-// HCL2 file (*.pkr.hcl, *.pkr.json) or a directory of HCL2 files. The
-// returned diagnostics include warnings; the Template is nil only when
-// nothing could be read. Even with errors, a partial Template is returned
-// so that callers can print diagnostics with its Files.
+// Load is LoadContext without cancellation, for loads that call nothing
+// out (validate, inspect, fmt: data sources not evaluated).
 func Load(path string, opts LoadOptions) (*Template, hcl.Diagnostics) {
+	return LoadContext(context.Background(), path, opts)
+}
+
+// LoadContext reads the template at path: a legacy JSON template (*.json),
+// an HCL2 file (*.pkr.hcl, *.pkr.json) or a directory of HCL2 files. ctx
+// reaches the data sources (LoadOptions.DataSource), so that cancelling it
+// stops their lookups. The returned diagnostics include warnings; the
+// Template is nil only when nothing could be read. Even with errors, a
+// partial Template is returned so that callers can print diagnostics with
+// its Files.
+func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Template, hcl.Diagnostics) {
 	if opts.Cwd == "" {
 		if wd, err := os.Getwd(); err == nil {
 			opts.Cwd = wd
@@ -51,11 +60,11 @@ func Load(path string, opts LoadOptions) (*Template, hcl.Diagnostics) {
 				Detail:   fmt.Sprintf("The directory %s contains no %s or %s files.", path, hcl2FileExt, hcl2JSONFileExt),
 			}}
 		}
-		return loadHCL2(path, path, files, varFiles, opts)
+		return loadHCL2(ctx, path, path, files, varFiles, opts)
 	}
 	switch {
 	case strings.HasSuffix(path, hcl2FileExt), strings.HasSuffix(path, hcl2JSONFileExt), strings.HasSuffix(path, ".hcl"):
-		return loadHCL2(path, filepath.Dir(path), []string{path}, nil, opts)
+		return loadHCL2(ctx, path, filepath.Dir(path), []string{path}, nil, opts)
 	case strings.HasSuffix(path, ".json"):
 		src, err := readRegular(path, MaxTemplateSize)
 		if err != nil {

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"context"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -27,9 +28,10 @@ type LoadOptions struct {
 	// unknown, which is enough to validate a template offline.
 	EvaluateDataSources bool
 	// DataSource evaluates one data block (its Type, e.g. "amazon-ami",
-	// and Body) when EvaluateDataSources is set; the builder package
-	// provides it, so that loading stays free of AWS code.
-	DataSource func(b *Block) (cty.Value, hcl.Diagnostics)
+	// and Body) when EvaluateDataSources is set, with LoadContext's
+	// context; the builder package provides it, so that loading stays free
+	// of AWS code. Each data block is evaluated once per load.
+	DataSource func(ctx context.Context, b *Block) (cty.Value, hcl.Diagnostics)
 	// Now is timestamp()'s value; the zero value means time.Now().
 	Now time.Time
 	// Cwd is path.cwd and the base of relative paths; "" means os.Getwd.

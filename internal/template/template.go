@@ -153,6 +153,9 @@ type Block struct {
 	// buildRefs marks a provisioner-like block whose ctx has build.* as
 	// unknown until Decode's extra supplies "build".
 	buildRefs bool
+	// vol, set by Tracked, collects the options Decode reads from
+	// volatile values.
+	vol *Volatile
 }
 
 // Provisioner is a provisioner block with the fields Packer handles itself.

@@ -256,7 +256,13 @@ func attrValues(t *testing.T, body hcl.Body, ctx *hcl.EvalContext, names []strin
 		if d.HasErrors() {
 			t.Fatalf("attribute %s: %v", k, d)
 		}
-		vals[k] = string(must(ctyjson.SimpleJSONValue{Value: v}.MarshalJSON()))
+		// Both forms read the clock or randomness alike.
+		volatile := ""
+		if IsVolatile(v) {
+			volatile = " (volatile)"
+		}
+		v, _ = v.UnmarkDeep()
+		vals[k] = string(must(ctyjson.SimpleJSONValue{Value: v}.MarshalJSON())) + volatile
 	}
 	return vals
 }
