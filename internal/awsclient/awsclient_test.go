@@ -101,7 +101,7 @@ func TestSharedConfigLoader(t *testing.T) {
 	calls := 0
 	shared := NewSharedWith(func(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
 		calls++
-		return config.LoadDefaultConfig(ctx, append(optFns, config.WithBaseEndpoint(srv.URL))...)
+		return config.LoadDefaultConfig(ctx, append([]func(*config.LoadOptions) error{config.WithBaseEndpoint(srv.URL)}, optFns...)...)
 	})
 	s, err := New(context.Background(), shared, Options{Region: "us-east-1", AccessKey: "AKIALOADER", SecretKey: "x"})
 	if err != nil {
