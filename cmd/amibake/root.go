@@ -123,15 +123,18 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // execute runs a command line (Packer's single-dash flags included) and
 // returns its error, mistakes on the command line as a *usageError.
 func execute(ctx context.Context, root *cobra.Command, args []string) error {
-	root.SetArgs(normalizeCommandLine(root, args))
+	args = normalizeCommandLine(root, args)
+	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	var ue *usageError
 	var ee *exitError
 	if err != nil && cmd == root && !errors.As(err, &ue) && !errors.As(err, &ee) {
 		// The root runs nothing itself and its flag errors are typed
-		// already: what else comes back from it is cobra's check of the
-		// subcommand's name ("unknown command").
-		err = &usageError{err}
+		// already; cobra's Find rejecting the subcommand's name is the
+		// unknown command.
+		if _, _, ferr := root.Find(args); ferr != nil {
+			err = &usageError{err}
+		}
 	}
 	return err
 }
