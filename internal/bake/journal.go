@@ -3,7 +3,8 @@ package bake
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
@@ -55,12 +56,7 @@ func (j *Journal) Keep(res *Result, release func(build, region string, ids []str
 	}
 	for _, b := range res.Builds {
 		for _, a := range b.Artifacts {
-			regions := make([]string, 0, len(a.AMIs))
-			for region := range a.AMIs {
-				regions = append(regions, region)
-			}
-			sort.Strings(regions)
-			for _, region := range regions {
+			for _, region := range slices.Sorted(maps.Keys(a.AMIs)) {
 				id := a.AMIs[region]
 				_ = j.j.Kept(ledger.KindImage, region, id)
 				ids := []string{id}
