@@ -212,7 +212,7 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions) error {
 
 // access opens AWS sessions the way each run recorded (profile,
 // credentials file, role, endpoint), once per location, on first use; the
-// rest comes from the SDK's usual environment.
+// rest comes from the factory's AWS configuration (the SDK's environment).
 type access struct {
 	ctx           context.Context
 	shared        *awsclient.Shared
