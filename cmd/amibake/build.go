@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,9 +21,7 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newBuildCmd) }
-
-// buildOptions are the parsed flags of `amibake build`.
+// buildOptions are the parsed flags and argument of `amibake build`.
 type buildOptions struct {
 	tf              templateFlags
 	parallel        int
@@ -39,9 +36,15 @@ type buildOptions struct {
 	// Packer flags about what amibake does not have (plugins) or always
 	// does (dependency-order evaluation): accepted, and said so in -help.
 	ignorePrerelease, sequential bool
+	path                         string // the template
 }
 
-func newBuildCmd(f *factory) *cobra.Command {
+// newBuildCmd is `amibake build`; runF, when set, runs instead of the build
+// (tests of flag parsing).
+func newBuildCmd(f *factory, runF func(context.Context, *buildOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(ctx context.Context, o *buildOptions) error { return runBuild(ctx, f, o, o.path) }
+	}
 	o := &buildOptions{}
 	cmd := &cobra.Command{
 		Use:   "build [flags] TEMPLATE",
@@ -63,11 +66,9 @@ Packer's single-dash flags (-var, -only, -on-error=abort, ...) work.`,
 	}
 	o.tf.register(cmd)
 	o.register(cmd.Flags())
-	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
-		if len(args) != 1 {
-			return &usageError{fmt.Errorf("build needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
-		}
-		return runBuild(cmd.Context(), f, o, args[0])
+	cmd.RunE = runPacker(wantArgs(1, 1, "build needs exactly one template path"), func(cmd *cobra.Command, args []string) error {
+		o.path = args[0]
+		return runF(cmd.Context(), o)
 	})
 	return cmd
 }
@@ -109,7 +110,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 
 	// One load, with the data sources' real values, under the build's
 	// context and AWS state.
-	shared := awsclient.NewShared()
+	shared := f.awsShared()
 	t, diags := bake.Load(ctx, path, lo, shared)
 	if t != nil {
 		f.Secrets.Add(t.Sensitive...)
@@ -140,18 +141,14 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if err != nil {
 		return &usageError{err}
 	}
-	runID := ledger.NewRunID()
 	ledgerDir := ledger.DefaultDir(f.Getenv)
 	warnDeadRuns(root, ledgerDir)
-	journal, err := ledger.Open(ledgerDir, runID)
+	journal, err := bake.StartJournal(ledgerDir, path, f.Secrets)
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("open the run journal: %w", err)}
+		return &exitError{code: 1, err: err}
 	}
-	journal.SetSecrets(f.Secrets)
 	defer journal.Close()
-	if err := journal.Start(path); err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("write the run journal: %w", err)}
-	}
+	runID := journal.RunID()
 	f.Log.Debug("run", "id", runID, "packer_run_uuid", runUUID, "journal", journal.Path())
 
 	// The lease is the run's proof of life on its resources, for a
@@ -191,44 +188,18 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	stopLease()
 	// The AMIs are the product: tell the journal they stay on purpose, and
 	// lift the lease from them so that no --tagged sweep takes them.
-	if res != nil {
-		for _, b := range res.Builds {
-			// Artifacts are what the run reports as such (a build whose
-			// post-processor failed still reports its AMI, as Packer does).
-			for _, a := range b.Artifacts {
-				for region, id := range a.AMIs {
-					_ = journal.Kept(ledger.KindImage, region, id)
-					ids := []string{id}
-					for _, sn := range a.Snapshots[region] {
-						_ = journal.Kept(ledger.KindSnapshot, region, sn)
-						ids = append(ids, sn)
-					}
-					if lerr := keeper.Release(cleanupCtx, b.Name, region, ids); lerr != nil {
-						root.Error(fmt.Sprintf("Warning: %v; a `cleanup --tagged` may take AMI %s for a leftover after its lease: remove the tag with aws ec2 delete-tags --region %s --resources %s --tags Key=%s",
-							lerr, id, region, strings.Join(ids, " "), ledger.TagLeaseUntil))
-					}
-				}
-			}
+	journal.Keep(res, func(build, region string, ids []string) {
+		if lerr := keeper.Release(cleanupCtx, build, region, ids); lerr != nil {
+			root.Error(fmt.Sprintf("Warning: %v; a `cleanup --tagged` may take AMI %s for a leftover after its lease: remove the tag with aws ec2 delete-tags --region %s --resources %s --tags Key=%s",
+				lerr, ids[0], region, strings.Join(ids, " "), ledger.TagLeaseUntil))
 		}
-	}
-	// An interrupt that arrives once every build has finished (during its
-	// last cleanups, which run to the end) changes nothing: the run
-	// succeeded, its AMIs are artifacts, and it exits 0, so that an AMI
-	// never outlives a run that reports failure.
-	succeeded := err == nil && res.OK()
-	status := ledger.StatusSucceeded
-	switch {
-	case succeeded:
-	case ctx.Err() != nil:
-		status = ledger.StatusInterrupted
-	default:
-		status = ledger.StatusFailed
-	}
-	_ = journal.End(status)
+	})
+	status, _ := journal.End(ctx, res, err)
+	succeeded := status == ledger.StatusSucceeded
 	if cleanupCtx.Err() != nil {
 		// Read back what the stopped cleanups left, with the command that
 		// removes it.
-		if run, rerr := ledger.Read(ledger.DefaultDir(f.Getenv), runID); rerr == nil {
+		if run, rerr := journal.Read(); rerr == nil {
 			fmt.Fprint(errOut, interrupt.LeftReport(run))
 		} else {
 			fmt.Fprintf(errOut, "Cleanup was interrupted and the run journal cannot be read (%v). Remove what is left with:\n  %s\n", rerr, interrupt.CleanupCommand(runID))
@@ -236,14 +207,11 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	}
 	if (onError == pipeline.OnErrorAbort || onError == pipeline.OnErrorRunCleanupProvisioner) && err == nil && ctx.Err() == nil && !res.OK() {
 		// What was left on purpose, and the command that removes it.
-		if run, rerr := ledger.Read(ledger.DefaultDir(f.Getenv), runID); rerr == nil {
+		if run, rerr := journal.Read(); rerr == nil {
 			fmt.Fprint(errOut, interrupt.AbortReport(run, o.onError))
 		} else {
 			fmt.Fprintf(errOut, "Cleanup was skipped (-on-error=%s); run %s. Remove what is left with:\n  %s\n", o.onError, runID, interrupt.CleanupCommand(runID))
 		}
-	}
-	if errors.Is(err, bake.ErrPreflight) {
-		return &exitError{code: 1, err: err}
 	}
 	if err != nil {
 		return &exitError{code: 1, err: err}

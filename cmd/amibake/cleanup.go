@@ -18,8 +18,7 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newCleanupCmd) }
-
+// cleanupOptions are the parsed flags of `amibake cleanup`.
 type cleanupOptions struct {
 	runID            string
 	all              bool
@@ -33,9 +32,17 @@ type cleanupOptions struct {
 	profile          string
 	endpointURL      string
 	pruneAfter       time.Duration
+	// Whether --older-than and --prune-after were given: they go with
+	// one mode only, and their defaults must not count as given.
+	olderThanSet, pruneAfterSet bool
 }
 
-func newCleanupCmd(f *factory) *cobra.Command {
+// newCleanupCmd is `amibake cleanup`; runF, when set, runs instead of the
+// cleanup (tests of flag parsing).
+func newCleanupCmd(f *factory, runF func(context.Context, *cleanupOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(ctx context.Context, o *cleanupOptions) error { return runCleanup(ctx, f, o) }
+	}
 	o := &cleanupOptions{}
 	cmd := &cobra.Command{
 		Use:   "cleanup (--run-id ID | --all | --tagged --older-than D --region r,...)",
@@ -82,10 +89,8 @@ even at once, is safe.`,
   amibake cleanup --tagged --older-than 2h --region us-east-1,eu-west-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("prune-after") && !o.all {
-				return &usageError{errors.New("--prune-after goes with --all")}
-			}
-			return runCleanup(cmd.Context(), f, o, cmd.Flags().Changed("older-than"))
+			o.olderThanSet, o.pruneAfterSet = cmd.Flags().Changed("older-than"), cmd.Flags().Changed("prune-after")
+			return runF(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -105,7 +110,10 @@ even at once, is safe.`,
 	return cmd
 }
 
-func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet bool) error {
+func runCleanup(ctx context.Context, f *factory, o *cleanupOptions) error {
+	if o.pruneAfterSet && !o.all {
+		return &usageError{errors.New("--prune-after goes with --all")}
+	}
 	modes := 0
 	for _, on := range []bool{o.runID != "", o.all, o.tagged} {
 		if on {
@@ -117,7 +125,7 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		return &usageError{errors.New("cleanup needs exactly one of --run-id ID, --all, --tagged\nSee 'amibake cleanup --help'.")}
 	case o.runID != "" && !ledger.ValidRunID(o.runID):
 		return &usageError{fmt.Errorf("--run-id %q is not a run id (letters, digits, - and _)", o.runID)}
-	case !o.tagged && olderThanSet:
+	case !o.tagged && o.olderThanSet:
 		return &usageError{errors.New("--older-than goes with --tagged")}
 	case o.all && len(o.regions) > 0:
 		return &usageError{errors.New("--region goes with --tagged or --run-id; --all finds the regions in the ledger")}
@@ -148,7 +156,7 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 		dir = ledger.DefaultDir(f.Getenv)
 	}
 
-	acc := newAccess(ctx, append(regions, "us-east-1")[0])
+	acc := newAccess(ctx, f.awsShared(), append(regions, "us-east-1")[0])
 	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
 	r := reaper.New(reaper.Options{
 		Clients: acc.client, Identity: acc.identity, DryRun: o.dryRun, KeepFailedImages: o.keepFailedImages, Log: f.Log,
@@ -204,9 +212,10 @@ func runCleanup(ctx context.Context, f *factory, o *cleanupOptions, olderThanSet
 
 // access opens AWS sessions the way each run recorded (profile,
 // credentials file, role, endpoint), once per location, on first use; the
-// rest comes from the SDK's usual environment.
+// rest comes from the factory's AWS configuration (the SDK's environment).
 type access struct {
 	ctx           context.Context
+	shared        *awsclient.Shared
 	defaultRegion string
 	mu            sync.Mutex
 	sessions      map[ledger.Location]*accessSession
@@ -222,8 +231,8 @@ type accessSession struct {
 	idErr   error
 }
 
-func newAccess(ctx context.Context, defaultRegion string) *access {
-	return &access{ctx: ctx, defaultRegion: defaultRegion, sessions: map[ledger.Location]*accessSession{}}
+func newAccess(ctx context.Context, shared *awsclient.Shared, defaultRegion string) *access {
+	return &access{ctx: ctx, shared: shared, defaultRegion: defaultRegion, sessions: map[ledger.Location]*accessSession{}}
 }
 
 func (a *access) session(loc ledger.Location) (*awsclient.Session, error) {
@@ -241,7 +250,7 @@ func (a *access) session(loc ledger.Location) (*awsclient.Session, error) {
 		if loc.RoleARN != "" {
 			opts.AssumeRole = &awsclient.AssumeRole{RoleARN: loc.RoleARN}
 		}
-		s.sess, s.err = awsclient.New(a.ctx, nil, opts)
+		s.sess, s.err = awsclient.New(a.ctx, a.shared, opts)
 		if s.err != nil && loc.Profile != "" {
 			s.err = fmt.Errorf("%w (the run recorded profile %q: define it here, or pass --profile)", s.err, loc.Profile)
 		}

@@ -56,8 +56,10 @@ func parsePackerFlags(cmd *cobra.Command, args []string) ([]string, error) {
 
 var errHelpShown = errors.New("help shown")
 
-// runPacker wraps a RunE whose command parses Packer-style flags.
-func runPacker(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+// runPacker wraps a RunE whose command parses Packer-style flags; check
+// validates the positional arguments left after the flags.
+func runPacker(check cobra.PositionalArgs, run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	check = usageArgs(check)
 	return func(cmd *cobra.Command, args []string) error {
 		cmd.InitDefaultHelpFlag()
 		// Merge the parents' persistent flags, which cobra skips for
@@ -70,7 +72,21 @@ func runPacker(run func(cmd *cobra.Command, args []string) error) func(*cobra.Co
 		if err != nil {
 			return err
 		}
+		if err := check(cmd, pos); err != nil {
+			return err
+		}
 		return run(cmd, pos)
+	}
+}
+
+// wantArgs checks that a command has between min and max positional
+// arguments (max < 0: no limit), or says so in msg.
+func wantArgs(min, max int, msg string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			return &usageError{fmt.Errorf("%s\nSee '%s --help'.", msg, cmd.CommandPath())}
+		}
+		return nil
 	}
 }
 

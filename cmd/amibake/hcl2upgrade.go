@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -12,8 +13,6 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newHCL2UpgradeCmd) }
-
 // upgradeSettings tells hcl2-upgrade which settings of a plugin are blocks,
 // from the plugin's own settings struct.
 func upgradeSettings(kind, typ string) any {
@@ -23,11 +22,21 @@ func upgradeSettings(kind, typ string) any {
 	return nil
 }
 
-func newHCL2UpgradeCmd(f *factory) *cobra.Command {
-	var (
-		output   string
-		annotate bool
-	)
+// hcl2UpgradeOptions are the parsed flags and argument of
+// `amibake hcl2-upgrade`.
+type hcl2UpgradeOptions struct {
+	output   string
+	annotate bool
+	path     string // the JSON template
+}
+
+// newHCL2UpgradeCmd is `amibake hcl2-upgrade`; runF, when set, runs instead
+// of the translation (tests of flag parsing).
+func newHCL2UpgradeCmd(f *factory, runF func(context.Context, *hcl2UpgradeOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(_ context.Context, o *hcl2UpgradeOptions) error { return runHCL2Upgrade(f, o) }
+	}
+	o := &hcl2UpgradeOptions{}
 	cmd := &cobra.Command{
 		Use:     "hcl2-upgrade [-output-file FILE] [-with-annotations] TEMPLATE.json",
 		Aliases: []string{"hcl2_upgrade"},
@@ -46,38 +55,41 @@ The output goes to TEMPLATE.json.pkr.hcl unless -output-file is given
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: true,
 	}
-	cmd.Flags().StringVar(&output, "output-file", "", "write the HCL2 template here (default TEMPLATE.json.pkr.hcl, - for stdout)")
-	cmd.Flags().BoolVar(&annotate, "with-annotations", false, "explain each part of the output in comments")
-	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
-		if len(args) != 1 {
-			return &usageError{fmt.Errorf("hcl2-upgrade needs exactly one JSON template\nSee '%s --help'.", cmd.CommandPath())}
-		}
-		in := args[0]
-		src, err := os.ReadFile(in)
-		if err != nil {
-			return fmt.Errorf("read template: %w", err)
-		}
-		out, diags := template.UpgradeJSON(in, src, template.UpgradeOptions{WithAnnotations: annotate, Settings: upgradeSettings})
-		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
-		files := map[string]*hcl.File{in: {Body: hcl.EmptyBody(), Bytes: src}}
-		if err := template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled()); err != nil {
-			return err
-		}
-		if diags.HasErrors() {
-			return &exitError{code: 1}
-		}
-		if output == "-" {
-			_, err := f.IO.Out.Write(out)
-			return err
-		}
-		if output == "" {
-			output = in + ".pkr.hcl"
-		}
-		if err := os.WriteFile(output, out, 0o644); err != nil {
-			return fmt.Errorf("write HCL2 template: %w", err)
-		}
-		fmt.Fprintf(f.IO.Out, "Successfully created %s.\n", output)
-		return nil
+	cmd.Flags().StringVar(&o.output, "output-file", "", "write the HCL2 template here (default TEMPLATE.json.pkr.hcl, - for stdout)")
+	cmd.Flags().BoolVar(&o.annotate, "with-annotations", false, "explain each part of the output in comments")
+	cmd.RunE = runPacker(wantArgs(1, 1, "hcl2-upgrade needs exactly one JSON template"), func(cmd *cobra.Command, args []string) error {
+		o.path = args[0]
+		return runF(cmd.Context(), o)
 	})
 	return cmd
+}
+
+func runHCL2Upgrade(f *factory, o *hcl2UpgradeOptions) error {
+	in := o.path
+	src, err := os.ReadFile(in)
+	if err != nil {
+		return fmt.Errorf("read template: %w", err)
+	}
+	out, diags := template.UpgradeJSON(in, src, template.UpgradeOptions{WithAnnotations: o.annotate, Settings: upgradeSettings})
+	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+	files := map[string]*hcl.File{in: {Body: hcl.EmptyBody(), Bytes: src}}
+	if err := template.WriteDiagnostics(errOut, files, diags, f.IO.ColorEnabled()); err != nil {
+		return err
+	}
+	if diags.HasErrors() {
+		return &exitError{code: 1}
+	}
+	output := o.output
+	if output == "-" {
+		_, err := f.IO.Out.Write(out)
+		return err
+	}
+	if output == "" {
+		output = in + ".pkr.hcl"
+	}
+	if err := os.WriteFile(output, out, 0o644); err != nil {
+		return fmt.Errorf("write HCL2 template: %w", err)
+	}
+	fmt.Fprintf(f.IO.Out, "Successfully created %s.\n", output)
+	return nil
 }

@@ -22,9 +22,7 @@ func run(ctx context.Context, args []string, ios *ui.IOStreams) int {
 	f := newFactory(ios)
 	runCtx, _, sig, stop := interrupt.Context(ctx)
 	defer stop()
-	root := newRootCmd(f)
-	root.SetArgs(normalizeCommandLine(root, args))
-	code := exitCode(ios.ErrOut, f.Secrets, root.ExecuteContext(runCtx))
+	code := exitCode(ios.ErrOut, f.Secrets, execute(runCtx, newRootCmd(f), args))
 	if s := sig(); s != nil && code != 0 {
 		code = interrupt.ExitCode(s)
 	}

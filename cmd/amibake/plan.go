@@ -8,22 +8,33 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/amibake/amibake/builder/amazonebs"
-	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/plan"
 	"github.com/amibake/amibake/internal/plugins"
 	"github.com/amibake/amibake/internal/template"
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newPlanCmd) }
+// planOptions are the parsed flags and argument of `amibake plan`.
+type planOptions struct {
+	tf             templateFlags
+	asJSON         bool
+	color          bool
+	reuse, rebuild bool
+	path           string // the template
+}
 
-func newPlanCmd(f *factory) *cobra.Command {
-	var (
-		tf     templateFlags
-		asJSON bool
-		color  bool
-		popts  plan.Options
-	)
+// newPlanCmd is `amibake plan`; runF, when set, runs instead of the plan
+// (tests of flag parsing).
+func newPlanCmd(f *factory, runF func(context.Context, *planOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(ctx context.Context, o *planOptions) error {
+			if !o.color {
+				f.IO.SetColorEnabled(false)
+			}
+			return runPlan(ctx, f, &o.tf, o.asJSON, plan.Options{Reuse: o.reuse, Rebuild: o.rebuild, Shared: f.awsShared()}, o.path)
+		}
+	}
+	o := &planOptions{}
 	cmd := &cobra.Command{
 		Use:   "plan [flags] TEMPLATE",
 		Short: "Show what a build would do, without creating anything",
@@ -39,19 +50,14 @@ copy or bake.`,
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: true,
 	}
-	tf.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a versioned JSON document (for CI)")
-	cmd.Flags().BoolVar(&color, "color", true, "colour the output (NO_COLOR also disables it)")
-	cmd.Flags().BoolVar(&popts.Reuse, "reuse", false, "plan as `build --reuse` would run: reuse an AMI with the same input digest")
-	cmd.Flags().BoolVar(&popts.Rebuild, "rebuild", false, "plan as `build --rebuild` would run: bake even when an AMI with the same input digest exists")
-	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
-		if len(args) != 1 {
-			return &usageError{fmt.Errorf("plan needs exactly one template path\nSee '%s --help'.", cmd.CommandPath())}
-		}
-		if !color {
-			f.IO.SetColorEnabled(false)
-		}
-		return runPlan(cmd.Context(), f, &tf, asJSON, popts, args[0])
+	o.tf.register(cmd)
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print a versioned JSON document (for CI)")
+	cmd.Flags().BoolVar(&o.color, "color", true, "colour the output (NO_COLOR also disables it)")
+	cmd.Flags().BoolVar(&o.reuse, "reuse", false, "plan as `build --reuse` would run: reuse an AMI with the same input digest")
+	cmd.Flags().BoolVar(&o.rebuild, "rebuild", false, "plan as `build --rebuild` would run: bake even when an AMI with the same input digest exists")
+	cmd.RunE = runPacker(wantArgs(1, 1, "plan needs exactly one template path"), func(cmd *cobra.Command, args []string) error {
+		o.path = args[0]
+		return runF(cmd.Context(), o)
 	})
 	return cmd
 }
@@ -63,7 +69,9 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, po
 	}
 	if evaluateDataSource != nil {
 		// One AWS state for the data sources and the plan's lookups.
-		popts.Shared = awsclient.NewShared()
+		if popts.Shared == nil {
+			popts.Shared = f.awsShared()
+		}
 		lo.EvaluateDataSources, lo.DataSource = true, amazonebs.DataSources(popts.Shared)
 	}
 	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}

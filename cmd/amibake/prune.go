@@ -22,8 +22,7 @@ import (
 	"github.com/amibake/amibake/internal/ui"
 )
 
-func init() { commands = append(commands, newPruneCmd) }
-
+// pruneOptions are the parsed flags and argument of `amibake prune`.
 type pruneOptions struct {
 	tf            templateFlags
 	tags          []string
@@ -38,9 +37,15 @@ type pruneOptions struct {
 	asJSON        bool
 	yes           bool
 	deprecate     bool
+	args          []string // no template, or one
 }
 
-func newPruneCmd(f *factory) *cobra.Command {
+// newPruneCmd is `amibake prune`; runF, when set, runs instead of the prune
+// (tests of flag parsing).
+func newPruneCmd(f *factory, runF func(context.Context, *pruneOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(ctx context.Context, o *pruneOptions) error { return runPrune(ctx, f, o, o.args) }
+	}
 	o := &pruneOptions{}
 	cmd := &cobra.Command{
 		Use:   "prune [TEMPLATE] (--tag k=v | --name PATTERN) (--keep N | --keep-within D) [flags]",
@@ -102,8 +107,9 @@ did not.`,
 	fl.BoolVar(&o.asJSON, "json", false, "print a versioned JSON document instead of the table")
 	fl.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (needed without a terminal)")
 	fl.BoolVar(&o.deprecate, "deprecate", false, "set a deprecation time instead of deleting")
-	cmd.RunE = runPacker(func(cmd *cobra.Command, args []string) error {
-		return runPrune(cmd.Context(), f, o, args)
+	cmd.RunE = runPacker(wantArgs(0, 1, "prune takes at most one template"), func(cmd *cobra.Command, args []string) error {
+		o.args = args
+		return runF(cmd.Context(), o)
 	})
 	return cmd
 }
@@ -116,9 +122,6 @@ type pruneJob struct {
 }
 
 func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) error {
-	if len(args) > 1 {
-		return &usageError{errors.New("prune takes at most one template\nSee 'amibake prune --help'.")}
-	}
 	by, err := prune.ParseGroupBy(o.groupBy)
 	if err != nil {
 		return &usageError{err}
@@ -178,7 +181,7 @@ func runPrune(ctx context.Context, f *factory, o *pruneOptions, args []string) e
 		case len(regions) == 0:
 			return &usageError{errors.New("prune needs --region (or AWS_REGION)")}
 		}
-		clients := envClients(ctx, regions[0])
+		clients := envClients(ctx, f.awsShared(), regions[0])
 		if o.allRegions {
 			c, err := clients(regions[0])
 			if err == nil {
@@ -300,7 +303,7 @@ func templateJobs(ctx context.Context, f *factory, o *pruneOptions, path string,
 		_ = template.WriteDiagnostics(&ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}, files, diags, f.IO.ColorEnabled())
 		return nil, &exitError{code: 1}
 	}
-	shared := awsclient.NewShared()
+	shared := f.awsShared()
 	var jobs []pruneJob
 	for _, b := range t.Builds {
 		cfg, d := plugins.NewBuilderConfig(b)
@@ -397,9 +400,9 @@ func defaultRegions(f *factory, first string) []string {
 	return out
 }
 
-// envClients opens the AWS configuration (environment, shared files,
-// AWS_ENDPOINT_URL) once, on first use.
-func envClients(ctx context.Context, defaultRegion string) prune.Clients {
+// envClients opens the AWS configuration through shared (the factory's:
+// environment, shared files, AWS_ENDPOINT_URL) once, on first use.
+func envClients(ctx context.Context, shared *awsclient.Shared, defaultRegion string) prune.Clients {
 	var (
 		mu      sync.Mutex
 		sess    *awsclient.Session
@@ -409,7 +412,7 @@ func envClients(ctx context.Context, defaultRegion string) prune.Clients {
 		mu.Lock()
 		defer mu.Unlock()
 		if sess == nil && loadErr == nil {
-			sess, loadErr = awsclient.New(ctx, nil, awsclient.Options{Region: defaultRegion, SkipCredentialValidation: true})
+			sess, loadErr = awsclient.New(ctx, shared, awsclient.Options{Region: defaultRegion, SkipCredentialValidation: true})
 		}
 		if loadErr != nil {
 			return nil, loadErr

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
+	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ui"
 )
 
@@ -19,6 +22,10 @@ type factory struct {
 	Secrets *ui.Secrets
 	Getenv  func(string) string
 	Log     *slog.Logger
+	// AWSConfig loads the AWS SDK's configuration (environment, shared
+	// files, AWS_ENDPOINT_URL) for every session a command opens; a test
+	// hands the commands its own here.
+	AWSConfig awsclient.ConfigLoader
 }
 
 func newFactory(ios *ui.IOStreams) *factory {
@@ -27,14 +34,36 @@ func newFactory(ios *ui.IOStreams) *factory {
 	// from the start; the template's own secret_key/token are added when a
 	// build decodes them.
 	secrets.Add(os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
-	return &factory{IO: ios, Secrets: secrets, Getenv: os.Getenv, Log: newLogger(ios, secrets)}
+	f := &factory{IO: ios, Secrets: secrets, Getenv: os.Getenv, Log: newLogger(ios, secrets), AWSConfig: config.LoadDefaultConfig}
+	// Prompts look for CI in the command's environment, read when asked,
+	// so that a test's Getenv counts.
+	ios.SetGetenv(func(k string) string { return f.Getenv(k) })
+	return f
 }
 
-// commands are the subcommand constructors; each command's file appends
-// its own in init, so commands can be written and tested independently.
-var commands []func(*factory) *cobra.Command
+// awsShared is the AWS state of one command's sessions, configured through
+// the factory's AWSConfig.
+func (f *factory) awsShared() *awsclient.Shared { return awsclient.NewSharedWith(f.AWSConfig) }
 
+// newRootCmd is the amibake command with every subcommand, in the order
+// of a bake's life: check and look, bake, then tidy up.
 func newRootCmd(f *factory) *cobra.Command {
+	return rootWith(f,
+		newValidateCmd(f, nil),
+		newFmtCmd(f, nil),
+		newInspectCmd(f, nil),
+		newHCL2UpgradeCmd(f, nil),
+		newPlanCmd(f, nil),
+		newBuildCmd(f, nil),
+		newPruneCmd(f, nil),
+		newCleanupCmd(f, nil),
+		newVersionCmd(f, nil),
+	)
+}
+
+// rootWith is the root command with the given subcommands (tests give
+// one whose run function captures its options).
+func rootWith(f *factory, cmds ...*cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "amibake",
 		Short: "Bake Amazon Machine Images from Packer templates",
@@ -52,14 +81,62 @@ provisions it over SSH, creates the AMI and removes everything temporary.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
 	})
-	for _, newCmd := range commands {
-		c := newCmd(f)
+	for _, c := range cmds {
 		if c.ValidArgsFunction == nil && takesTemplates[c.Name()] {
 			c.ValidArgsFunction = completeTemplates
 		}
 		root.AddCommand(c)
 	}
+	// Made now rather than when executing, so that their argument checks
+	// are wrapped below too (`amibake completion bash extra`).
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	wrapArgs(root)
 	return root
+}
+
+// wrapArgs makes every argument check in the tree return a *usageError.
+func wrapArgs(c *cobra.Command) {
+	if c.Args != nil {
+		c.Args = usageArgs(c.Args)
+	}
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
+}
+
+// usageArgs wraps an argument check so that its complaint is a usage
+// error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return err
+			}
+			return &usageError{err}
+		}
+		return nil
+	}
+}
+
+// execute runs a command line (Packer's single-dash flags included) and
+// returns its error, mistakes on the command line as a *usageError.
+func execute(ctx context.Context, root *cobra.Command, args []string) error {
+	args = normalizeCommandLine(root, args)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var ue *usageError
+	var ee *exitError
+	if err != nil && cmd == root && !errors.As(err, &ue) && !errors.As(err, &ee) {
+		// The root runs nothing itself and its flag errors are typed
+		// already; cobra's Find rejecting the subcommand's name is the
+		// unknown command.
+		if _, _, ferr := root.Find(args); ferr != nil {
+			err = &usageError{err}
+		}
+	}
+	return err
 }
 
 // takesTemplates are the commands whose arguments are template files or
@@ -108,7 +185,7 @@ func exitCode(w io.Writer, secrets *ui.Secrets, err error) int {
 		return ee.code
 	}
 	var ue *usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
+	if errors.As(err, &ue) {
 		say(err)
 		return 2
 	}

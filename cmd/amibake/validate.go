@@ -16,8 +16,6 @@ import (
 	"github.com/amibake/amibake/internal/validate"
 )
 
-func init() { commands = append(commands, newValidateCmd) }
-
 // validateBuild checks a build's plugin settings through the plugin
 // registry; a variable so that tests can swap it.
 var validateBuild = plugins.ValidateBuild
@@ -60,17 +58,26 @@ func (t *templateFlags) loadOptions(f *factory) (template.LoadOptions, error) {
 	return opts, nil
 }
 
-func newValidateCmd(f *factory) *cobra.Command {
-	var (
-		tf          templateFlags
-		syntaxOnly  bool
-		asJSON      bool
-		evalData    bool
-		noColorFlag bool
-		noWarnUndef bool
-		machine     bool
-		sequential  bool
-	)
+// validateOptions are the parsed flags and arguments of `amibake validate`.
+type validateOptions struct {
+	tf          templateFlags
+	syntaxOnly  bool
+	asJSON      bool
+	evalData    bool
+	noColor     bool
+	noWarnUndef bool
+	machine     bool
+	sequential  bool
+	paths       []string // the templates
+}
+
+// newValidateCmd is `amibake validate`; runF, when set, runs instead of the
+// validation (tests of flag parsing).
+func newValidateCmd(f *factory, runF func(context.Context, *validateOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(_ context.Context, o *validateOptions) error { return runValidate(f, o) }
+	}
+	o := &validateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate [flags] TEMPLATE...",
 		Short: "Check that templates are valid, offline",
@@ -83,67 +90,69 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: true,
 	}
-	tf.register(cmd)
-	cmd.Flags().BoolVar(&syntaxOnly, "syntax-only", false, "only check syntax; do not evaluate")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON document with every diagnostic")
-	cmd.Flags().BoolVar(&evalData, "evaluate-datasources", false, "evaluate data sources (contacts AWS)")
-	cmd.Flags().BoolVar(&noColorFlag, "no-color", false, "disable colors")
-	cmd.Flags().BoolVar(&noWarnUndef, "no-warn-undeclared-var", false, "do not warn about variables set in var files but not declared")
-	cmd.Flags().BoolVar(&machine, "machine-readable", false, "print Packer's machine-readable output (ui,say / ui,error lines)")
-	cmd.Flags().BoolVar(&sequential, "use-sequential-evaluation", false, "accepted for Packer compatibility: amibake evaluates locals and data sources in dependency order, which gives the same values")
-	cmd.RunE = runPacker(func(cmd *cobra.Command, paths []string) error {
-		if len(paths) == 0 {
-			return &usageError{fmt.Errorf("validate needs at least one template path\nSee '%s --help'.", cmd.CommandPath())}
-		}
-		lo, err := tf.loadOptions(f)
-		if err != nil {
-			return err
-		}
-		lo.SyntaxOnly = syntaxOnly
-		lo.EvaluateDataSources = evalData
-		lo.DataSource = evaluateDataSource
-		res := validate.Paths(paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
-		f.Secrets.Add(res.Sensitive...)
-		if noWarnUndef {
-			res.Diags = dropUndeclaredWarnings(res.Diags)
-		}
-		out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
-		errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
-		switch {
-		case asJSON:
-			if err := template.WriteDiagnosticsJSON(out, res.Files, res.Diags); err != nil {
-				return err
-			}
-		case machine:
-			// Packer's: every message on stdout as a ui line.
-			root := ui.New(f.IO, ui.Options{MachineReadable: true, Secrets: f.Secrets})
-			for _, d := range res.Diags {
-				var b strings.Builder
-				_ = template.WriteDiagnostics(&b, res.Files, hcl.Diagnostics{d}, false)
-				if d.Severity == hcl.DiagError {
-					root.Error(strings.TrimRight(b.String(), "\n"))
-				} else {
-					root.Say(strings.TrimRight(b.String(), "\n"))
-				}
-			}
-			if res.Valid() {
-				root.Say("The configuration is valid.")
-			}
-		default:
-			color := f.IO.ColorEnabled() && !noColorFlag
-			if err := template.WriteDiagnostics(errOut, res.Files, res.Diags, color); err != nil {
-				return err
-			}
-			if res.Valid() {
-				fmt.Fprintln(out, "The configuration is valid.")
-			}
-		}
-		if !res.Valid() {
-			return &exitError{code: 1}
-		}
-		return nil
+	o.tf.register(cmd)
+	cmd.Flags().BoolVar(&o.syntaxOnly, "syntax-only", false, "only check syntax; do not evaluate")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print a JSON document with every diagnostic")
+	cmd.Flags().BoolVar(&o.evalData, "evaluate-datasources", false, "evaluate data sources (contacts AWS)")
+	cmd.Flags().BoolVar(&o.noColor, "no-color", false, "disable colors")
+	cmd.Flags().BoolVar(&o.noWarnUndef, "no-warn-undeclared-var", false, "do not warn about variables set in var files but not declared")
+	cmd.Flags().BoolVar(&o.machine, "machine-readable", false, "print Packer's machine-readable output (ui,say / ui,error lines)")
+	cmd.Flags().BoolVar(&o.sequential, "use-sequential-evaluation", false, "accepted for Packer compatibility: amibake evaluates locals and data sources in dependency order, which gives the same values")
+	cmd.RunE = runPacker(wantArgs(1, -1, "validate needs at least one template path"), func(cmd *cobra.Command, paths []string) error {
+		o.paths = paths
+		return runF(cmd.Context(), o)
 	})
 	return cmd
+}
+
+func runValidate(f *factory, o *validateOptions) error {
+	lo, err := o.tf.loadOptions(f)
+	if err != nil {
+		return err
+	}
+	lo.SyntaxOnly = o.syntaxOnly
+	lo.EvaluateDataSources = o.evalData
+	lo.DataSource = evaluateDataSource
+	res := validate.Paths(o.paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
+	f.Secrets.Add(res.Sensitive...)
+	if o.noWarnUndef {
+		res.Diags = dropUndeclaredWarnings(res.Diags)
+	}
+	out := &ui.MaskingWriter{W: f.IO.Out, Secrets: f.Secrets}
+	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
+	switch {
+	case o.asJSON:
+		if err := template.WriteDiagnosticsJSON(out, res.Files, res.Diags); err != nil {
+			return err
+		}
+	case o.machine:
+		// Packer's: every message on stdout as a ui line.
+		root := ui.New(f.IO, ui.Options{MachineReadable: true, Secrets: f.Secrets})
+		for _, d := range res.Diags {
+			var b strings.Builder
+			_ = template.WriteDiagnostics(&b, res.Files, hcl.Diagnostics{d}, false)
+			if d.Severity == hcl.DiagError {
+				root.Error(strings.TrimRight(b.String(), "\n"))
+			} else {
+				root.Say(strings.TrimRight(b.String(), "\n"))
+			}
+		}
+		if res.Valid() {
+			root.Say("The configuration is valid.")
+		}
+	default:
+		color := f.IO.ColorEnabled() && !o.noColor
+		if err := template.WriteDiagnostics(errOut, res.Files, res.Diags, color); err != nil {
+			return err
+		}
+		if res.Valid() {
+			fmt.Fprintln(out, "The configuration is valid.")
+		}
+	}
+	if !res.Valid() {
+		return &exitError{code: 1}
+	}
+	return nil
 }
 
 // dropUndeclaredWarnings removes "Undefined variable" warnings, as

@@ -46,9 +46,7 @@ func runTemplateCmd(t *testing.T, env map[string]string, args ...string) (int, s
 	ios, _, out, errOut := ui.Test()
 	f := newFactory(ios)
 	f.Getenv = func(k string) string { return env[k] }
-	root := newRootCmd(f)
-	root.SetArgs(normalizeCommandLine(root, args))
-	code := exitCode(errOut, f.Secrets, root.ExecuteContext(context.Background()))
+	code := exitCode(errOut, f.Secrets, execute(context.Background(), newRootCmd(f), args))
 	return code, out.String(), errOut.String()
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -17,8 +18,6 @@ var (
 	version = "0.1.0-dev"
 	commit  = ""
 )
-
-func init() { commands = append(commands, newVersionCmd) }
 
 // versionLine is what `amibake version` and `amibake --version` print. A
 // binary built by `go install ...@v1.2.3` is not stamped but knows its
@@ -41,30 +40,42 @@ func versionLine() string {
 	return fmt.Sprintf("amibake %s (%s, %s %s/%s)", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func newVersionCmd(f *factory) *cobra.Command {
-	var machine bool
+// versionOptions are the parsed flags of `amibake version`.
+type versionOptions struct {
+	machine bool
+}
+
+// newVersionCmd is `amibake version`; runF, when set, runs instead of
+// printing (tests of flag parsing).
+func newVersionCmd(f *factory, runF func(context.Context, *versionOptions) error) *cobra.Command {
+	if runF == nil {
+		runF = func(_ context.Context, o *versionOptions) error { return runVersion(f, o) }
+	}
+	o := &versionOptions{}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print amibake's version",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			line := versionLine()
-			if machine {
-				// Packer's lines, its "version-prelease" spelling included.
-				root := ui.New(f.IO, ui.Options{MachineReadable: true})
-				v, pre, _ := strings.Cut(version, "-")
-				root.Machine("version", v)
-				root.Machine("version-prelease", pre)
-				root.Machine("version-commit", vcsRevision())
-				root.Say(line)
-				return nil
-			}
-			_, err := fmt.Fprintln(f.IO.Out, line)
-			return err
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), o) },
 	}
-	cmd.Flags().BoolVar(&machine, "machine-readable", false, "print Packer's machine-readable version lines")
+	cmd.Flags().BoolVar(&o.machine, "machine-readable", false, "print Packer's machine-readable version lines")
 	return cmd
+}
+
+func runVersion(f *factory, o *versionOptions) error {
+	line := versionLine()
+	if o.machine {
+		// Packer's lines, its "version-prelease" spelling included.
+		root := ui.New(f.IO, ui.Options{MachineReadable: true})
+		v, pre, _ := strings.Cut(version, "-")
+		root.Machine("version", v)
+		root.Machine("version-prelease", pre)
+		root.Machine("version-commit", vcsRevision())
+		root.Say(line)
+		return nil
+	}
+	_, err := fmt.Fprintln(f.IO.Out, line)
+	return err
 }
 
 // vcsRevision is the commit the binary was built from, when Go recorded it.

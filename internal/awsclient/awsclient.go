@@ -74,6 +74,7 @@ type Options struct {
 // check them once per run.
 type Shared struct {
 	retryer aws.RetryerV2
+	load    ConfigLoader
 
 	mu         sync.Mutex
 	identities map[[sha256.Size]byte]*identityCall
@@ -88,7 +89,21 @@ type identityCall struct {
 
 // NewShared returns the state shared by the builds of one run.
 func NewShared() *Shared {
-	return &Shared{retryer: retry.NewAdaptiveMode()}
+	return NewSharedWith(nil)
+}
+
+// ConfigLoader loads the SDK's configuration with New's overrides, as
+// config.LoadDefaultConfig does (environment, shared files, profiles).
+type ConfigLoader func(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.Config, error)
+
+// NewSharedWith is NewShared whose sessions load their configuration with
+// load (nil: config.LoadDefaultConfig): the command's factory hands its
+// AWS configuration to everything the command opens.
+func NewSharedWith(load ConfigLoader) *Shared {
+	if load == nil {
+		load = config.LoadDefaultConfig
+	}
+	return &Shared{retryer: retry.NewAdaptiveMode(), load: load}
 }
 
 // Session is one build's AWS access: a configuration and EC2 clients per
@@ -147,7 +162,7 @@ func New(ctx context.Context, shared *Shared, opts Options) (*Session, error) {
 	loadOpts = append(loadOpts, config.WithRetryer(func() aws.Retryer {
 		return retry.AddWithMaxAttempts(shared.retryer, attempts)
 	}))
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	cfg, err := shared.load(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

@@ -3,6 +3,7 @@ package awsclient
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
@@ -84,6 +87,34 @@ func TestNewStaticCredentialsAndEnvEndpoint(t *testing.T) {
 	}
 	if strings.Join(fake.keys, ",") != "AKIATEST,AKIATEST" || strings.Join(fake.actions, ",") != "GetCallerIdentity,DescribeRegions" {
 		t.Errorf("calls %v signed by %v", fake.actions, fake.keys)
+	}
+}
+
+// TestSharedConfigLoader: a run whose Shared has its own loader gets its
+// configuration from there (the endpoint here), with New's overrides
+// still applied, and the process environment names no endpoint.
+func TestSharedConfigLoader(t *testing.T) {
+	isolate(t)
+	fake := &fakeAWS{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	calls := 0
+	shared := NewSharedWith(func(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+		calls++
+		return config.LoadDefaultConfig(ctx, append([]func(*config.LoadOptions) error{config.WithBaseEndpoint(srv.URL)}, optFns...)...)
+	})
+	s, err := New(context.Background(), shared, Options{Region: "us-east-1", AccessKey: "AKIALOADER", SecretKey: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || s.Region() != "us-east-1" || strings.Join(fake.actions, ",") != "GetCallerIdentity" || strings.Join(fake.keys, ",") != "AKIALOADER" {
+		t.Errorf("loader called %d times; region %q; calls %v signed by %v", calls, s.Region(), fake.actions, fake.keys)
+	}
+	failing := NewSharedWith(func(context.Context, ...func(*config.LoadOptions) error) (aws.Config, error) {
+		return aws.Config{}, errors.New("no configuration here")
+	})
+	if _, err := New(context.Background(), failing, Options{Region: "us-east-1"}); err == nil || !strings.Contains(err.Error(), "load AWS configuration: no configuration here") {
+		t.Errorf("err = %v", err)
 	}
 }
 

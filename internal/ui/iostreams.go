@@ -21,6 +21,9 @@ type IOStreams struct {
 	stdinTTY  bool
 	stdoutTTY bool
 	color     bool
+	// getenv is where CanPrompt looks up CI: the command's environment
+	// (its factory's Getenv), so that a test's environment is the one used.
+	getenv func(string) string
 }
 
 // System returns the streams of this process. Colour is on when stdout is a
@@ -33,6 +36,7 @@ func System() *IOStreams {
 		stdinTTY:  isTerminal(os.Stdin),
 		stdoutTTY: outTTY,
 		color:     outTTY && !noColor && os.Getenv("TERM") != "dumb",
+		getenv:    os.Getenv,
 	}
 }
 
@@ -51,16 +55,23 @@ func (s *IOStreams) ColorEnabled() bool {
 // SetColorEnabled lets -color=false (or a test) override the detection.
 func (s *IOStreams) SetColorEnabled(on bool) { s.color = on }
 
-// SetStdinTTY is for tests that exercise prompts.
-func (s *IOStreams) SetStdinTTY(on bool) { s.stdinTTY = on }
+// SetStdinTTY and SetStdoutTTY are for tests that exercise prompts.
+func (s *IOStreams) SetStdinTTY(on bool)  { s.stdinTTY = on }
+func (s *IOStreams) SetStdoutTTY(on bool) { s.stdoutTTY = on }
+
+// SetGetenv sets the environment CanPrompt reads CI from (nil: none).
+func (s *IOStreams) SetGetenv(getenv func(string) string) { s.getenv = getenv }
 
 // CanPrompt reports whether asking a question makes sense: never in CI.
 func (s *IOStreams) CanPrompt() bool {
-	return s.stdinTTY && s.stdoutTTY && !isCI()
+	return s.stdinTTY && s.stdoutTTY && !isCI(s.getenv)
 }
 
-func isCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
+func isCI(getenv func(string) string) bool {
+	if getenv == nil {
+		return false
+	}
+	v := strings.ToLower(getenv("CI"))
 	return v != "" && v != "false" && v != "0"
 }
 

@@ -98,6 +98,36 @@ func TestAskWithoutTerminal(t *testing.T) {
 	}
 }
 
+// TestCanPrompt: a prompt needs both terminals, and CI comes from the
+// environment the streams were given (the command's), never the process's.
+func TestCanPrompt(t *testing.T) {
+	t.Setenv("CI", "true") // the process's: must not count
+	for _, tc := range []struct {
+		name          string
+		stdin, stdout bool
+		env           map[string]string
+		want          bool
+	}{
+		{"terminal", true, true, nil, true},
+		{"terminal, CI=false", true, true, map[string]string{"CI": "false"}, true},
+		{"terminal, CI=0", true, true, map[string]string{"CI": "0"}, true},
+		{"terminal in CI", true, true, map[string]string{"CI": "true"}, false},
+		{"terminal in CI=1", true, true, map[string]string{"CI": "1"}, false},
+		{"stdin not a terminal", false, true, nil, false},
+		{"stdout not a terminal", true, false, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ios, _, _, _ := Test()
+			ios.SetStdinTTY(tc.stdin)
+			ios.SetStdoutTTY(tc.stdout)
+			ios.SetGetenv(func(k string) string { return tc.env[k] })
+			if got := ios.CanPrompt(); got != tc.want {
+				t.Errorf("CanPrompt() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestColorLegend: Packer's legend line is in the build's colour, with
 // no prefix, and the empty line after it is not coloured.
 func TestColorLegend(t *testing.T) {
