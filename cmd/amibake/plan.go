@@ -67,13 +67,11 @@ func runPlan(ctx context.Context, f *factory, tf *templateFlags, asJSON bool, po
 	if err != nil {
 		return err
 	}
-	if evaluateDataSource != nil {
-		// One AWS state for the data sources and the plan's lookups.
-		if popts.Shared == nil {
-			popts.Shared = f.awsShared()
-		}
-		lo.EvaluateDataSources, lo.DataSource = true, amazonebs.DataSources(popts.Shared)
+	// One AWS state for the data sources and the plan's lookups.
+	if popts.Shared == nil {
+		popts.Shared = f.awsShared()
 	}
+	lo.EvaluateDataSources, lo.DataSource = true, amazonebs.DataSources(popts.Shared)
 	errOut := &ui.MaskingWriter{W: f.IO.ErrOut, Secrets: f.Secrets}
 	t, diags := template.LoadContext(ctx, path, lo)
 	if t != nil {

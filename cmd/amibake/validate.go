@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/amibake/amibake/builder/amazonebs"
 	"github.com/amibake/amibake/internal/plugins"
@@ -19,12 +18,6 @@ import (
 // validateBuild checks a build's plugin settings through the plugin
 // registry; a variable so that tests can swap it.
 var validateBuild = plugins.ValidateBuild
-
-// evaluateDataSource evaluates one data block for --evaluate-datasources
-// (and for build and plan): the amazon-ami data source, against the AWS
-// endpoint the SDK's configuration names. A variable so that tests can
-// swap it; nil makes that flag report an error.
-var evaluateDataSource func(ctx context.Context, b *template.Block) (cty.Value, hcl.Diagnostics) = amazonebs.DataSources(nil)
 
 // templateFlags are the flags validate, build and inspect share.
 type templateFlags struct {
@@ -75,7 +68,7 @@ type validateOptions struct {
 // validation (tests of flag parsing).
 func newValidateCmd(f *factory, runF func(context.Context, *validateOptions) error) *cobra.Command {
 	if runF == nil {
-		runF = func(_ context.Context, o *validateOptions) error { return runValidate(f, o) }
+		runF = func(ctx context.Context, o *validateOptions) error { return runValidate(ctx, f, o) }
 	}
 	o := &validateOptions{}
 	cmd := &cobra.Command{
@@ -105,15 +98,17 @@ Packer's single-dash flags (-var, -var-file, -only, -except, -syntax-only) work.
 	return cmd
 }
 
-func runValidate(f *factory, o *validateOptions) error {
+func runValidate(ctx context.Context, f *factory, o *validateOptions) error {
 	lo, err := o.tf.loadOptions(f)
 	if err != nil {
 		return err
 	}
 	lo.SyntaxOnly = o.syntaxOnly
 	lo.EvaluateDataSources = o.evalData
-	lo.DataSource = evaluateDataSource
-	res := validate.Paths(o.paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
+	// --evaluate-datasources: the amazon-ami data source, through the
+	// factory's AWS configuration and under the command's context.
+	lo.DataSource = amazonebs.DataSources(f.awsShared())
+	res := validate.Paths(ctx, o.paths, validate.Options{Load: lo, ValidateBuild: validateBuild})
 	f.Secrets.Add(res.Sensitive...)
 	if o.noWarnUndef {
 		res.Diags = dropUndeclaredWarnings(res.Diags)

@@ -4,6 +4,7 @@
 package validate
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
@@ -40,10 +41,10 @@ type Result struct {
 func (r *Result) Valid() bool { return !r.Diags.HasErrors() }
 
 // Paths validates each template path in turn.
-func Paths(paths []string, opts Options) *Result {
+func Paths(ctx context.Context, paths []string, opts Options) *Result {
 	r := &Result{Files: map[string]*hcl.File{}}
 	for _, p := range paths {
-		t, diags := template.Load(p, opts.Load)
+		t, diags := template.LoadContext(ctx, p, opts.Load)
 		if t != nil {
 			r.Templates = append(r.Templates, t)
 			for name, f := range t.Files {

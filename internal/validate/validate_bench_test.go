@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func BenchmarkPaths200(b *testing.B) {
 	}
 	opts := Options{Load: template.LoadOptions{Now: time.Unix(0, 0), Cwd: dir}}
 	for b.Loop() {
-		if r := Paths(paths, opts); !r.Valid() {
+		if r := Paths(context.Background(), paths, opts); !r.Valid() {
 			b.Fatal(r.Diags)
 		}
 	}

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,7 +57,7 @@ build {
 					return nil
 				}
 			}
-			r := Paths(tc.paths, opts)
+			r := Paths(context.Background(), tc.paths, opts)
 			if r.Valid() != tc.valid {
 				t.Errorf("Valid() = %v: %v", r.Valid(), r.Diags)
 			}
