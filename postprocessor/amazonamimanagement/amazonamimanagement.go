@@ -52,8 +52,12 @@ type Config struct {
 // PostProcessor prunes after a build.
 type PostProcessor struct {
 	cfg Config
-	// JournalDir is where the prune journals go (prune.Dir by default).
+	// JournalDir is where the prune journals go (prune.Dir of the process
+	// environment when empty).
 	JournalDir string
+	// Shared is the run's AWS state (one credential check for the builds
+	// and their post-processors); nil opens its own.
+	Shared *awsclient.Shared
 	// Now is time.Now unless a test sets it.
 	Now func() time.Time
 }
@@ -156,7 +160,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, u ui.UI, in *artifact.A
 		}
 		u.Message(msg)
 	}
-	sess, err := p.cfg.AccessConfig.Open(ctx, nil, regions[0])
+	sess, err := p.cfg.AccessConfig.Open(ctx, p.Shared, regions[0])
 	if err != nil {
 		return in, true, fmt.Errorf("amazon-ami-management: %w", err)
 	}
