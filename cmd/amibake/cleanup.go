@@ -47,8 +47,8 @@ func newCleanupCmd(f *factory, runF func(context.Context, *cleanupOptions) error
 	cmd := &cobra.Command{
 		Use:   "cleanup (--run-id ID | --all | --tagged --older-than D --region r,...)",
 		Short: "Remove what interrupted or killed runs left behind",
-		Long: `Remove the temporary instances, volumes, security groups and key pairs, and
-the images of runs that did not succeed, that a run left behind (after SIGKILL,
+		Long: `Remove the temporary instances, volumes, security groups, key pairs and
+launch templates (spot builds), and the images of runs that did not succeed, that a run left behind (after SIGKILL,
 a crash, -on-error=abort, or a second Ctrl-C).
 
   --run-id ID   the run named in amibake's "what is left" message: what its
@@ -61,7 +61,8 @@ a crash, -on-error=abort, or a second Ctrl-C).
                 reaper job on another machine; no ledger needed)
 
 Resources are removed in dependency order: instances (waiting until they are
-terminated), volumes, security groups, key pairs, images and snapshots. Only
+terminated), volumes, security groups, key pairs, launch templates, images and
+snapshots. Only
 resources that carry amibake's tags are ever touched.
 
 The ledger records where each resource lives: the account (from the STS call
