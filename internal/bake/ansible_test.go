@@ -42,6 +42,9 @@ func ansibleDir(t *testing.T) string {
 // roles path (ansible) and from role_paths (ansible-local).
 func TestAnsibleBake(t *testing.T) {
 	needAnsible(t)
+	// A private temporary folder: the leftover check below must not see
+	// the files of tests running at the same time in other packages.
+	t.Setenv("TMPDIR", t.TempDir())
 	e := newEnv(t, ec2sim.ZeroLatency())
 	dir := ansibleDir(t)
 	before := tempDirs()
@@ -109,6 +112,9 @@ func tempDirs() map[string]bool {
 // message, and nothing is left in the cloud (newEnv checks) or on disk.
 func TestAnsibleFailingTask(t *testing.T) {
 	needAnsible(t)
+	// A private temporary folder: the leftover check below must not see
+	// the files of tests running at the same time in other packages.
+	t.Setenv("TMPDIR", t.TempDir())
 	e := newEnv(t, ec2sim.ZeroLatency())
 	dir := ansibleDir(t)
 	before := tempDirs()
