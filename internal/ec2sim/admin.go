@@ -113,6 +113,20 @@ func (s *Server) Calls() map[string]int {
 	return out
 }
 
+// Succeeded returns how often each action was answered with success
+// since the last reset: the calls that took effect, without those a
+// client retried after an error (NotFound on an eventually consistent
+// profile, an injected fault). Successful RunInstances calls are launches.
+func (s *Server) Succeeded() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.succeeded))
+	for k, v := range s.succeeded {
+		out[k] = v
+	}
+	return out
+}
+
 // Event is one resource reaching a state (an instance running, stopped
 // or terminated; an image or snapshot completing), for measuring how
 // soon a client notices.
@@ -154,6 +168,7 @@ func (s *Server) ResetCalls() {
 	defer s.mu.Unlock()
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
+	s.succeeded = map[string]int{}
 	s.events = nil
 }
 
@@ -201,6 +216,7 @@ func (s *Server) Reset() {
 	s.ipInUse = map[string]bool{}
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
+	s.succeeded = map[string]int{}
 	s.mu.Unlock()
 	for _, id := range snaps {
 		_ = s.hosts.DeleteSnapshot(id)
