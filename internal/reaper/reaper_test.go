@@ -399,7 +399,7 @@ func TestImagesOfUnfinishedRuns(t *testing.T) {
 	failedAvail := mk("run-failed", ledger.StatusFailed)
 	good := mk("run-ok", ledger.StatusSucceeded)
 	simtest.Visible(ctx, t, f.c, killedAvail, failedAvail, good) // made earlier than the cleanup
-	time.Sleep(pending + 100*time.Millisecond) // all three are available now
+	time.Sleep(pending + 100*time.Millisecond)                   // all three are available now
 	var progress []string
 	opts := fastOpts(srv.URL())
 	opts.Progress = func(m string) { progress = append(progress, m) }
