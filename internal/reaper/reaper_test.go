@@ -398,8 +398,9 @@ func TestImagesOfUnfinishedRuns(t *testing.T) {
 	killedAvail := mk("run-killed", "") // the process died: no end record
 	failedAvail := mk("run-failed", ledger.StatusFailed)
 	good := mk("run-ok", ledger.StatusSucceeded)
-	simtest.Visible(ctx, t, f.c, killedAvail, failedAvail, good) // made earlier than the cleanup
-	time.Sleep(pending + 100*time.Millisecond)                   // all three are available now
+	// Made earlier than the cleanup: listed, and available after the sleep.
+	simtest.Visible(ctx, t, f.c, killedAvail, failedAvail, good)
+	time.Sleep(pending + 100*time.Millisecond)
 	var progress []string
 	opts := fastOpts(srv.URL())
 	opts.Progress = func(m string) { progress = append(progress, m) }
