@@ -66,6 +66,17 @@ func TestFixturesOnHarsh(t *testing.T) {
 		return false, nil
 	})
 
+	// Visible: once it returns, a listing shows the key pair.
+	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.Visible(ctx, t, c, aws.ToString(kp.KeyPairId))
+	keys, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{})
+	if err != nil || len(keys.KeyPairs) != 1 || aws.ToString(keys.KeyPairs[0].KeyPairId) != aws.ToString(kp.KeyPairId) {
+		t.Fatalf("DescribeKeyPairs after Visible: %v %+v", err, keys)
+	}
+
 	// Anything but NotFound ends the wait at once.
 	if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{"sg-0000000000000dead"}}, simtest.RetryNotFound); err == nil || simtest.IsNotFound(err) {
 		t.Fatalf("CreateTags without tags: got %v, want a validation error, not retried", err)
