@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -106,11 +107,7 @@ func (s *Server) Inventory() Inventory {
 func (s *Server) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.callCount))
-	for k, v := range s.callCount {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.callCount)
 }
 
 // Succeeded returns how often each action was answered with success
@@ -120,11 +117,7 @@ func (s *Server) Calls() map[string]int {
 func (s *Server) Succeeded() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.succeeded))
-	for k, v := range s.succeeded {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.succeeded)
 }
 
 // Event is one resource reaching a state (an instance running, stopped
