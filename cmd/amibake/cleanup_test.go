@@ -25,6 +25,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
@@ -72,10 +73,13 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 		for k, v := range ledger.Tags(run, "amazon-ebs.x", created) {
 			ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 		}
-		if _, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name),
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}}); err != nil {
+		out, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		// It stands for a key pair a build left earlier: listed by now.
+		simtest.Visible(ctx, t, c, aws.ToString(out.KeyPairId))
 	}
 	key("old", time.Now().Add(-3*time.Hour), "run-old")
 	key("young", time.Now(), "run-young")
@@ -163,10 +167,12 @@ func TestCleanupUsesTheRecordedLocation(t *testing.T) {
 	for k, v := range ledger.Tags("run-far", "amazon-ebs.x", time.Now()) {
 		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
-	if _, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("far"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}}); err != nil {
+	far, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("far"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	simtest.Visible(ctx, t, c, aws.ToString(far.KeyPairId))
 	rec.Created(e, "far")
 	j.Close()
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/prune"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -141,15 +142,18 @@ func TestPruneTwelveCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	instance := aws.ToString(run.Instances[0].InstanceId)
+	// They stand for an instance and a template made before the prune.
+	simtest.Visible(ctx, t, ce, instance)
 	lt, err := ce.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("web"),
 		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(amis["v3"][east]), InstanceType: types.InstanceTypeT2Micro}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ce.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateId: lt.LaunchTemplate.LaunchTemplateId,
-		SourceVersion: aws.String("1"), LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(amis["v6"][east])}}); err != nil {
+		SourceVersion: aws.String("1"), LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(amis["v6"][east])}}, simtest.RetryNotFound); err != nil {
 		t.Fatal(err)
 	}
+	simtest.Visible(ctx, t, ce, aws.ToString(lt.LaunchTemplate.LaunchTemplateId))
 	t.Cleanup(func() {
 		_, _ = ce.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{instance}})
 		_, _ = ce.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: lt.LaunchTemplate.LaunchTemplateId})
@@ -316,9 +320,14 @@ func TestPruneByTag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sess.EC2("eu-west-1").CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: east.ImageId, SourceRegion: aws.String("us-east-1"), CopyImageTags: aws.Bool(true)}); err != nil {
+		// The source was made a moment ago; both stand for releases made
+		// before the prune.
+		west, err := sess.EC2("eu-west-1").CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: east.ImageId, SourceRegion: aws.String("us-east-1"), CopyImageTags: aws.Bool(true)}, simtest.RetryNotFound)
+		if err != nil {
 			t.Fatal(err)
 		}
+		simtest.Visible(ctx, t, sess.EC2("us-east-1"), aws.ToString(east.ImageId))
+		simtest.Visible(ctx, t, sess.EC2("eu-west-1"), aws.ToString(west.ImageId))
 		time.Sleep(5 * time.Millisecond)
 	}
 	base := []string{"prune", "--tag", "Service=svc", "--keep", "1", "--region", "us-east-1,eu-west-1", "--yes", "--json"}

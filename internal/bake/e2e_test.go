@@ -27,11 +27,17 @@ type env struct {
 
 func newEnv(t testing.TB, lat ec2sim.Latency) *env {
 	t.Helper()
+	return newEnvOpts(t, ec2sim.Options{Latency: lat})
+}
+
+// newEnvOpts is newEnv on a simulator with opts (a consistency profile).
+func newEnvOpts(t testing.TB, opts ec2sim.Options) *env {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the simulator's instances run sshd, which needs root (make test runs as root)")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := ec2sim.Start(ctx, ec2sim.Options{Latency: lat})
+	srv, err := ec2sim.Start(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("start simulator: %v", err)

@@ -28,7 +28,10 @@ import (
 )
 
 // requestLog is a reverse proxy in front of the simulator that keeps every
-// request's form and region, as the reference recording's proxy did.
+// request's form and region, as the reference recording's proxy did. It
+// keeps the requests that succeeded: on an eventually consistent profile a
+// call refused with NotFound and retried is sent twice but took effect
+// once, and the reference was recorded on a consistent one.
 type requestLog struct {
 	mu   sync.Mutex
 	reqs []map[string]string
@@ -50,12 +53,28 @@ func (l *requestLog) handler(target string) http.Handler {
 			if s := credScope.FindStringSubmatch(r.Header.Get("Authorization")); s != nil {
 				m["_region"] = s[1]
 			}
-			l.mu.Lock()
-			l.reqs = append(l.reqs, m)
-			l.mu.Unlock()
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			proxy.ServeHTTP(sw, r)
+			if sw.status < 300 {
+				l.mu.Lock()
+				l.reqs = append(l.reqs, m)
+				l.mu.Unlock()
+			}
+			return
 		}
 		proxy.ServeHTTP(w, r)
 	})
+}
+
+// statusWriter remembers the status the proxy answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // placements lists where each user tag went, one line per call and

@@ -21,6 +21,7 @@ import (
 	"github.com/amibake/amibake/internal/communicator"
 	"github.com/amibake/amibake/internal/communicator/ssh"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/pipeline"
 	"github.com/amibake/amibake/internal/template"
 )
@@ -148,20 +149,22 @@ func checkLaunch(t *testing.T, e *env, region, ami, user, cmd, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The group, the key pair and the AMI are new: calls naming them retry
+	// NotFound, as the EC2 guide asks of every client.
 	if _, err := c.AuthorizeSecurityGroupIngress(bg(t), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId,
 		IpPermissions: []types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
-			IpRanges: []types.IpRange{{CidrIp: aws.String("127.0.0.1/32")}}}}}); err != nil {
+			IpRanges: []types.IpRange{{CidrIp: aws.String("127.0.0.1/32")}}}}}, simtest.RetryNotFound); err != nil {
 		t.Fatal(err)
 	}
 	out, err := c.RunInstances(bg(t), &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-		InstanceType: types.InstanceTypeT3Micro, KeyName: aws.String("check"), SecurityGroupIds: []string{aws.ToString(sg.GroupId)}})
+		InstanceType: types.InstanceTypeT3Micro, KeyName: aws.String("check"), SecurityGroupIds: []string{aws.ToString(sg.GroupId)}}, simtest.RetryNotFound)
 	if err != nil {
 		t.Fatalf("launch from %s: %v", ami, err)
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
 	defer func() {
 		ctx := context.Background()
-		_, _ = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		_, _ = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}, simtest.RetryNotFound)
 		_ = ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
 			Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, 30*time.Second)
 		_, _ = c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: sg.GroupId})

@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -106,11 +107,17 @@ func (s *Server) Inventory() Inventory {
 func (s *Server) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.callCount))
-	for k, v := range s.callCount {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.callCount)
+}
+
+// Succeeded returns how often each action was answered with success
+// since the last reset: the calls that took effect, without those a
+// client retried after an error (NotFound on an eventually consistent
+// profile, an injected fault). Successful RunInstances calls are launches.
+func (s *Server) Succeeded() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.succeeded)
 }
 
 // Event is one resource reaching a state (an instance running, stopped
@@ -182,6 +189,7 @@ func (s *Server) ResetCalls() {
 	defer s.mu.Unlock()
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
+	s.succeeded = map[string]int{}
 	s.events = nil
 	s.spans = nil
 }
@@ -231,6 +239,7 @@ func (s *Server) Reset() {
 	s.calls = map[string][]time.Time{}
 	s.callCount = map[string]int{}
 	s.spans = nil
+	s.succeeded = map[string]int{}
 	s.mu.Unlock()
 	for _, id := range snaps {
 		_ = s.hosts.DeleteSnapshot(id)

@@ -99,6 +99,14 @@ func TestHarshConsistency(t *testing.T) {
 	if d := time.Since(start); d < time.Second || d > 3*time.Second {
 		t.Errorf("group became visible after %s, want 1-2s", d)
 	}
+	// Calls count every attempt; Succeeded only those that took effect.
+	calls, ok := f.srv.Calls()["DescribeSecurityGroups"], f.srv.Succeeded()["DescribeSecurityGroups"]
+	if ok != 1 || calls < 2 {
+		t.Errorf("DescribeSecurityGroups: %d calls, %d succeeded; want several calls, one success", calls, ok)
+	}
+	if n := f.srv.Succeeded()["CreateSecurityGroup"]; n != 1 {
+		t.Errorf("CreateSecurityGroup succeeded %d times, want 1", n)
+	}
 }
 
 // Close waits for the shutdown whoever started it: a signal watcher and

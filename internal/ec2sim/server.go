@@ -36,6 +36,7 @@ type Server struct {
 	rand      *rand.Rand
 	calls     map[string][]time.Time
 	callCount map[string]int
+	succeeded map[string]int
 	faults    *faultSet
 	ipInUse   map[string]bool
 	closed    bool
@@ -84,6 +85,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		rand:      rand.New(rand.NewPCG(uint64(seed), uint64(seed)>>1^0x9e3779b97f4a7c15)),
 		calls:     map[string][]time.Time{},
 		callCount: map[string]int{},
+		succeeded: map[string]int{},
 		ipInUse:   map[string]bool{},
 	}
 	s.faults, err = newFaultSet(opts.Faults, opts.Seed)
@@ -311,6 +313,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.Header().Set("x-amzn-RequestId", reqID)
 	_, _ = io.WriteString(w, out.String())
+	s.mu.Lock()
+	s.succeeded[q.Action]++
+	s.mu.Unlock()
 }
 
 //go:generate go run gen_params.go

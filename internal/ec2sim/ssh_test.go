@@ -220,7 +220,9 @@ func TestSSHFaults(t *testing.T) {
 func TestCloseLeavesNothing(t *testing.T) {
 	needRoot(t)
 	dir := filepath.Join("/var/lib", "amibake-ec2sim-test-"+strconv.Itoa(os.Getpid()))
-	srv, err := ec2sim.Start(t.Context(), ec2sim.Options{Latency: ec2sim.ZeroLatency(), StateDir: dir})
+	// The none profile, as startSim pins it: the instance's fixture names
+	// its new group at once.
+	srv, err := ec2sim.Start(t.Context(), ec2sim.Options{Latency: ec2sim.ZeroLatency(), StateDir: dir, Consistency: ec2sim.NoConsistencyLag()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/reuse"
 	"github.com/amibake/amibake/internal/template"
 )
@@ -163,6 +164,8 @@ func (e *env) registerBase(t testing.TB, name string, tags map[string]string) st
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
+	// It stands for an AMI registered before the plan: listed by then.
+	simtest.Visible(ctx, t, c, aws.ToString(out.ImageId))
 	return aws.ToString(out.ImageId)
 }
 

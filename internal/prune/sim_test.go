@@ -18,6 +18,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/reuse"
 )
@@ -30,6 +31,20 @@ type world struct {
 	ctx context.Context
 	url string
 	src map[string]string // region → a catalogue image to copy
+	// made are the AMIs baked since the world last settled.
+	made [][2]string
+}
+
+// settle waits until every AMI baked so far is listed with its snapshot:
+// releases are older than the prune that finds them. Done before the code
+// under test looks, at once for all, as each wait takes up to the
+// profile's window.
+func (w *world) settle() {
+	w.t.Helper()
+	for _, m := range w.made {
+		simtest.Visible(w.ctx, w.t, w.ec2(m[0]), m[1])
+	}
+	w.made = nil
 }
 
 func newWorld(t *testing.T, faults ...ec2sim.FaultRule) *world {
@@ -54,6 +69,7 @@ func (w *world) ec2(region string) *ec2.Client {
 }
 
 func (w *world) clients() Clients {
+	w.settle()
 	return func(region string) (EC2, error) { return w.ec2(region), nil }
 }
 
@@ -83,16 +99,20 @@ func (w *world) bake(region, name string, from *[2]string, tags map[string]strin
 	if len(ts) > 0 {
 		in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: ts}}
 	}
-	out, err := c.CopyImage(w.ctx, in)
+	// The source may be an AMI made a moment ago.
+	out, err := c.CopyImage(w.ctx, in, simtest.RetryNotFound)
 	if err != nil {
 		w.t.Fatalf("copy %s to %s: %v", name, region, err)
 	}
+	id := aws.ToString(out.ImageId)
+	w.made = append(w.made, [2]string{region, id})
 	time.Sleep(3 * time.Millisecond) // creation dates have millisecond precision
-	return aws.ToString(out.ImageId)
+	return id
 }
 
 func (w *world) images(region string) []string {
 	w.t.Helper()
+	w.settle()
 	out, err := w.ec2(region).DescribeImages(w.ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
 	if err != nil {
 		w.t.Fatal(err)
@@ -107,6 +127,7 @@ func (w *world) images(region string) []string {
 
 func (w *world) snapshots(region string) []string {
 	w.t.Helper()
+	w.settle()
 	out, err := w.ec2(region).DescribeSnapshots(w.ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
 	if err != nil {
 		w.t.Fatal(err)
@@ -121,7 +142,7 @@ func (w *world) snapshots(region string) []string {
 
 func (w *world) snapshotOf(region, ami string) string {
 	w.t.Helper()
-	out, err := w.ec2(region).DescribeImages(w.ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}})
+	out, err := w.ec2(region).DescribeImages(w.ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, simtest.RetryNotFound)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -172,32 +193,35 @@ func TestPruneInTheSimulator(t *testing.T) {
 	// In use: an instance of release 1 (us-east-1); a launch template in
 	// eu-west-1 whose default version launches release 2 and whose latest
 	// launches release 3.
-	run, err := ce.RunInstances(w.ctx, &ec2.RunInstancesInput{ImageId: aws.String(e[0]), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro})
+	run, err := ce.RunInstances(w.ctx, &ec2.RunInstancesInput{ImageId: aws.String(e[0]), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro}, simtest.RetryNotFound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	instance := aws.ToString(run.Instances[0].InstanceId)
+	simtest.Visible(w.ctx, t, ce, instance)
 	lt, err := cw.CreateLaunchTemplate(w.ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("web"),
 		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(wst[1])}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cw.CreateLaunchTemplateVersion(w.ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateId: lt.LaunchTemplate.LaunchTemplateId,
-		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(wst[2])}}); err != nil {
+		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(wst[2])}}, simtest.RetryNotFound); err != nil {
 		t.Fatal(err)
 	}
+	simtest.Visible(w.ctx, t, cw, aws.ToString(lt.LaunchTemplate.LaunchTemplateId))
 	// Shared: release 4 in us-east-1 with another account.
 	if _, err := ce.ModifyImageAttribute(w.ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(e[3]),
-		LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String("111122223333")}}}}); err != nil {
+		LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String("111122223333")}}}}, simtest.RetryNotFound); err != nil {
 		t.Fatal(err)
 	}
 	// Release 6's us-east-1 snapshot also backs a hand-registered AMI.
 	snap6 := w.snapshotOf(east, e[5])
 	manual, err := ce.RegisterImage(w.ctx, &ec2.RegisterImageInput{Name: aws.String("manual"), RootDeviceName: aws.String("/dev/xvda"),
-		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(snap6)}}}})
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(snap6)}}}}, simtest.RetryNotFound)
 	if err != nil {
 		t.Fatal(err)
 	}
+	simtest.Visible(w.ctx, t, ce, aws.ToString(manual.ImageId))
 	beforeE, beforeW := w.images(east), w.images(west)
 	snapsE, snapsW := w.snapshots(east), w.snapshots(west)
 	dir := t.TempDir()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
@@ -47,7 +48,8 @@ func testCtx(t testing.TB) context.Context {
 }
 
 // fixture creates resources the way a build does, with amibake's tags in
-// the create call (or none, for tags == nil).
+// the create call (or none, for tags == nil), and waits until they are
+// listed: they stand for what a build left earlier.
 type fixture struct {
 	t   testing.TB
 	ctx context.Context
@@ -95,6 +97,7 @@ func (f fixture) instance(token string, tags map[string]string, groups ...string
 	if err != nil {
 		f.t.Fatalf("RunInstances: %v", err)
 	}
+	simtest.Visible(f.ctx, f.t, f.c, aws.ToString(out.Instances[0].InstanceId))
 	return aws.ToString(out.Instances[0].InstanceId)
 }
 
@@ -104,6 +107,7 @@ func (f fixture) keyPair(name string, tags map[string]string) string {
 	if err != nil {
 		f.t.Fatalf("CreateKeyPair: %v", err)
 	}
+	simtest.Visible(f.ctx, f.t, f.c, aws.ToString(out.KeyPairId))
 	return aws.ToString(out.KeyPairId)
 }
 
@@ -114,6 +118,7 @@ func (f fixture) group(name string, tags map[string]string) string {
 	if err != nil {
 		f.t.Fatalf("CreateSecurityGroup: %v", err)
 	}
+	simtest.Visible(f.ctx, f.t, f.c, aws.ToString(out.GroupId))
 	return aws.ToString(out.GroupId)
 }
 

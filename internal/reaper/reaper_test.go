@@ -21,13 +21,16 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
 const region = "us-east-1"
 
+// fastOpts polls fast; Settle, how long a create may stay unseen, is
+// short but covers the consistency profile the simulator follows.
 func fastOpts(url string) Options {
-	return Options{Clients: simClients(url), Poll: 5 * time.Millisecond, Settle: 20 * time.Millisecond, WaitTimeout: 5 * time.Second}
+	return Options{Clients: simClients(url), Poll: 5 * time.Millisecond, Settle: 20*time.Millisecond + simtest.EnvWindow(), WaitTimeout: 5 * time.Second}
 }
 
 // helperMain is a second process: REAPER_HELPER=crash records an intent,
@@ -329,6 +332,7 @@ func TestFailedImagesByTags(t *testing.T) {
 			t.Fatal(err)
 		}
 		images[name] = aws.ToString(out.ImageId)
+		simtest.Visible(ctx, t, f.c, images[name]) // made earlier than the cleanup
 	}
 	snaps := len(inventory(srv, region).Snapshots)
 
@@ -362,7 +366,10 @@ func TestFailedImagesByTags(t *testing.T) {
 // an available one is removed, a pending one is waited for and removed;
 // a succeeded run's AMI stays.
 func TestImagesOfUnfinishedRuns(t *testing.T) {
-	srv := startSim(t, ec2sim.Options{Latency: ec2sim.Latency{ImagePending: 1500 * time.Millisecond}})
+	// Images stay pending for longer than a new one may stay unseen, so
+	// that the cleanup meets one pending whatever the profile.
+	pending := 1500*time.Millisecond + simtest.EnvWindow()
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.Latency{ImagePending: pending}})
 	ctx := testCtx(t)
 	f := fixture{t, ctx, simClient(srv.URL(), region)}
 	dir := t.TempDir()
@@ -391,7 +398,9 @@ func TestImagesOfUnfinishedRuns(t *testing.T) {
 	killedAvail := mk("run-killed", "") // the process died: no end record
 	failedAvail := mk("run-failed", ledger.StatusFailed)
 	good := mk("run-ok", ledger.StatusSucceeded)
-	time.Sleep(1600 * time.Millisecond) // all three are available now
+	// Made earlier than the cleanup: listed, and available after the sleep.
+	simtest.Visible(ctx, t, f.c, killedAvail, failedAvail, good)
+	time.Sleep(pending + 100*time.Millisecond)
 	var progress []string
 	opts := fastOpts(srv.URL())
 	opts.Progress = func(m string) { progress = append(progress, m) }

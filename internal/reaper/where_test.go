@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
@@ -217,6 +218,7 @@ func TestTaggedImagesAndLease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		simtest.Visible(ctx, t, f.c, aws.ToString(out.ImageId)) // made earlier than the cleanup
 		return aws.ToString(out.ImageId)
 	}
 	dead := mk("dead", ledger.CreatedAt(time.Now().Add(-time.Minute)))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 )
 
 const tutorialAMI = "ami-06128816a1c781a57"
@@ -40,7 +41,8 @@ func startSim(t testing.TB) (*ec2sim.Server, Clients) {
 }
 
 // register makes an account-owned AMI in region from the tutorial image's
-// snapshot, tagged with digest when it is not empty.
+// snapshot, tagged with digest when it is not empty, and waits until it is
+// listed (it stands for an AMI baked earlier).
 func register(t testing.TB, clients Clients, region, name, digest string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -62,6 +64,7 @@ func register(t testing.TB, clients Clients, region, name, digest string) string
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
+	simtest.Visible(ctx, t, c, aws.ToString(out.ImageId))
 	return aws.ToString(out.ImageId)
 }
 
@@ -104,7 +107,7 @@ func TestFindAndCopy(t *testing.T) {
 	if len(all) != 3 || all[region] != id || len(started) != 2 {
 		t.Fatalf("CopyMissing = %v (started %v)", all, started)
 	}
-	if n := srv.Calls()["CopyImage"]; n != 2 {
+	if n := srv.Succeeded()["CopyImage"]; n != 2 { // copies made, not retries
 		t.Errorf("CopyImage called %d times, want 2", n)
 	}
 	again, err := Find(ctx, clients, digest, regions)

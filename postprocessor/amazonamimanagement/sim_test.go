@@ -18,6 +18,7 @@ import (
 	"github.com/amibake/amibake/internal/artifact"
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ui"
 	"github.com/amibake/amibake/provisioner/provisionertest"
 )
@@ -62,12 +63,18 @@ func TestPerRegionAsThePlugin(t *testing.T) {
 		}
 		made = append(made, aws.ToString(out.ImageId))
 		if i <= 2 {
-			if _, err := west.CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: out.ImageId, SourceRegion: aws.String("us-east-1"), TagSpecifications: tag}); err != nil {
+			// CopyImage names the image just made: it may not be known yet.
+			cp, err := west.CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String(name), SourceImageId: out.ImageId, SourceRegion: aws.String("us-east-1"), TagSpecifications: tag}, simtest.RetryNotFound)
+			if err != nil {
 				t.Fatal(err)
 			}
+			simtest.Visible(ctx, t, west, aws.ToString(cp.ImageId))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The releases are older than the post-processor's run, as in use:
+	// every one is listed by then.
+	simtest.Visible(ctx, t, east, made...)
 	count := func(region string) int { return len(srv.Inventory().Regions[region].Images) }
 	run := func(extra string) string {
 		t.Helper()
