@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/google/uuid"
+
+	"github.com/amibake/amibake/internal/ledger"
 )
 
 // launchSpot starts one spot instance through an instant EC2 Fleet, as
@@ -21,7 +23,14 @@ func launchSpot(ctx context.Context, s *State, api spotFleetAPI, in *ec2.RunInst
 		return "", err
 	}
 	own := s.ownTags()
-	lt, err := api.CreateLaunchTemplate(ctx, createLaunchTemplateInput("amibake_"+uuid.NewString(), token, launchTemplateData(in), own))
+	// Journaled by name before it exists, so that a run killed before
+	// the answer leaves `cleanup` a name to look for.
+	ltName := "amibake_" + uuid.NewString()
+	entry, err := s.intend(ledger.KindLaunchTemplate, s.Region, ltName)
+	if err != nil {
+		return "", fmt.Errorf("record the launch template of the spot fleet in the run journal: %w", err)
+	}
+	lt, err := api.CreateLaunchTemplate(ctx, createLaunchTemplateInput(ltName, token, launchTemplateData(in), own))
 	if err != nil {
 		return "", fmt.Errorf("create the launch template of the spot fleet: %w", err)
 	}
@@ -34,8 +43,13 @@ func launchSpot(ctx context.Context, s *State, api spotFleetAPI, in *ec2.RunInst
 			return err
 		}); derr != nil {
 			s.UI.Error(fmt.Sprintf("Error deleting launch template %s: %v", ltID, derr))
+			return
 		}
+		s.deleted(ledger.KindLaunchTemplate, s.Region, ltID)
 	}()
+	if err := s.created(entry, ltID); err != nil {
+		return "", fmt.Errorf("record launch template %s in the run journal: %w", ltID, err)
+	}
 	// A public IP puts the subnet in the network interface instead; a
 	// subnet decides the zone.
 	az := ""
