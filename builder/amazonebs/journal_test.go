@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -131,6 +132,16 @@ spot_instance_types = ["t3.micro"]
 					case "CreateFleet":
 						if len(lts) != 1 || lts[0].ID != id || lts[0].Deleted {
 							t.Errorf("at CreateFleet with %s the journal holds %+v", id, lts)
+						}
+						// Leased from birth, before any keeper refresh.
+						out, err := simClient(srv, st.Region).DescribeLaunchTemplates(ctx(t), &ec2.DescribeLaunchTemplatesInput{LaunchTemplateIds: []string{id}})
+						if err != nil || len(out.LaunchTemplates) != 1 {
+							t.Errorf("describe %s: %v", id, err)
+							return
+						}
+						until, err := ledger.ParseCreatedAt(tagMap(out.LaunchTemplates[0].Tags)[ledger.TagLeaseUntil])
+						if err != nil || !until.After(time.Now()) {
+							t.Errorf("launch template %s lease-until %v (%v), want a time ahead", id, until, err)
 						}
 					default:
 						return
