@@ -29,6 +29,17 @@ func (f fixture) launchTemplate(name string, tags map[string]string) string {
 	return aws.ToString(out.LaunchTemplate.LaunchTemplateId)
 }
 
+// spotJournal opens the journal of a spot build's run in dir.
+func spotJournal(t *testing.T, dir, run string) (*ledger.Journal, ledger.Recorder) {
+	t.Helper()
+	j, err := ledger.Open(dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("spot.pkr.hcl")
+	return j, j.ForBuild("amazon-ebs.spot")
+}
+
 func withLease(tags map[string]string, until time.Time) map[string]string {
 	tags[ledger.TagLeaseUntil] = ledger.CreatedAt(until)
 	return tags
@@ -44,12 +55,7 @@ func TestLaunchTemplatesFromTheLedger(t *testing.T) {
 	dir := t.TempDir()
 	const run = "run-spot"
 	tags := tagsFor(run, time.Now())
-	j, err := ledger.Open(dir, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j.Start("spot.pkr.hcl")
-	rec := j.ForBuild("amazon-ebs.spot")
+	j, rec := spotJournal(t, dir, run)
 	e, _ := rec.Intend(ledger.KindSecurityGroup, region, run)
 	sg := f.group(run, tags)
 	rec.Created(e, sg)
@@ -417,12 +423,7 @@ func TestSpotInstanceIntentMatchedByItsLaunchTemplate(t *testing.T) {
 			dir := t.TempDir()
 			run := tt.run
 			tags := tagsFor(run, time.Now())
-			j, err := ledger.Open(dir, run)
-			if err != nil {
-				t.Fatal(err)
-			}
-			j.Start("spot.pkr.hcl")
-			rec := j.ForBuild("amazon-ebs.spot")
+			j, rec := spotJournal(t, dir, run)
 			rec.Intend(ledger.KindInstance, region, "tok-"+run)
 			e, _ := rec.Intend(ledger.KindLaunchTemplate, region, "amibake_"+run)
 			lt := f.launchTemplate("amibake_"+run, tags)
