@@ -15,8 +15,9 @@ import (
 // this long after it was created.
 const consistencyWindow = 30 * time.Second
 
-func isNotFound(err error) bool {
-	code := apiCode(err)
+func isNotFound(err error) bool { return isNotFoundCode(apiCode(err)) }
+
+func isNotFoundCode(code string) bool {
 	return strings.HasSuffix(code, ".NotFound") || strings.HasSuffix(code, ".NotFoundException")
 }
 

@@ -28,7 +28,7 @@ var reqNow = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
 // ownWant are amibake's own tags on a resource of the request tests' State.
 func ownWant(user ...string) []types.Tag {
-	m := map[string]string{"amibake:run-id": "run-1", "amibake:build": "amazon-ebs", "amibake:created-at": "2026-12-02T10:00:00Z"}
+	m := map[string]string{"amibake:run-id": "run-1", "amibake:build": "amazon-ebs", "amibake:created-at": "2026-12-02T10:00:00Z", "amibake:lease-until": "2026-12-02T10:15:00Z"}
 	for i := 0; i+1 < len(user); i += 2 {
 		m[user[i]] = user[i+1]
 	}

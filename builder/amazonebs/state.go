@@ -2,7 +2,9 @@ package amazonebs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -74,6 +76,12 @@ type State struct {
 	TerminateErr error
 
 	births births
+	// snapsJournaled are the snapshots of this build's AMIs already in
+	// the journal (journalSnapshots), by region/id.
+	snapsJournaled struct {
+		sync.Mutex
+		ids map[string]bool
+	}
 }
 
 func (s *State) ec2(region string) EC2API { return s.EC2(region) }
@@ -122,4 +130,39 @@ func (s *State) deleted(kind ledger.Kind, region, id string) {
 	if err := s.Ledger.Deleted(kind, region, id); err != nil {
 		s.log().Warn("record deletion in the run journal", "kind", kind, "id", id, "err", err)
 	}
+}
+
+// journalSnapshots records the snapshots of one of this build's AMIs
+// (CreateImage or CopyImage made them, so no create call of ours was
+// journaled for them) as created, once each: a run killed before it
+// deletes them leaves `cleanup` their ids, whatever became of the image.
+func (s *State) journalSnapshots(region string, ids []string) error {
+	s.snapsJournaled.Lock()
+	defer s.snapsJournaled.Unlock()
+	if s.snapsJournaled.ids == nil {
+		s.snapsJournaled.ids = map[string]bool{}
+	}
+	for _, id := range ids {
+		if s.snapsJournaled.ids[region+"/"+id] {
+			continue
+		}
+		entry, err := s.intend(ledger.KindSnapshot, region, id)
+		if err == nil {
+			err = s.created(entry, id)
+		}
+		if err != nil {
+			return fmt.Errorf("record snapshot %s in the run journal: %w", id, err)
+		}
+		s.snapsJournaled.ids[region+"/"+id] = true
+	}
+	return nil
+}
+
+// ownImage reports whether this build made AMI id (force_deregister
+// removes AMIs of earlier runs, whose snapshots are not this run's).
+func (s *State) ownImage(id string) bool {
+	s.births.mu.Lock()
+	defer s.births.mu.Unlock()
+	_, ok := s.births.at[id]
+	return ok
 }

@@ -480,6 +480,9 @@ func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, 
 		im := out.Images[0]
 		switch im.State {
 		case types.ImageStateAvailable:
+			if err := s.journalSnapshots(region, imageSnapshots(&im)); err != nil {
+				return false, err
+			}
 			image = &im
 			return true, nil
 		case types.ImageStateFailed, types.ImageStateError, types.ImageStateInvalid, types.ImageStateDeregistered:
@@ -490,6 +493,11 @@ func waitImage(ctx context.Context, s *State, region, id string) (*types.Image, 
 			return false, fmt.Errorf("AMI %s in %s is %s%s; amibake removes it: run the build again, and if the image fails again check the source AMI and the block device mappings", id, region, im.State, reason)
 		}
 		if snaps := imageSnapshots(&im); len(snaps) > 0 {
+			// Journaled while pending: a run killed now leaves them to
+			// `cleanup` by id.
+			if err := s.journalSnapshots(region, snaps); err != nil {
+				return false, err
+			}
 			if p := snapshotProgress(ctx, client, snaps); p != "" {
 				line := fmt.Sprintf("AMI %s: snapshot progress %s (%s elapsed)", id, p, time.Since(start).Round(time.Second))
 				if p != lastShown {

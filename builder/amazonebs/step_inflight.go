@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/amibake/amibake/internal/ledger"
 )
 
 // maybeCreated reports whether a create call that failed may have created
@@ -54,12 +57,29 @@ func (s *State) findByFilter(ctx context.Context, what string, describe func(con
 // launchedWithToken finds the instances a RunInstances call with this
 // ClientToken created, if it created any.
 func (s *State) launchedWithToken(ctx context.Context, token string) ([]string, error) {
-	return s.findByFilter(ctx, "an instance launched with client token "+token, func(ctx context.Context) ([]string, error) {
-		out, err := s.ec2("").DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-			Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
-		})
+	return s.liveInstances(ctx, "an instance launched with client token "+token,
+		[]types.Filter{{Name: aws.String("client-token"), Values: []string{token}}})
+}
+
+// launchedFromTemplates finds the instances this run's spot fleets
+// launched from launch templates ltIDs: EC2 tags every instance launched
+// from a launch template with aws:ec2launchtemplate:id ("Launch EC2
+// instances using a launch template", EC2 User Guide), while a fleet's
+// instance does not carry the CreateFleet ClientToken.
+func (s *State) launchedFromTemplates(ctx context.Context, ltIDs []string) ([]string, error) {
+	return s.liveInstances(ctx, "an instance launched from launch template "+strings.Join(ltIDs, ", "), []types.Filter{
+		{Name: aws.String("tag:aws:ec2launchtemplate:id"), Values: ltIDs},
+		{Name: aws.String("tag:" + ledger.TagRunID), Values: []string{s.RunID}},
+	})
+}
+
+// liveInstances finds the instances filters match that are not
+// terminated, waiting a while for EC2's listings to show them.
+func (s *State) liveInstances(ctx context.Context, what string, filters []types.Filter) ([]string, error) {
+	return s.findByFilter(ctx, what, func(ctx context.Context) ([]string, error) {
+		out, err := s.ec2("").DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: filters})
 		if err != nil {
-			return nil, fmt.Errorf("look for an instance launched with client token %s: %w", token, err)
+			return nil, fmt.Errorf("look for %s: %w", what, err)
 		}
 		var ids []string
 		for _, r := range out.Reservations {

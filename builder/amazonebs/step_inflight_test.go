@@ -44,10 +44,14 @@ func TestCleanupAfterUnansweredCreate(t *testing.T) {
 	// SSH, so that the build makes a key pair; it is cut short before it
 	// connects.
 	withSSH := strings.Replace(noComm, `communicator  = "none"`, `ssh_username  = "root"`, 1)
+	// A fleet's instance does not carry the ClientToken: the build finds
+	// it by its launch template.
+	spot := strings.Replace(noComm, `instance_type = "t3.micro"`, "spot_price = \"auto\"\nspot_instance_types = [\"t3.micro\"]", 1)
 	for _, tt := range []struct{ action, src, want string }{
 		{"ImportKeyPair", withSSH, "Deleting temporary keypair"},
 		{"CreateSecurityGroup", withSSH, "Deleting temporary security group"},
 		{"RunInstances", noComm, "Terminating the source AWS instance"},
+		{"CreateFleet", spot, "Terminating the source AWS instance"},
 		{"CreateImage", noComm, "made by a CreateImage call that was cut short"},
 	} {
 		t.Run(tt.action, func(t *testing.T) {

@@ -25,9 +25,14 @@ const (
 type stepLaunch struct {
 	id    string
 	token string
-	// unanswered: a RunInstances call with token ended without saying
-	// whether it launched (cancelled, connection lost, server error).
+	// unanswered: a RunInstances (or CreateFleet) call with token ended
+	// without saying whether it launched (cancelled, connection lost,
+	// server error).
 	unanswered bool
+	// templates are the spot fleets' launch templates: a fleet's
+	// instance does not carry the ClientToken, but their id.
+	templates []string
+	entry     string // the instance's intent in the journal
 }
 
 func (*stepLaunch) Name() string { return "launch source instance" }
@@ -54,6 +59,7 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("record the source instance in the run journal: %w", err)
 	}
+	st.entry = entry
 	if isSpot(s.Config) {
 		err = st.launchSpot(ctx, s, in)
 	} else {
@@ -125,11 +131,13 @@ func (st *stepLaunch) launchOnDemand(ctx context.Context, s *State, api runInsta
 
 // launchSpot launches through a spot fleet; st.id is the instance's id after.
 func (st *stepLaunch) launchSpot(ctx context.Context, s *State, in *ec2.RunInstancesInput) error {
-	return s.retryNotFound(ctx, "the key pair and security group to be visible", func(ctx context.Context) error {
-		id, err := launchSpot(ctx, s, s.ec2(""), in, st.token)
-		st.id = id
-		return err
-	})
+	res, err := launchSpot(ctx, s, s.ec2(""), in, st.token)
+	st.id = res.InstanceID
+	if res.Unanswered {
+		st.unanswered = true
+		st.templates = append(st.templates, res.TemplateID)
+	}
+	return err
 }
 
 // waitRunning waits for the launched instance to run and keeps what EC2
@@ -178,15 +186,26 @@ func debugInstanceLines(in *types.Instance, keyFile, user string) []string {
 
 func (st *stepLaunch) Cleanup(ctx context.Context, s *State) error {
 	if st.id == "" && st.unanswered {
-		// The launch may have happened all the same: its ClientToken finds it.
+		// The launch may have happened all the same: its ClientToken
+		// finds it, or a spot fleet's, its launch template.
 		st.unanswered = false
-		ids, err := s.launchedWithToken(ctx, st.token)
+		var ids []string
+		var err error
+		if len(st.templates) > 0 {
+			ids, err = s.launchedFromTemplates(ctx, st.templates)
+		} else {
+			ids, err = s.launchedWithToken(ctx, st.token)
+		}
 		if err != nil {
 			return fmt.Errorf("after an unanswered launch: %w", err)
 		}
 		if len(ids) > 0 {
 			st.id = ids[0]
 			s.born(st.id)
+			// The intent gets its id, so that the journal can say it is gone.
+			if err := s.created(st.entry, st.id); err != nil {
+				s.log().Warn("record the instance in the run journal", "id", st.id, "err", err)
+			}
 		}
 	}
 	if st.id == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/template"
 )
 
@@ -231,12 +232,16 @@ func deregister(ctx context.Context, s *State, region, id string, snapshots bool
 		}
 		if out != nil {
 			for _, im := range out.Images {
-				for _, b := range im.BlockDeviceMappings {
-					if b.Ebs != nil && b.Ebs.SnapshotId != nil {
-						snaps = append(snaps, *b.Ebs.SnapshotId)
-					}
-				}
+				snaps = append(snaps, imageSnapshots(&im)...)
 			}
+		}
+	}
+	own := s.ownImage(id)
+	if own {
+		// Before DeregisterImage: once the image is gone, nothing but
+		// the journal ties its snapshots to this run.
+		if err := s.journalSnapshots(region, snaps); err != nil {
+			return fmt.Errorf("before deregistering AMI %s: %w", id, err)
 		}
 	}
 	if err := s.deleteRetry(ctx, id, "deregister AMI "+id, func(ctx context.Context) error {
@@ -251,6 +256,9 @@ func deregister(ctx context.Context, s *State, region, id string, snapshots bool
 			return err
 		}); err != nil {
 			return fmt.Errorf("delete snapshot %s of AMI %s: %w", sn, id, err)
+		}
+		if own {
+			s.deleted(ledger.KindSnapshot, region, sn)
 		}
 		s.UI.Say("Deleted snapshot: " + sn)
 	}

@@ -13,11 +13,21 @@ import (
 
 // ownTags are the tags every resource amibake creates carries from its
 // create call, so that `amibake cleanup` can find what a killed run left.
+// The lease is there from birth: the run's keeper pushes it forward
+// while the run lives, but a resource made after its last refresh (or
+// by a run killed before the first) is covered all the same.
 func (s *State) ownTags() map[string]string {
+	now := s.now().UTC()
+	// The command refuses a bad value before any build starts.
+	lease, err := ledger.LeaseFromEnv(s.getenv)
+	if err != nil {
+		lease = ledger.DefaultLease
+	}
 	return map[string]string{
-		ledger.TagRunID:     s.RunID,
-		ledger.TagBuild:     s.BuildName,
-		ledger.TagCreatedAt: s.now().UTC().Format("2006-01-02T15:04:05Z"),
+		ledger.TagRunID:      s.RunID,
+		ledger.TagBuild:      s.BuildName,
+		ledger.TagCreatedAt:  now.Format("2006-01-02T15:04:05Z"),
+		ledger.TagLeaseUntil: ledger.CreatedAt(now.Add(lease)),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/amibake/amibake/internal/communicator"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/provisioner"
 )
 
@@ -268,5 +270,30 @@ func TestTagImageLines(t *testing.T) {
 	}
 	if got := tagImageLines("ami-1", []string{"snap-1"}, map[string]string{"amibake:input-digest": "d"}, nil); got != nil {
 		t.Errorf("only amibake's tags: %q", got)
+	}
+}
+
+// TestLeaseFromBirth: every resource is created with amibake:lease-until
+// at AMIBAKE_LEASE (the keeper's lease) after its creation, so that a run
+// killed before its first refresh is still judged by its own lease.
+func TestLeaseFromBirth(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ env, want string }{
+		{"", "2026-12-02T10:15:00Z"},
+		{"3s", "2026-12-02T10:00:03Z"},
+		{"2h", "2026-12-02T12:00:00Z"},
+		// The command refuses it before any build; the default stays.
+		{"soon", "2026-12-02T10:15:00Z"},
+	} {
+		s := &State{RunID: "run-1", BuildName: "b", Now: func() time.Time { return now },
+			Getenv: func(k string) string {
+				if k == ledger.LeaseEnv {
+					return tt.env
+				}
+				return ""
+			}}
+		if got := s.ownTags()[ledger.TagLeaseUntil]; got != tt.want {
+			t.Errorf("AMIBAKE_LEASE=%q: lease-until %q, want %q", tt.env, got, tt.want)
+		}
 	}
 }

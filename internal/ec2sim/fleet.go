@@ -290,6 +290,11 @@ func createFleet(c *call) error {
 		c.r.tokens["CreateFleet/"+tok+"/reservation"] = resID
 	}
 	c.r.setTags(fleetID, fleetTags["fleet"])
+	ver, err := t.version(spec.Str("Version"))
+	if err != nil {
+		return err
+	}
+	c.tagLaunchedFrom(ins, t, ver.Number, fleetID)
 	c.writeFleetInstances(ins, t.ID, itype, subnetID, lifecycle)
 	return nil
 }
@@ -402,4 +407,23 @@ func describeSpotPriceHistory(c *call) error {
 	})
 	c.nextToken(next)
 	return nil
+}
+
+// tagLaunchedFrom gives instances launched from launch template t (version
+// ver) the tags EC2 itself puts on them: "Instances that are launched
+// using a launch template are automatically assigned two tags with the
+// keys aws:ec2launchtemplate:id and aws:ec2launchtemplate:version" (EC2
+// User Guide, "Launch EC2 instances using a launch template"), and, for an
+// EC2 Fleet's instances, aws:ec2:fleet-id with the fleet's id. Users
+// cannot set aws: tags (CreateTags refuses them), so these are proof of
+// where an instance came from: `amibake cleanup` finds a spot build's
+// instance by its launch template when the CreateFleet answer was lost.
+func (c *call) tagLaunchedFrom(ins []*instance, t *launchTemplate, ver int, fleetID string) {
+	tags := []Tag{{Key: "aws:ec2launchtemplate:id", Value: t.ID}, {Key: "aws:ec2launchtemplate:version", Value: strconv.Itoa(ver)}}
+	if fleetID != "" {
+		tags = append(tags, Tag{Key: "aws:ec2:fleet-id", Value: fleetID})
+	}
+	for _, in := range ins {
+		c.r.setTags(in.ID, tags)
+	}
 }

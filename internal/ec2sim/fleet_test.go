@@ -83,6 +83,18 @@ func TestSpotFleet(t *testing.T) {
 	if in.InstanceLifecycle != types.InstanceLifecycleTypeSpot || in.InstanceType != types.InstanceTypeT3Small || tags["Name"] != "Packer Builder" || tags["fleet-tag"] != "yes" {
 		t.Fatalf("fleet instance: lifecycle %s type %s tags %v", in.InstanceLifecycle, in.InstanceType, tags)
 	}
+	// EC2's own tags: the launch template and version, and the fleet.
+	if tags["aws:ec2launchtemplate:id"] != lt || tags["aws:ec2launchtemplate:version"] != "1" || tags["aws:ec2:fleet-id"] != *out.FleetId {
+		t.Errorf("fleet instance tags %v, want the launch template %s v1 and fleet %s", tags, lt, *out.FleetId)
+	}
+	byLT, err := f.c.DescribeInstances(f.ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:aws:ec2launchtemplate:id"), Values: []string{lt}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byLT.Reservations) != 1 || *byLT.Reservations[0].Instances[0].InstanceId != id {
+		t.Errorf("filter tag:aws:ec2launchtemplate:id=%s found %+v", lt, byLT.Reservations)
+	}
 	if _, err := f.c.StopInstances(f.ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); apiCode(err) != "UnsupportedOperation" {
 		t.Errorf("stopping a one-time spot instance: err = %v", err)
 	}

@@ -147,16 +147,19 @@ func runInstances(c *call) error {
 		}
 		_ = tok
 	}
+	var fromTemplate *launchTemplate
+	fromVersion := 0
 	if lt := q.Struct("LaunchTemplate"); len(lt.Params) > 0 {
 		t, err := c.template(lt.Str("LaunchTemplateId"), lt.Str("LaunchTemplateName"))
 		if err != nil {
 			return err
 		}
-		data, err := t.versionData(lt.Str("Version"))
+		ver, err := t.version(lt.Str("Version"))
 		if err != nil {
 			return err
 		}
-		q = mergeQuery(data, q)
+		q = mergeQuery(ver.Data, q)
+		fromTemplate, fromVersion = t, ver.Number
 	}
 	min, err := q.Int("MinCount", -1)
 	if err != nil {
@@ -180,6 +183,9 @@ func runInstances(c *call) error {
 	resID, ins, err := c.launch(req)
 	if err != nil {
 		return err
+	}
+	if fromTemplate != nil {
+		c.tagLaunchedFrom(ins, fromTemplate, fromVersion, "")
 	}
 	c.writeReservationBody(resID, ins)
 	return nil

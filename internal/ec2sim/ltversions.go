@@ -74,15 +74,6 @@ func (t *launchTemplate) version(v string) (*ltVersion, error) {
 	return nil, apiErr("InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %d for launch template %s", n, t.ID)
 }
 
-// versionData is the launch data RunInstances uses for LaunchTemplate.Version.
-func (t *launchTemplate) versionData(v string) (*Query, error) {
-	ver, err := t.version(v)
-	if err != nil {
-		return nil, err
-	}
-	return ver.Data, nil
-}
-
 func createLaunchTemplateVersion(c *call) error {
 	defer c.lock()()
 	q := c.q

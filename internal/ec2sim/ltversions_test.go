@@ -84,6 +84,13 @@ func TestLaunchTemplateVersions(t *testing.T) {
 	if got := aws.ToString(run.Instances[0].ImageId); got != b {
 		t.Errorf("RunInstances launched %s, want the default version's %s", got, b)
 	}
+	ltTags := map[string]string{}
+	for _, tg := range run.Instances[0].Tags {
+		ltTags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if ltTags["aws:ec2launchtemplate:id"] != aws.ToString(id) || ltTags["aws:ec2launchtemplate:version"] != "2" || ltTags["aws:ec2:fleet-id"] != "" {
+		t.Errorf("instance tags %v, want EC2's launch template tags (%s version 2) and no fleet", ltTags, aws.ToString(id))
+	}
 	if _, err := ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(run.Instances[0].InstanceId)}}); err != nil {
 		t.Fatal(err)
 	}

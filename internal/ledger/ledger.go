@@ -3,7 +3,10 @@
 // killed at any moment can be cleaned up later (`amibake cleanup`).
 package ledger
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Kind is a kind of AWS resource.
 type Kind string
@@ -37,6 +40,23 @@ const (
 // `cleanup --tagged` waits after a resource's creation before it counts
 // a resource without a lease tag as abandoned.
 const DefaultLease = 15 * time.Minute
+
+// LeaseEnv names the variable that sets how far ahead a run pushes its
+// lease (a duration, at least 1s; DefaultLease when unset).
+const LeaseEnv = "AMIBAKE_LEASE"
+
+// LeaseFromEnv reads LeaseEnv through getenv.
+func LeaseFromEnv(getenv func(string) string) (time.Duration, error) {
+	v := getenv(LeaseEnv)
+	if v == "" {
+		return DefaultLease, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("%s=%q: want a duration of at least 1s, such as 15m", LeaseEnv, v)
+	}
+	return d, nil
+}
 
 // Recorder is what build steps use. Intend is called before a create call
 // (with the ClientToken or name that makes the call idempotent), Created

@@ -34,6 +34,30 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
+func TestLeaseFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		v       string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", DefaultLease, false},
+		{"3s", 3 * time.Second, false},
+		{"1h", time.Hour, false},
+		{"500ms", 0, true},
+		{"soon", 0, true},
+	} {
+		got, err := LeaseFromEnv(func(k string) string {
+			if k == LeaseEnv {
+				return tt.v
+			}
+			return ""
+		})
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%s=%q: %v, %v; want %v (error %v)", LeaseEnv, tt.v, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
 func TestValidRunID(t *testing.T) {
 	for id, want := range map[string]bool{
 		NewRunID(): true, "abc-DEF_1": true, "": false, "../x": false, "a/b": false, "a.b": false, strings.Repeat("a", 129): false,

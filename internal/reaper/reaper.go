@@ -228,7 +228,8 @@ func (r *Reaper) run(ctx context.Context, dir, runID string, rep *Report, explic
 			if accts := run.Accounts(loc); len(accts) > 0 {
 				recorded.Account = accts[0]
 			}
-			sc := &scope{runID: runID, ledger: byWhere[where{loc, region}], j: j, loc: reach, recorded: recorded, status: run.Status, kept: run.Kept, fromLedger: true}
+			sc := &scope{runID: runID, ledger: byWhere[where{loc, region}], j: j, loc: reach, recorded: recorded, status: run.Status, kept: run.Kept, fromLedger: true,
+				templates: launchTemplatesOf(run, loc, region)}
 			if err := r.region(ctx, region, sc, rep); err != nil {
 				return err
 			}
@@ -445,6 +446,24 @@ type scope struct {
 	// runLease is the latest lease each run holds on any of its
 	// resources in the region (sweep.runLeases).
 	runLease map[string]time.Time
+	// templates are the launch templates the run journaled in the region,
+	// removed or not; fleetTemplates their ids by build, once known
+	// (sweep.fleetTemplates): a spot build's instance carries its
+	// template's id, not the CreateFleet ClientToken its intent names.
+	templates      []ledger.Resource
+	fleetTemplates map[string]map[string]bool
+}
+
+// launchTemplatesOf returns the launch templates run journaled at loc in
+// region, whatever became of them.
+func launchTemplatesOf(run *ledger.Run, loc ledger.Location, region string) []ledger.Resource {
+	var out []ledger.Resource
+	for _, res := range run.Resources {
+		if res.Kind == ledger.KindLaunchTemplate && res.Region == region && res.Location.Access() == loc {
+			out = append(out, res)
+		}
+	}
+	return out
 }
 
 // imagesAreArtifacts says whether an available AMI found for this scope
@@ -557,7 +576,7 @@ func (sc *scope) matchLedger(kind ledger.Kind, fs []*found) (matched map[string]
 			// A token or name alone may match someone else's resource:
 			// only one tagged with this run is the intent's.
 			if res.ID != "" && (f.id == res.ID || f.name == res.ID) ||
-				res.ID == "" && res.Token != "" && (f.token == res.Token || f.name == res.Token) && f.tags[ledger.TagRunID] == sc.runID {
+				res.ID == "" && res.Token != "" && (f.token == res.Token || f.name == res.Token || sc.launchedByFleet(res, f)) && f.tags[ledger.TagRunID] == sc.runID {
 				hit = f
 				break
 			}
@@ -572,6 +591,14 @@ func (sc *scope) matchLedger(kind ledger.Kind, fs []*found) (matched map[string]
 		}
 	}
 	return matched, unmatched
+}
+
+// launchedByFleet reports whether instance f is the one a spot build's
+// unanswered instance intent res asked for: it came from a launch template
+// the same build journaled (the caller checks the run's tag).
+func (sc *scope) launchedByFleet(res ledger.Resource, f *found) bool {
+	lt := f.tags[tagLaunchTemplateID]
+	return res.Kind == ledger.KindInstance && lt != "" && sc.fleetTemplates[res.Build][lt]
 }
 
 func (sc *scope) ledgerIDs(kind ledger.Kind) (ids, tokens []string) {

@@ -29,6 +29,17 @@ func (f fixture) launchTemplate(name string, tags map[string]string) string {
 	return aws.ToString(out.LaunchTemplate.LaunchTemplateId)
 }
 
+// spotJournal opens the journal of a spot build's run in dir.
+func spotJournal(t *testing.T, dir, run string) (*ledger.Journal, ledger.Recorder) {
+	t.Helper()
+	j, err := ledger.Open(dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start("spot.pkr.hcl")
+	return j, j.ForBuild("amazon-ebs.spot")
+}
+
 func withLease(tags map[string]string, until time.Time) map[string]string {
 	tags[ledger.TagLeaseUntil] = ledger.CreatedAt(until)
 	return tags
@@ -44,12 +55,7 @@ func TestLaunchTemplatesFromTheLedger(t *testing.T) {
 	dir := t.TempDir()
 	const run = "run-spot"
 	tags := tagsFor(run, time.Now())
-	j, err := ledger.Open(dir, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j.Start("spot.pkr.hcl")
-	rec := j.ForBuild("amazon-ebs.spot")
+	j, rec := spotJournal(t, dir, run)
 	e, _ := rec.Intend(ledger.KindSecurityGroup, region, run)
 	sg := f.group(run, tags)
 	rec.Created(e, sg)
@@ -367,5 +373,109 @@ func TestOrphanSnapshotsOfTheRunsAMIs(t *testing.T) {
 	r, _ := ledger.Read(dir, "run-orphan")
 	if !r.Swept || len(r.Left()) != 0 {
 		t.Errorf("swept %v, left %+v", r.Swept, r.Left())
+	}
+}
+
+// fleetInstance launches one instance through an instant fleet from
+// launch template lt, as a spot build does, tagged with tags.
+func (f fixture) fleetInstance(lt, token string, tags map[string]string) string {
+	f.t.Helper()
+	out, err := f.c.CreateFleet(f.ctx, &ec2.CreateFleetInput{
+		Type:        types.FleetTypeInstant,
+		ClientToken: aws.String(token),
+		LaunchTemplateConfigs: []types.FleetLaunchTemplateConfigRequest{{
+			LaunchTemplateSpecification: &types.FleetLaunchTemplateSpecificationRequest{LaunchTemplateId: aws.String(lt), Version: aws.String("$Latest")},
+			Overrides:                   []types.FleetLaunchTemplateOverridesRequest{{InstanceType: types.InstanceTypeT3Micro}},
+		}},
+		TargetCapacitySpecification: &types.TargetCapacitySpecificationRequest{TotalTargetCapacity: aws.Int32(1), DefaultTargetCapacityType: types.DefaultTargetCapacityTypeSpot},
+		TagSpecifications:           append(tagSpec(types.ResourceTypeInstance, tags), tagSpec(types.ResourceTypeVolume, tags)...),
+	})
+	if err != nil || len(out.Instances) != 1 || len(out.Instances[0].InstanceIds) != 1 {
+		f.t.Fatalf("CreateFleet: %v %+v", err, out)
+	}
+	return out.Instances[0].InstanceIds[0]
+}
+
+// A spot build killed before the CreateFleet answer journaled the
+// instance by the fleet's ClientToken, which the fleet's instance does not
+// carry; it carries the id of the launch template the build journaled
+// (EC2's aws:ec2launchtemplate:id tag). The cleanup pairs the two at once,
+// whatever became of the template, instead of waiting out Settle for an
+// intent it cannot match.
+func TestSpotInstanceIntentMatchedByItsLaunchTemplate(t *testing.T) {
+	srv := startSim(t, ec2sim.Options{Latency: ec2sim.ZeroLatency()})
+	for _, tt := range []struct {
+		name, run string
+		// answered: the build journaled the template's id (its create
+		// call answered); deleted: and deleted it after the fleet call.
+		answered, deleted bool
+	}{
+		{"template deleted by the build", "run-fleet-deleted", true, true},
+		{"template left", "run-fleet-left", true, false},
+		{"template's create answer lost", "run-fleet-lost", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Settle is an hour: a cleanup that waits for the intent
+			// fails on the test's deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			f := fixture{t, ctx, simClient(srv.URL(), region)}
+			dir := t.TempDir()
+			run := tt.run
+			tags := tagsFor(run, time.Now())
+			j, rec := spotJournal(t, dir, run)
+			rec.Intend(ledger.KindInstance, region, "tok-"+run)
+			e, _ := rec.Intend(ledger.KindLaunchTemplate, region, "amibake_"+run)
+			lt := f.launchTemplate("amibake_"+run, tags)
+			if tt.answered {
+				rec.Created(e, lt)
+			}
+			id := f.fleetInstance(lt, "tok-"+run, tags)
+			if tt.deleted {
+				if _, err := f.c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(lt)}); err != nil {
+					t.Fatal(err)
+				}
+				rec.Deleted(ledger.KindLaunchTemplate, region, lt)
+			}
+			// Another run's fleet instance, from its own template.
+			otherTags := tagsFor("run-other-"+run, time.Now())
+			other := f.fleetInstance(f.launchTemplate("amibake_other-"+run, otherTags), "tok-other-"+run, otherTags)
+			j.Close()
+
+			opts := fastOpts(srv.URL())
+			opts.Settle = time.Hour
+			rep, err := New(opts).Run(ctx, dir, run)
+			if err != nil || rep.Err() != nil {
+				t.Fatalf("cleanup: %v %v\n%s", err, rep.Err(), rep)
+			}
+			if it := itemOf(rep, id); it == nil || it.Outcome != Removed {
+				t.Errorf("instance %s: %+v\n%s", id, it, rep)
+			}
+			r, _ := ledger.Read(dir, run)
+			for _, res := range r.Resources {
+				if res.Kind == ledger.KindInstance && res.ID != id {
+					t.Errorf("instance intent recorded as %q, want the fleet's %s", res.ID, id)
+				}
+			}
+			if left := r.Left(); len(left) != 0 || !r.Swept {
+				t.Errorf("ledger: swept %v, left %+v", r.Swept, left)
+			}
+			d, err := f.c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id, other}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, res := range d.Reservations {
+				for _, in := range res.Instances {
+					terminated := in.State.Name == types.InstanceStateNameTerminated
+					if mine := aws.ToString(in.InstanceId) == id; mine != terminated {
+						t.Errorf("instance %s (this run's: %v) is %s", aws.ToString(in.InstanceId), mine, in.State.Name)
+					}
+				}
+			}
+			// Leave the simulator as found for the next row.
+			if _, err := f.c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{other}}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sort"
 	"strings"
 	"time"
 
@@ -64,9 +65,25 @@ func dedupe(fs []*found) []*found {
 	return out
 }
 
+// tagLaunchTemplateID is the tag EC2 puts on every instance launched from
+// a launch template: "Instances that are launched using a launch template
+// are automatically assigned two tags with the keys
+// aws:ec2launchtemplate:id and aws:ec2launchtemplate:version" (EC2 User
+// Guide, "Launch EC2 instances using a launch template"). An instant
+// fleet's instance is launched from one, and users cannot set aws: tags.
+const tagLaunchTemplateID = "aws:ec2launchtemplate:id"
+
 func (s *sweep) discover(ctx context.Context) error {
 	var err error
-	if s.instances, err = s.findInstances(ctx, s.queries(ledger.KindInstance, "instance-id", "client-token")); err != nil {
+	// Launch templates first: their ids find a spot build's instance.
+	if s.templates, err = s.findLaunchTemplates(ctx); err != nil {
+		return err
+	}
+	qs := s.queries(ledger.KindInstance, "instance-id", "client-token")
+	if ids := s.fleetTemplates(); len(ids) > 0 {
+		qs = append(qs, []types.Filter{s.tagFilter(), {Name: aws.String("tag:" + tagLaunchTemplateID), Values: escapeAll(ids)}})
+	}
+	if s.instances, err = s.findInstances(ctx, qs); err != nil {
 		return err
 	}
 	if s.volumes, err = s.findVolumes(ctx); err != nil {
@@ -82,9 +99,6 @@ func (s *sweep) discover(ctx context.Context) error {
 		return err
 	}
 	if s.snapshots, err = s.findSnapshots(ctx, s.queries(ledger.KindSnapshot, "snapshot-id", "")); err != nil {
-		return err
-	}
-	if s.templates, err = s.findLaunchTemplates(ctx); err != nil {
 		return err
 	}
 	s.inLedger = map[string]bool{}
@@ -107,6 +121,46 @@ func (s *sweep) discover(ctx context.Context) error {
 		s.unmatched = append(s.unmatched, unmatched...)
 	}
 	return nil
+}
+
+// fleetTemplates fills sc.fleetTemplates, by build, with the ids of the
+// launch templates the run journaled here (by id, or by a name a template
+// found now carries) when an instance intent of the build is unanswered,
+// and returns them all, sorted.
+func (s *sweep) fleetTemplates() []string {
+	s.sc.fleetTemplates = map[string]map[string]bool{}
+	waiting := map[string]bool{}
+	for _, res := range s.sc.ledger {
+		if res.Kind == ledger.KindInstance && res.ID == "" && res.Token != "" {
+			waiting[res.Build] = true
+		}
+	}
+	var all []string
+	for _, res := range s.sc.templates {
+		if !waiting[res.Build] {
+			continue
+		}
+		id := res.ID
+		if id == "" {
+			for _, f := range s.templates {
+				if f.name == res.Token && f.tags[ledger.TagRunID] == s.sc.runID {
+					id = f.id
+				}
+			}
+		}
+		if id == "" {
+			continue
+		}
+		if s.sc.fleetTemplates[res.Build] == nil {
+			s.sc.fleetTemplates[res.Build] = map[string]bool{}
+		}
+		if !s.sc.fleetTemplates[res.Build][id] {
+			s.sc.fleetTemplates[res.Build][id] = true
+			all = append(all, id)
+		}
+	}
+	sort.Strings(all)
+	return all
 }
 
 // runLeases returns, per run, the latest amibake:lease-until on its

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/amibake/amibake/internal/ec2sim"
@@ -141,6 +142,11 @@ func TestLeaseAcrossRunners(t *testing.T) {
 	e, _ = rec.Intend(ledger.KindKeyPair, region, "long-key")
 	f.keyPair("long-key", tags)
 	rec.Created(e, "long-key")
+	// A spot build's launch template, journaled by the builder: CreateTags
+	// takes lt- ids, so it is leased like the rest.
+	e, _ = rec.Intend(ledger.KindLaunchTemplate, region, "amibake_long")
+	lt := f.launchTemplate("amibake_long", tags)
+	rec.Created(e, lt)
 	// An instance the build is terminating (recorded deleted, still
 	// shutting down) is still the live run's.
 	e, _ = rec.Intend(ledger.KindInstance, region, "tok-going")
@@ -164,6 +170,13 @@ func TestLeaseAcrossRunners(t *testing.T) {
 	if !leased {
 		t.Errorf("the key pair has no lease tag: %+v", keys.KeyPairs[0].Tags)
 	}
+	lts, err := f.c.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateIds: []string{lt}})
+	if err != nil || len(lts.LaunchTemplates) != 1 {
+		t.Fatal(err)
+	}
+	if _, ok := tagMap(lts.LaunchTemplates[0].Tags, func(t types.Tag) (*string, *string) { return t.Key, t.Value })[ledger.TagLeaseUntil]; !ok {
+		t.Errorf("the launch template has no lease tag: %+v", lts.LaunchTemplates[0].Tags)
+	}
 	kctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); keeper.Run(kctx) }()
@@ -184,7 +197,7 @@ func TestLeaseAcrossRunners(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if inv := inventory(srv, region); len(inv.Instances) != 2 || len(inv.KeyPairs) != 1 {
+	if inv := inventory(srv, region); len(inv.Instances) != 2 || len(inv.KeyPairs) != 1 || len(inv.LaunchTemplates) != 1 {
 		t.Fatalf("live build's resources gone: %+v", inv)
 	}
 	// Runner A dies: no more refreshes, no more lock.
@@ -195,7 +208,7 @@ func TestLeaseAcrossRunners(t *testing.T) {
 	rep := sweepB()
 	t.Logf("after the lease ran out:\n%s", rep)
 	inv := inventory(srv, region)
-	if slices.Contains(inv.Instances, inst) || slices.Contains(inv.Instances, going) || slices.Contains(inv.SecurityGroups, sg) || len(inv.KeyPairs) != 0 {
+	if slices.Contains(inv.Instances, inst) || slices.Contains(inv.Instances, going) || slices.Contains(inv.SecurityGroups, sg) || len(inv.KeyPairs) != 0 || len(inv.LaunchTemplates) != 0 {
 		t.Errorf("dead build not reaped: %+v\n%s", inv, rep)
 	}
 }
