@@ -134,7 +134,7 @@ func (s *State) deleted(kind ledger.Kind, region, id string) {
 
 // journalSnapshots records the snapshots of one of this build's AMIs
 // (CreateImage or CopyImage made them, so no create call of ours was
-// journaled for them) as created, once each: a run killed before it
+// journaled for them) as created and born, once each: a run killed before it
 // deletes them leaves `cleanup` their ids, whatever became of the image.
 func (s *State) journalSnapshots(region string, ids []string) error {
 	s.snapsJournaled.Lock()
@@ -154,6 +154,10 @@ func (s *State) journalSnapshots(region string, ids []string) error {
 			return fmt.Errorf("record snapshot %s in the run journal: %w", id, err)
 		}
 		s.snapsJournaled.ids[region+"/"+id] = true
+		// This build's too: EC2 may not list a snapshot CreateImage made
+		// moments ago, and a NotFound on its delete must be retried, not
+		// taken for gone.
+		s.born(id)
 	}
 	return nil
 }

@@ -372,7 +372,15 @@ func (st *stepCreateImage) snapshotVolumes(ctx context.Context, s *State, api cr
 		if err != nil {
 			return nil, fmt.Errorf("record the snapshot in the run journal: %w", err)
 		}
-		out, err := api.CreateSnapshot(ctx, createSnapshotInput(vol, dev, aws.ToString(in.InstanceId), s.AMIName, snapSpec))
+		// The volume came with RunInstances moments ago: EC2 may not know
+		// it yet (eventual consistency). A NotFound created nothing, so a
+		// retry cannot make two snapshots.
+		var out *ec2.CreateSnapshotOutput
+		err = s.retryNotFound(ctx, "snapshot volume "+vol, func(ctx context.Context) error {
+			var err error
+			out, err = api.CreateSnapshot(ctx, createSnapshotInput(vol, dev, aws.ToString(in.InstanceId), s.AMIName, snapSpec))
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("snapshot volume %s (%s): %w", vol, dev, err)
 		}

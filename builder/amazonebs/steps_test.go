@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 )
 
 func apiSim(t *testing.T) *ec2sim.Server {
@@ -101,6 +102,8 @@ func ownImage(t *testing.T, srv *ec2sim.Server, region, name string) string {
 	if err != nil {
 		t.Fatalf("copy image: %v", err)
 	}
+	// It stands for an AMI made earlier than the steps look for it.
+	simtest.Visible(ctx(t), t, c, aws.ToString(cp.ImageId))
 	return aws.ToString(cp.ImageId)
 }
 
@@ -259,7 +262,7 @@ ami_name = "x-test"
 			if err := step.Run(ctx(t), st); err != nil {
 				t.Fatal(err)
 			}
-			out, err := simClient(srv, st.Region).DescribeKeyPairs(ctx(t), &ec2.DescribeKeyPairsInput{KeyNames: []string{st.KeyName}})
+			out, err := simClient(srv, st.Region).DescribeKeyPairs(ctx(t), &ec2.DescribeKeyPairsInput{KeyNames: []string{st.KeyName}}, simtest.RetryNotFound)
 			if err != nil || len(out.KeyPairs) != 1 {
 				t.Fatalf("describe: %v", err)
 			}

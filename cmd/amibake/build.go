@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/hcl/v2"
@@ -137,7 +136,7 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 	if runUUID == "" {
 		runUUID = uuid.NewString()
 	}
-	lease, err := leaseFromEnv(f.Getenv)
+	lease, err := ledger.LeaseFromEnv(f.Getenv)
 	if err != nil {
 		return &usageError{err}
 	}
@@ -226,20 +225,6 @@ func runBuild(ctx context.Context, f *factory, o *buildOptions, path string) err
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-// leaseFromEnv reads AMIBAKE_LEASE: how far ahead the run pushes its
-// lease (default ledger.DefaultLease); it refreshes it every third of that.
-func leaseFromEnv(getenv func(string) string) (time.Duration, error) {
-	v := getenv("AMIBAKE_LEASE")
-	if v == "" {
-		return ledger.DefaultLease, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < time.Second {
-		return 0, fmt.Errorf("AMIBAKE_LEASE=%q: want a duration of at least 1s, such as 15m", v)
-	}
-	return d, nil
 }
 
 // warnDeadRuns says, in one line, when runs whose process is gone still

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
@@ -333,7 +334,7 @@ func TestOrphanSnapshotsOfTheRunsAMIs(t *testing.T) {
 			t.Fatal(err)
 		}
 		ami = aws.ToString(out.ImageId)
-		im, err := f.c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}})
+		im, err := f.c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, simtest.RetryNotFound)
 		if err != nil || len(im.Images) != 1 || len(im.Images[0].BlockDeviceMappings) == 0 {
 			t.Fatalf("describe %s: %v %+v", ami, err, im)
 		}
@@ -347,7 +348,7 @@ func TestOrphanSnapshotsOfTheRunsAMIs(t *testing.T) {
 	_, strangerSnap := mk("not-journaled")
 	_, otherSnap := mk("other-run")
 	if _, err := f.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{otherSnap},
-		Tags: []types.Tag{{Key: aws.String(ledger.TagRunID), Value: aws.String("run-other")}}}); err != nil {
+		Tags: []types.Tag{{Key: aws.String(ledger.TagRunID), Value: aws.String("run-other")}}}, simtest.RetryNotFound); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
