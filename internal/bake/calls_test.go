@@ -84,7 +84,9 @@ var dataSourcePath, _ = filepath.Abs("testdata/datasource/hello_ami.pkr.hcl")
 // source runs once, and it shares the build's AWS state, so the build's
 // credential check is the data source's.
 func TestDataSourceAPICalls(t *testing.T) {
-	e := newEnv(t, ec2sim.ZeroLatency())
+	// Counts are the product's on a consistent cloud: on a lagging one,
+	// each build's retries differ (as in TestTutorialAPICalls).
+	e := newEnvOpts(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(), Consistency: ec2sim.NoConsistencyLag()})
 	chdir(t)
 	calls := func() map[string]int {
 		got := e.srv.Calls()

@@ -165,16 +165,25 @@ func workDir(t *testing.T, text string) string {
 }
 
 // processesMentioning lists the command lines that contain s.
+// A master told to exit (ssh -O exit) answers first and then exits: a
+// process still there a moment later is let go for up to 5 s, far below
+// Ansible's ControlPersist of 60 s that a forgotten master would live.
 func processesMentioning(s string) []string {
-	var out []string
-	m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range m {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.Contains(string(b), s) {
-			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var out []string
+		m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range m {
+			b, err := os.ReadFile(f)
+			if err == nil && strings.Contains(string(b), s) {
+				out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+			}
 		}
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return out
 }
 
 // Cancelling the build (Ctrl-C) stops Ansible at once and removes the key.
