@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -218,6 +219,9 @@ type killingProxy struct {
 
 type actionKey struct{}
 
+// fleetLaunched matches a CreateFleet answer that names an instance.
+var fleetLaunched = regexp.MustCompile(`<instanceIds>\s*<item>\s*i-`)
+
 func startKillingProxy(t *testing.T, target, action string, waitLease bool) *killingProxy {
 	t.Helper()
 	u, err := url.Parse(target)
@@ -230,6 +234,21 @@ func startKillingProxy(t *testing.T, target, action string, waitLease bool) *kil
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Context().Value(actionKey{}) != p.action {
 			return nil
+		}
+		// An instant fleet answers 200 with its errors inside when it
+		// launched nothing (on an eventually consistent EC2, a key pair or
+		// template not visible yet), and the build asks again: the kill
+		// waits for the answer that launched an instance.
+		if p.action == "CreateFleet" {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			if !fleetLaunched.Match(body) {
+				return nil
+			}
 		}
 		fired := false
 		p.once.Do(func() {

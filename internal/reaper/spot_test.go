@@ -27,7 +27,10 @@ func (f fixture) launchTemplate(name string, tags map[string]string) string {
 	if err != nil {
 		f.t.Fatalf("CreateLaunchTemplate: %v", err)
 	}
-	return aws.ToString(out.LaunchTemplate.LaunchTemplateId)
+	// It stands for a template made some time before: listed by now.
+	id := aws.ToString(out.LaunchTemplate.LaunchTemplateId)
+	simtest.Visible(f.ctx, f.t, f.c, id)
+	return id
 }
 
 // spotJournal opens the journal of a spot build's run in dir.
@@ -394,7 +397,10 @@ func (f fixture) fleetInstance(lt, token string, tags map[string]string) string 
 	if err != nil || len(out.Instances) != 1 || len(out.Instances[0].InstanceIds) != 1 {
 		f.t.Fatalf("CreateFleet: %v %+v", err, out)
 	}
-	return out.Instances[0].InstanceIds[0]
+	// It stands for a killed run's instance, cleaned up some time after.
+	id := out.Instances[0].InstanceIds[0]
+	simtest.Visible(f.ctx, f.t, f.c, id)
+	return id
 }
 
 // A spot build killed before the CreateFleet answer journaled the
