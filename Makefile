@@ -4,6 +4,7 @@ GO        ?= go
 PKGS      ?= ./...
 N         ?= 30
 SEED      ?= 1
+PARALLEL  ?= 4
 BENCHTIME ?= 1x
 
 # Tests that bake start sshd and bind loopback addresses: run them in a
@@ -79,7 +80,7 @@ bench: deps build
 	$(ISOLATE) 'GOPROXY=off $(GO) test -run "^$$" -bench . -benchtime $(BENCHTIME) -benchmem -timeout 20m $(PKGS)'
 
 soak: deps build
-	$(ISOLATE) 'GOPROXY=off $(GO) run ./cmd/soak -n $(N) -seed $(SEED)'
+	$(ISOLATE) 'GOPROXY=off $(GO) run ./cmd/soak -n $(N) -seed $(SEED) -parallel $(PARALLEL)'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
