@@ -15,6 +15,7 @@ import (
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
 )
@@ -44,10 +45,13 @@ func TestCommandsTakeAWSConfigFromFactory(t *testing.T) {
 	for k, v := range ledger.Tags("run-old", "amazon-ebs.x", time.Now().Add(-3*time.Hour)) {
 		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
-	if _, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("old"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}}); err != nil {
+	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("old"),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// It stands for a key pair left hours ago: listed by now.
+	simtest.Visible(ctx, t, c, aws.ToString(kp.KeyPairId))
 
 	loads := 0
 	for _, tc := range []struct {
