@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amibake/amibake/internal/ledger"
+	"github.com/amibake/amibake/internal/reaper"
 )
 
 // The summary is the soak's contract with CI: keep its shape.
@@ -75,5 +78,33 @@ func TestArtifactLines(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "ami-0123456789abcdef0,ami-0fedcba987654321f" {
 		t.Errorf("artifacts = %v", got)
+	}
+}
+
+// A cleanup from the wrong endpoint may remove a dead run's local files
+// (this machine's), never write off a cloud resource: the rows are read
+// from the reaper's own report.
+func TestCloudWriteOffs(t *testing.T) {
+	local := reaper.Item{Run: "r1", Kind: ledger.KindLocalFile, Name: "/tmp/amibake-r1-packer-shell1", Outcome: reaper.Removed}
+	gone := reaper.Item{Run: "r1", Region: "ap-northeast-1", Kind: ledger.KindKeyPair, ID: "key-1", Name: "amibake_x", Outcome: reaper.AlreadyGone}
+	removed := reaper.Item{Run: "r1", Region: "ap-northeast-1", Kind: ledger.KindSecurityGroup, ID: "sg-1", Outcome: reaper.Removed}
+	kept := reaper.Item{Run: "r1", Region: "ap-northeast-1", Kind: ledger.KindInstance, ID: "i-1", Outcome: reaper.NotVerified, Detail: "recorded in account 1, credentials reach 2"}
+	for _, tc := range []struct {
+		name  string
+		items []reaper.Item
+		want  int
+	}{
+		{"nothing", nil, 0},
+		{"a local file removed", []reaper.Item{local, kept}, 0},
+		{"a cloud resource called gone", []reaper.Item{local, gone, kept}, 1},
+		{"a cloud resource removed", []reaper.Item{removed}, 1},
+		{"both", []reaper.Item{gone, removed, local}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := (&reaper.Report{Items: tc.items}).String()
+			if got := cloudWriteOffs(rep); len(got) != tc.want {
+				t.Errorf("got %d rows %q, want %d, from\n%s", len(got), got, tc.want, rep)
+			}
+		})
 	}
 }

@@ -682,7 +682,25 @@ wait:
 	return r
 }
 
-var countsRe = regexp.MustCompile(`(\d+) removed, (\d+) already gone`)
+// cloudWriteOffs returns the rows of a cleanup report (RUN REGION KIND ID
+// OUTCOME) that removed a cloud resource or called it already gone. A
+// dead run's local temporary files (region "local") are this machine's:
+// any cleanup may remove them, whatever endpoint it reaches.
+func cloudWriteOffs(report string) []string {
+	var rows []string
+	for _, line := range strings.Split(report, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] == "local" || f[0] == "RUN" {
+			continue
+		}
+		for _, out := range []string{"removed", "already gone"} {
+			if strings.HasSuffix(line, "  "+out) || strings.Contains(line, "  "+out+":") {
+				rows = append(rows, strings.TrimSpace(line))
+			}
+		}
+	}
+	return rows
+}
 
 // cleanupFromWrongEndpoint runs `cleanup --all --endpoint-url <another
 // account's endpoint>` on a killed run: it must neither remove nor write
@@ -700,8 +718,8 @@ func (s *soak) cleanupFromWrongEndpoint(ctx context.Context, i int, env []string
 	if s.c.Verbose {
 		s.printf("---- wrong-endpoint cleanup after build %d\n%s----\n", i+1, text)
 	}
-	if m := countsRe.FindStringSubmatch(text); m != nil && (m[1] != "0" || m[2] != "0") {
-		s.violation("cleanup from the wrong endpoint after build %d removed or wrote off resources: %s", i+1, lastLines(text, 4))
+	if rows := cloudWriteOffs(text); len(rows) > 0 {
+		s.violation("cleanup from the wrong endpoint after build %d removed or wrote off resources: %s", i+1, strings.Join(rows, "; "))
 	}
 	if strings.Contains(text, "not verified") {
 		if err == nil {
