@@ -19,6 +19,11 @@ import (
 // whiteouts (0:0 character devices) and opaque markers (trusted.overlay.*
 // xattrs) are kept, so the layer stacks; other device nodes, fifos and
 // sockets are not part of an image and are skipped.
+//
+// A NoReboot CreateImage on EC2 is crash-consistent and never fails for
+// what the guest does meanwhile, so an entry that is removed or swapped
+// for another kind between the directory read and its open is left out,
+// as if the capture had read the directory a moment later.
 func captureLayer(upper, dst string) error {
 	src, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -41,6 +46,16 @@ func captureLayer(upper, dst string) error {
 
 const maxDepth = 256
 
+// errVanished: the directory was removed after it was opened.
+var errVanished = errors.New("directory removed during the capture")
+
+// removedOrSwapped tells whether an open of an entry failed because the
+// guest removed it or swapped it for a symlink (ELOOP under O_NOFOLLOW and
+// RESOLVE_NO_SYMLINKS) or for a non-directory since it was looked at.
+func removedOrSwapped(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+}
+
 func openBeneath(dirfd int, name string, flags int) (int, error) {
 	return unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC),
@@ -60,6 +75,9 @@ func copyDirFD(src, dst int, path string, depth int) error {
 	names, err := dir.Readdirnames(-1)
 	dir.Close()
 	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return errVanished // getdents on a removed directory
+		}
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	for _, name := range names {
@@ -78,7 +96,7 @@ func copyDirFD(src, dst int, path string, depth int) error {
 		case unix.S_IFDIR:
 			sfd, err := openBeneath(src, name, unix.O_RDONLY|unix.O_DIRECTORY)
 			if err != nil {
-				if errors.Is(err, unix.ENOENT) {
+				if removedOrSwapped(err) {
 					continue
 				}
 				return fmt.Errorf("open %s: %w", p, err)
@@ -98,6 +116,13 @@ func copyDirFD(src, dst int, path string, depth int) error {
 				}
 				return copyMeta(sfd, dfd)
 			}()
+			if errors.Is(err, errVanished) {
+				// Nothing was copied into it: readdir comes first.
+				if err := unix.Unlinkat(dst, name, unix.AT_REMOVEDIR); err != nil {
+					return fmt.Errorf("remove %s: %w", p, err)
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -109,7 +134,8 @@ func copyDirFD(src, dst int, path string, depth int) error {
 			buf := make([]byte, 4096)
 			n, err := unix.Readlinkat(src, name, buf)
 			if err != nil {
-				if errors.Is(err, unix.ENOENT) {
+				// EINVAL: no longer a symlink.
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
 					continue
 				}
 				return fmt.Errorf("read link %s: %w", p, err)
@@ -138,7 +164,7 @@ func copyDirFD(src, dst int, path string, depth int) error {
 func copyRegFD(srcDir, dstDir int, name, p string) error {
 	sfd, err := openBeneath(srcDir, name, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if removedOrSwapped(err) {
 			return nil
 		}
 		return fmt.Errorf("open %s: %w", p, err)
