@@ -241,9 +241,15 @@ availability_zone = "eu-west-1b"`
 		t.Fatal(err)
 	}
 	st, u = testState(t, srv, mustConfig(t, strings.Replace(src, `"spot"`, `"spot-2"`, 1)))
+	read := journaled(t, st)
 	err := runSteps(t, st)
 	if err == nil || !strings.Contains(err.Error(), "the spot fleet launched no instance: InsufficientInstanceCapacity") {
 		t.Fatalf("err = %v\n%s", err, u)
+	}
+	// The fleet answered that it launched nothing: the journal says so,
+	// and a later cleanup has nothing to wait for.
+	if left := read().Left(); len(left) != 0 {
+		t.Errorf("the journal leaves %+v", left)
 	}
 	if lts := srv.Inventory().Regions["eu-west-1"].LaunchTemplates; len(lts) != 0 {
 		t.Errorf("launch templates left: %v", lts)

@@ -123,6 +123,18 @@ func (s *State) created(entry, id string) error {
 	return s.Ledger.Created(entry, id)
 }
 
+// resolved records that the create call of entry created nothing, as EC2
+// answered; a journal that cannot say so leaves the intent for a cleanup
+// to settle.
+func (s *State) resolved(entry string) {
+	if s.Ledger == nil {
+		return
+	}
+	if err := s.Ledger.Resolved(entry); err != nil {
+		s.log().Warn("record in the run journal that a create call created nothing", "entry", entry, "err", err)
+	}
+}
+
 func (s *State) deleted(kind ledger.Kind, region, id string) {
 	if s.Ledger == nil {
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
 )
 
@@ -94,6 +95,35 @@ func (f *fakeEC2) EnableImageDeprecation(_ context.Context, in *ec2.EnableImageD
 	return &ec2.EnableImageDeprecationOutput{}, f.enableDeprecate(in)
 }
 
+// journalLog is a run journal that writes down what a step records.
+type journalLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (j *journalLog) add(format string, args ...any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lines = append(j.lines, fmt.Sprintf(format, args...))
+}
+
+func (j *journalLog) Intend(kind ledger.Kind, _, token string) (string, error) {
+	j.add("intend %s %s", kind, token)
+	return "e-" + token, nil
+}
+func (j *journalLog) Created(entry, id string) error { j.add("created %s %s", entry, id); return nil }
+func (j *journalLog) Resolved(entry string) error    { j.add("resolved %s", entry); return nil }
+func (j *journalLog) Deleted(kind ledger.Kind, _, id string) error {
+	j.add("deleted %s %s", kind, id)
+	return nil
+}
+
+func (j *journalLog) String() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return strings.Join(j.lines, "\n")
+}
+
 // instanceIn answers DescribeInstances with instance id in state.
 func instanceIn(id string, state types.InstanceStateName) func(*ec2.DescribeInstancesInput) (*ec2.DescribeInstancesOutput, error) {
 	return func(*ec2.DescribeInstancesInput) (*ec2.DescribeInstancesOutput, error) {
@@ -128,7 +158,8 @@ func TestStepLaunchFake(t *testing.T) {
 		wantErr     string // "" for success
 		wantCalls   string // Run's, then Cleanup's after "--"
 		wantLog     string
-		wantCleanup bool // the cleanup terminates
+		wantCleanup bool   // the cleanup terminates
+		wantJournal string // what the run journal got, Run's and Cleanup's
 	}{
 		{
 			name: "refused for capacity: nothing to clean up, and a hint",
@@ -137,6 +168,8 @@ func TestStepLaunchFake(t *testing.T) {
 			}},
 			wantErr:   "launch source instance: api error InsufficientInstanceCapacity: InsufficientInstanceCapacity (fake); EC2 has no capacity",
 			wantCalls: "RunInstances token-1\n--",
+			// EC2 answered: the intent is settled, not left for a cleanup.
+			wantJournal: "intend instance token-1\nresolved e-token-1",
 		},
 		{
 			name: "answer lost: the cleanup finds the instance by its client token and terminates it",
@@ -151,6 +184,7 @@ func TestStepLaunchFake(t *testing.T) {
 			wantCalls:   "RunInstances token-1\n--\nDescribeInstances client-token=token-1\nTerminateInstances i-lost",
 			wantLog:     "==> Terminating the source AWS instance...",
 			wantCleanup: true,
+			wantJournal: "intend instance token-1\ncreated e-token-1 i-lost\ndeleted instance i-lost",
 		},
 		{
 			name: "key pair not visible yet: retried with the same client token",
@@ -170,6 +204,7 @@ func TestStepLaunchFake(t *testing.T) {
 			wantCalls:   "RunInstances token-1\nRunInstances token-1\nDescribeInstances i-1\n--\nTerminateInstances i-1",
 			wantLog:     "    Instance ID: i-1",
 			wantCleanup: true,
+			wantJournal: "intend instance token-1\ncreated e-token-1 i-1\ndeleted instance i-1",
 		},
 		{
 			name: "no instance in the answer",
@@ -178,6 +213,8 @@ func TestStepLaunchFake(t *testing.T) {
 			}},
 			wantErr:   "launch source instance: EC2 returned 0 instances",
 			wantCalls: "RunInstances token-1\n--",
+			// Not EC2's answer to a launch: nothing is called settled.
+			wantJournal: "intend instance token-1",
 		},
 		{
 			name: "the instance dies while starting",
@@ -189,12 +226,15 @@ func TestStepLaunchFake(t *testing.T) {
 			wantErr:     "instance i-1 is terminated while waiting for it to be running",
 			wantCalls:   "RunInstances token-1\nDescribeInstances i-1\n--\nTerminateInstances i-1",
 			wantCleanup: true,
+			wantJournal: "intend instance token-1\ncreated e-token-1 i-1\ndeleted instance i-1",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.fake
 			s, u := fakeState(t, "", f)
+			j := &journalLog{}
+			s.Ledger = j
 			st := &stepLaunch{token: "token-1"}
 			err := st.Run(context.Background(), s)
 			switch {
@@ -215,6 +255,9 @@ func TestStepLaunchFake(t *testing.T) {
 			}
 			if terminated := strings.Contains(u.String(), "Terminating the source AWS instance"); terminated != tt.wantCleanup {
 				t.Errorf("terminated = %t, want %t:\n%s", terminated, tt.wantCleanup, u)
+			}
+			if got := j.String(); got != tt.wantJournal {
+				t.Errorf("journal:\n%s\nwant:\n%s", got, tt.wantJournal)
 			}
 		})
 	}

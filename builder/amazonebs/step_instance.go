@@ -33,6 +33,9 @@ type stepLaunch struct {
 	// instance does not carry the ClientToken, but their id.
 	templates []string
 	entry     string // the instance's intent in the journal
+	// answeredNone: EC2 answered the launch with an error and launched
+	// nothing.
+	answeredNone bool
 }
 
 func (*stepLaunch) Name() string { return "launch source instance" }
@@ -66,6 +69,11 @@ func (st *stepLaunch) Run(ctx context.Context, s *State) error {
 		err = st.launchOnDemand(ctx, s, s.ec2(""), in)
 	}
 	if err != nil {
+		if st.answeredNone {
+			// EC2 said no (no capacity, a bad parameter): nothing for a
+			// later cleanup to look for.
+			s.resolved(entry)
+		}
 		return err
 	}
 	if err := s.created(entry, st.id); err != nil {
@@ -120,6 +128,7 @@ func (st *stepLaunch) launchOnDemand(ctx context.Context, s *State, api runInsta
 	})
 	if err != nil {
 		st.unanswered = maybeCreated(ctx, err)
+		st.answeredNone = !st.unanswered
 		return fmt.Errorf("launch source instance: %w%s", err, launchHint(err))
 	}
 	if len(out.Instances) != 1 {
@@ -137,6 +146,8 @@ func (st *stepLaunch) launchSpot(ctx context.Context, s *State, in *ec2.RunInsta
 		st.unanswered = true
 		st.templates = append(st.templates, res.TemplateID)
 	}
+	// Every fleet call answered and none launched: nothing to look for.
+	st.answeredNone = err != nil && !res.Unanswered && res.InstanceID == ""
 	return err
 }
 

@@ -241,8 +241,9 @@ func (j *Journal) Kept(kind Kind, region, id string) error {
 	return j.write(record{T: recKept, Kind: kind, Region: region, ID: id})
 }
 
-// Resolved records that an intent without id created nothing (a cleanup
-// looked for it by its token, name and tags and found nothing).
+// Resolved records that an intent without id created nothing: EC2
+// answered its create call with an error, or a cleanup looked for it by
+// its token, name and tags and found nothing.
 func (j *Journal) Resolved(entry string) error { return j.created(entry, "") }
 
 // Close releases the lock.
@@ -286,6 +287,7 @@ func (b buildRecorder) Intend(kind Kind, region, token string) (string, error) {
 	return b.j.intendAt(b.build, kind, region, token, b.loc)
 }
 func (b buildRecorder) Created(entry, id string) error { return b.j.created(entry, id) }
+func (b buildRecorder) Resolved(entry string) error    { return b.j.Resolved(entry) }
 func (b buildRecorder) Deleted(kind Kind, region, id string) error {
 	return b.j.write(record{T: recDeleted, Kind: kind, Region: region, ID: id, Build: b.build})
 }

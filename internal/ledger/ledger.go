@@ -60,11 +60,13 @@ func LeaseFromEnv(getenv func(string) string) (time.Duration, error) {
 
 // Recorder is what build steps use. Intend is called before a create call
 // (with the ClientToken or name that makes the call idempotent), Created
-// after it returns the id, Deleted after the resource is gone. Each call is
-// durable (synced to disk) when it returns.
+// after it returns the id, Resolved when EC2 answered that the call created
+// nothing, Deleted after the resource is gone. Each call is durable (synced
+// to disk) when it returns.
 type Recorder interface {
 	Intend(kind Kind, region, token string) (entry string, err error)
 	Created(entry, id string) error
+	Resolved(entry string) error
 	Deleted(kind Kind, region, id string) error
 }
 
@@ -73,4 +75,5 @@ type Nop struct{}
 
 func (Nop) Intend(Kind, string, string) (string, error) { return "", nil }
 func (Nop) Created(string, string) error                { return nil }
+func (Nop) Resolved(string) error                       { return nil }
 func (Nop) Deleted(Kind, string, string) error          { return nil }
