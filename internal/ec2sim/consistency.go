@@ -33,7 +33,9 @@ const (
 	// CallTag: CreateTags and DeleteTags.
 	CallTag
 	// CallUse: every other call that names the resource (TerminateInstances,
-	// RunInstances naming a group or key pair, AuthorizeSecurityGroupIngress...).
+	// RunInstances naming a group or key pair, AuthorizeSecurityGroupIngress,
+	// CreateFleet naming a launch template, which answers it in its errorSet
+	// rather than as the call's error: see createFleet...).
 	CallUse
 	AllCalls = CallDescribe | CallTag | CallUse
 )

@@ -57,13 +57,29 @@ func (c *call) template(id, name string) (*launchTemplate, error) {
 			return t, nil
 		}
 	}
-	if id != "" {
-		return nil, apiErr("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID %s, does not exist.", id)
-	}
-	if name == "" {
+	if id == "" && name == "" {
 		return nil, apiErr("MissingParameter", "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
 	}
-	return nil, apiErr("InvalidLaunchTemplateName.NotFoundException", "The specified launch template, with template name %s, does not exist.", name)
+	return nil, templateNotFound(id, name)
+}
+
+// templateNotFound is EC2's answer for a launch template it does not
+// know, by id or by name.
+func templateNotFound(id, name string) *APIError {
+	if id != "" {
+		return apiErr("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID %s, does not exist.", id)
+	}
+	return apiErr("InvalidLaunchTemplateName.NotFoundException", "The specified launch template, with template name %s, does not exist.", name)
+}
+
+// visibleTemplate is template for a call that must not see a template
+// still within its eventual-consistency window: it is NotFound.
+func (c *call) visibleTemplate(id, name string) (*launchTemplate, error) {
+	t, err := c.template(id, name)
+	if err == nil && !c.visible(t.ID) {
+		return nil, templateNotFound(id, name)
+	}
+	return t, err
 }
 
 func (c *call) writeTemplate(t *launchTemplate) {
@@ -132,16 +148,19 @@ func describeLaunchTemplates(c *call) error {
 	if err := checkFilters(filters, "launch-template-name", "create-time"); err != nil {
 		return err
 	}
+	// A template within its eventual-consistency window (consistency.go)
+	// is unknown by id or name and left out of listings, as for other
+	// kinds of resource.
 	var ts []*launchTemplate
 	for _, id := range q.List("LaunchTemplateId") {
-		t, err := c.template(id, "")
+		t, err := c.visibleTemplate(id, "")
 		if err != nil {
 			return err
 		}
 		ts = append(ts, t)
 	}
 	for _, n := range q.List("LaunchTemplateName") {
-		t, err := c.template("", n)
+		t, err := c.visibleTemplate("", n)
 		if err != nil {
 			return err
 		}
@@ -149,7 +168,9 @@ func describeLaunchTemplates(c *call) error {
 	}
 	if len(ts) == 0 && len(q.List("LaunchTemplateId"))+len(q.List("LaunchTemplateName")) == 0 {
 		for _, t := range c.r.templates {
-			ts = append(ts, t)
+			if c.visible(t.ID) {
+				ts = append(ts, t)
+			}
 		}
 		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	}
@@ -173,6 +194,13 @@ func describeLaunchTemplates(c *call) error {
 // createFleet implements the instant fleet Packer-style spot builds use:
 // instances are launched synchronously from a launch template and the
 // answer lists them (or the errors).
+//
+// The template's version is the one the request names: "The launch
+// template version number, $Latest, or $Default. You must specify a
+// value, otherwise the request fails" (EC2 API Reference,
+// FleetLaunchTemplateSpecificationRequest). The answer names the template
+// by id and the version by the number it resolved to, whatever the
+// request said.
 func createFleet(c *call) error {
 	defer c.lock()()
 	q := c.q
@@ -180,10 +208,9 @@ func createFleet(c *call) error {
 		return apiErr("InvalidParameterValue", "Fleet type %q is not supported by this simulator: use instant", typ)
 	}
 	if tok, id := c.clientToken(); id != "" {
-		_ = tok
 		c.x.leaf("fleetId", id)
 		ins := c.reservation(c.r.tokens["CreateFleet/"+tok+"/reservation"])
-		c.writeFleetInstances(ins, "", "", "", "")
+		c.writeFleetInstances(ins, c.launchedFrom(ins), "")
 		return nil
 	}
 	tcs := q.Struct("TargetCapacitySpecification")
@@ -207,7 +234,11 @@ func createFleet(c *call) error {
 	}
 	cfg := configs[0]
 	spec := cfg.Struct("LaunchTemplateSpecification")
-	t, err := c.template(spec.Str("LaunchTemplateId"), spec.Str("LaunchTemplateName"))
+	ltID, ltName, want := spec.Str("LaunchTemplateId"), spec.Str("LaunchTemplateName"), spec.Str("Version")
+	if want == "" {
+		return apiErr("MissingParameter", "The request must contain the parameter LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version")
+	}
+	t, err := c.template(ltID, ltName)
 	if err != nil {
 		return err
 	}
@@ -225,7 +256,34 @@ func createFleet(c *call) error {
 	if err != nil {
 		return err
 	}
-	merged := mergeQuery(t.Data, &Query{Action: "CreateFleet", Params: map[string]string{}})
+	itype, subnetID := over.Str("InstanceType"), over.Str("SubnetId")
+	fleetID := "fleet-" + c.s.newID("")[:8] + "-" + c.s.newID("")[:4] + "-" + c.s.newID("")[:4] + "-" + c.s.newID("")[:12]
+	if !c.visible(t.ID) {
+		// A template created moments ago may not be known to the fleet
+		// yet (eventual consistency, consistency.go). An instant fleet
+		// "returns the instances that launched and provides errors for
+		// those instances that could not be launched" (EC2 User Guide, EC2
+		// Fleet request types): the call succeeds, with a fleet id and
+		// the template's NotFound in its errorSet. That is how clients
+		// meet it on EC2: tibanna, which retries a fleet whose template
+		// "is not yet available when the fleet is created" (4dn-dcic/
+		// tibanna PR #383), looks for an InvalidLaunchTemplate* code among
+		// the answer's Errors, not for an error of the call. A template
+		// that does not exist at all is the call's error, above:
+		// Karpenter's instance provider retries CreateFleet on that error
+		// (InvalidLaunchTemplateName.NotFoundException) for a template
+		// deleted behind its cache.
+		c.x.leaf("fleetId", fleetID)
+		nf := templateNotFound(ltID, ltName)
+		c.writeFleetError(fleetSpec{id: ltID, name: ltName, version: want}, itype, subnetID, lifecycle, nf.Code, nf.Message)
+		return nil
+	}
+	ver, err := t.version(want)
+	if err != nil {
+		return err
+	}
+	used := fleetSpec{id: t.ID, version: strconv.Itoa(ver.Number)}
+	merged := mergeQuery(ver.Data, &Query{Action: "CreateFleet", Params: map[string]string{}})
 	n := len(merged.Indices("TagSpecification"))
 	for _, rt := range []string{"instance", "volume"} {
 		if tags := fleetTags[rt]; len(tags) > 0 {
@@ -237,11 +295,9 @@ func createFleet(c *call) error {
 			}
 		}
 	}
-	itype := over.Str("InstanceType")
 	if itype == "" {
 		itype = merged.Str("InstanceType")
 	}
-	subnetID := over.Str("SubnetId")
 	if subnetID == "" {
 		subnetID = merged.Str("NetworkInterface.1.SubnetId")
 	}
@@ -251,19 +307,9 @@ func createFleet(c *call) error {
 	if img := over.Str("ImageId"); img != "" {
 		merged.Params["ImageId"] = img
 	}
-	fleetID := "fleet-" + c.s.newID("")[:8] + "-" + c.s.newID("")[:4] + "-" + c.s.newID("")[:4] + "-" + c.s.newID("")[:12]
 	c.x.leaf("fleetId", fleetID)
 	if c.s.faults.fire("CreateFleet", func(k string) bool { return k == FaultInsufficientCap }) != "" {
-		c.x.open("errorSet")
-		c.x.open("item")
-		c.writeLTAndOverrides(t.ID, itype, subnetID)
-		c.x.leaf("lifecycle", lifecycle)
-		c.x.leaf("errorCode", "InsufficientInstanceCapacity")
-		c.x.leaf("errorMessage", requestFaults[FaultInsufficientCap])
-		c.x.close("item")
-		c.x.close("errorSet")
-		c.x.open("fleetInstanceSet")
-		c.x.close("fleetInstanceSet")
+		c.writeFleetError(used, itype, subnetID, lifecycle, "InsufficientInstanceCapacity", requestFaults[FaultInsufficientCap])
 		return nil
 	}
 	resID, ins, err := c.launch(runRequest{q: merged, imageID: merged.Str("ImageId"), itype: itype, subnetID: subnetID,
@@ -273,16 +319,7 @@ func createFleet(c *call) error {
 		if !asAPIError(err, &ae) {
 			return err
 		}
-		c.x.open("errorSet")
-		c.x.open("item")
-		c.writeLTAndOverrides(t.ID, itype, subnetID)
-		c.x.leaf("lifecycle", lifecycle)
-		c.x.leaf("errorCode", ae.Code)
-		c.x.leaf("errorMessage", ae.Message)
-		c.x.close("item")
-		c.x.close("errorSet")
-		c.x.open("fleetInstanceSet")
-		c.x.close("fleetInstanceSet")
+		c.writeFleetError(used, itype, subnetID, lifecycle, ae.Code, ae.Message)
 		return nil
 	}
 	if tok := q.Str("ClientToken"); tok != "" {
@@ -290,21 +327,39 @@ func createFleet(c *call) error {
 		c.r.tokens["CreateFleet/"+tok+"/reservation"] = resID
 	}
 	c.r.setTags(fleetID, fleetTags["fleet"])
-	ver, err := t.version(spec.Str("Version"))
-	if err != nil {
-		return err
-	}
 	c.tagLaunchedFrom(ins, t, ver.Number, fleetID)
-	c.writeFleetInstances(ins, t.ID, itype, subnetID, lifecycle)
+	c.writeFleetInstances(ins, used, lifecycle)
 	return nil
 }
 
-func (c *call) writeLTAndOverrides(ltID, itype, subnetID string) {
+// fleetSpec is the launchTemplateSpecification of a fleet's answer.
+type fleetSpec struct{ id, name, version string }
+
+// launchedFrom reads the template and version a fleet launched ins from
+// off EC2's own tags on them, for the answer to a repeated ClientToken.
+func (c *call) launchedFrom(ins []*instance) fleetSpec {
+	var sp fleetSpec
+	if len(ins) == 0 {
+		return sp
+	}
+	for _, tg := range c.r.tags[ins[0].ID] {
+		switch tg.Key {
+		case "aws:ec2launchtemplate:id":
+			sp.id = tg.Value
+		case "aws:ec2launchtemplate:version":
+			sp.version = tg.Value
+		}
+	}
+	return sp
+}
+
+func (c *call) writeLTAndOverrides(sp fleetSpec, itype, subnetID string) {
 	x := &c.x
 	x.open("launchTemplateAndOverrides")
 	x.open("launchTemplateSpecification")
-	x.leaf("launchTemplateId", ltID)
-	x.leaf("version", "1")
+	x.opt("launchTemplateId", sp.id)
+	x.opt("launchTemplateName", sp.name)
+	x.opt("version", sp.version)
 	x.close("launchTemplateSpecification")
 	x.open("overrides")
 	x.opt("instanceType", itype)
@@ -313,7 +368,23 @@ func (c *call) writeLTAndOverrides(ltID, itype, subnetID string) {
 	x.close("launchTemplateAndOverrides")
 }
 
-func (c *call) writeFleetInstances(ins []*instance, ltID, itype, subnetID, lifecycle string) {
+// writeFleetError answers a fleet that launched nothing: one error, no
+// instances.
+func (c *call) writeFleetError(sp fleetSpec, itype, subnetID, lifecycle, code, msg string) {
+	x := &c.x
+	x.open("errorSet")
+	x.open("item")
+	c.writeLTAndOverrides(sp, itype, subnetID)
+	x.leaf("lifecycle", lifecycle)
+	x.leaf("errorCode", code)
+	x.leaf("errorMessage", msg)
+	x.close("item")
+	x.close("errorSet")
+	x.open("fleetInstanceSet")
+	x.close("fleetInstanceSet")
+}
+
+func (c *call) writeFleetInstances(ins []*instance, sp fleetSpec, lifecycle string) {
 	x := &c.x
 	x.open("errorSet")
 	x.close("errorSet")
@@ -326,7 +397,7 @@ func (c *call) writeFleetInstances(ins []*instance, ltID, itype, subnetID, lifec
 			}
 		}
 		x.open("item")
-		c.writeLTAndOverrides(ltID, ins[0].Type, ins[0].SubnetID)
+		c.writeLTAndOverrides(sp, ins[0].Type, ins[0].SubnetID)
 		x.leaf("lifecycle", lifecycle)
 		list(x, "instanceIds", ins, func(in *instance) { x.b.WriteString(in.ID) })
 		x.leaf("instanceType", ins[0].Type)

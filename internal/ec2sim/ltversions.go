@@ -51,7 +51,10 @@ func (t *launchTemplate) latestNumber() int {
 	return t.versions[len(t.versions)-1].Number
 }
 
-// version resolves "", "$Default", "$Latest" or a number.
+// version resolves "", "$Default", "$Latest" or a number. A version the
+// template does not have is InvalidLaunchTemplateId.VersionNotFound, "The
+// specified launch template version does not exist." (EC2 API Reference,
+// Error codes).
 func (t *launchTemplate) version(v string) (*ltVersion, error) {
 	t.ensureVersions()
 	n := 0
@@ -63,7 +66,7 @@ func (t *launchTemplate) version(v string) (*ltVersion, error) {
 	default:
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			return nil, apiErr("InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version '%s' for launch template %s", v, t.ID)
+			return nil, versionNotFound()
 		}
 	}
 	for _, ver := range t.versions {
@@ -71,7 +74,11 @@ func (t *launchTemplate) version(v string) (*ltVersion, error) {
 			return ver, nil
 		}
 	}
-	return nil, apiErr("InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %d for launch template %s", n, t.ID)
+	return nil, versionNotFound()
+}
+
+func versionNotFound() *APIError {
+	return apiErr("InvalidLaunchTemplateId.VersionNotFound", "The specified launch template version does not exist.")
 }
 
 func createLaunchTemplateVersion(c *call) error {
