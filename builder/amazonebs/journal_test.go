@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
 
@@ -133,8 +134,13 @@ spot_instance_types = ["t3.micro"]
 						if len(lts) != 1 || lts[0].ID != id || lts[0].Deleted {
 							t.Errorf("at CreateFleet with %s the journal holds %+v", id, lts)
 						}
+						if len(seen) > 0 && seen[len(seen)-1] == action {
+							// Retried: the template was not visible to the
+							// fleet yet (eventual consistency).
+							return
+						}
 						// Leased from birth, before any keeper refresh.
-						out, err := simClient(srv, st.Region).DescribeLaunchTemplates(ctx(t), &ec2.DescribeLaunchTemplatesInput{LaunchTemplateIds: []string{id}})
+						out, err := simClient(srv, st.Region).DescribeLaunchTemplates(ctx(t), &ec2.DescribeLaunchTemplatesInput{LaunchTemplateIds: []string{id}}, simtest.RetryNotFound)
 						if err != nil || len(out.LaunchTemplates) != 1 {
 							t.Errorf("describe %s: %v", id, err)
 							return
