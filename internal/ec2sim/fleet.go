@@ -73,7 +73,9 @@ func templateNotFound(id, name string) *APIError {
 }
 
 // visibleTemplate is template for a call that must not see a template
-// still within its eventual-consistency window: it is NotFound.
+// still within its eventual-consistency window: it is NotFound, as a
+// security group or key pair is (every launch template call but
+// CreateFleet, which answers it in its errorSet).
 func (c *call) visibleTemplate(id, name string) (*launchTemplate, error) {
 	t, err := c.template(id, name)
 	if err == nil && !c.visible(t.ID) {
@@ -126,7 +128,9 @@ func createLaunchTemplate(c *call) error {
 
 func deleteLaunchTemplate(c *call) error {
 	defer c.lock()()
-	t, err := c.template(c.q.Str("LaunchTemplateId"), c.q.Str("LaunchTemplateName"))
+	// Like DeleteSecurityGroup, a template still within its consistency
+	// window is NotFound: the builder deletes it right after the fleet.
+	t, err := c.visibleTemplate(c.q.Str("LaunchTemplateId"), c.q.Str("LaunchTemplateName"))
 	if err != nil {
 		return err
 	}

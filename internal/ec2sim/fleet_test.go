@@ -376,3 +376,72 @@ func createTemplateNamed(t *testing.T, f *fixture, name string) string {
 	}
 	return aws.ToString(out.LaunchTemplate.LaunchTemplateId)
 }
+
+// Every other launch template call, like those naming a security group or
+// key pair, answers NotFound for a template still within its window and
+// works once it is over; version listings leave it out meanwhile.
+func TestLaunchTemplateCallsNotYetVisible(t *testing.T) {
+	const window = time.Second
+	f := newFixture(t, ec2sim.Options{Latency: ec2sim.ZeroLatency(), Consistency: ec2sim.Consistency{Name: "lt",
+		Lags: []ec2sim.Lag{{Kind: "launch-template", Calls: ec2sim.AllCalls, Probability: 1, Min: window, Max: window}}}})
+	for _, tt := range []struct {
+		name string
+		call func(ctx context.Context, id string) error
+	}{
+		{"CreateLaunchTemplateVersion", func(ctx context.Context, id string) error {
+			_, err := f.c.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateId: aws.String(id),
+				LaunchTemplateData: &types.RequestLaunchTemplateData{InstanceType: types.InstanceTypeT3Small}})
+			return err
+		}},
+		{"ModifyLaunchTemplate", func(ctx context.Context, id string) error {
+			_, err := f.c.ModifyLaunchTemplate(ctx, &ec2.ModifyLaunchTemplateInput{LaunchTemplateId: aws.String(id), DefaultVersion: aws.String("1")})
+			return err
+		}},
+		{"DescribeLaunchTemplateVersions", func(ctx context.Context, id string) error {
+			_, err := f.c.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id)})
+			return err
+		}},
+		{"RunInstances", func(ctx context.Context, id string) error {
+			out, err := f.c.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+				LaunchTemplate: &types.LaunchTemplateSpecification{LaunchTemplateId: aws.String(id), Version: aws.String("$Latest")}})
+			if err == nil {
+				_, err = f.c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(out.Instances[0].InstanceId)}}, simtest.RetryNotFound)
+			}
+			return err
+		}},
+		{"DeleteLaunchTemplate", func(ctx context.Context, id string) error {
+			_, err := f.c.DeleteLaunchTemplate(ctx, &ec2.DeleteLaunchTemplateInput{LaunchTemplateId: aws.String(id)})
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			id := createTemplateNamed(t, f, "lagged-"+tt.name)
+			err := tt.call(f.ctx, id)
+			if time.Since(start) >= window {
+				t.Fatalf("the call came %s after the template, past its %s window", time.Since(start), window)
+			}
+			if apiCode(err) != "InvalidLaunchTemplateId.NotFound" {
+				t.Errorf("%s within the window: %v, want InvalidLaunchTemplateId.NotFound", tt.name, err)
+			}
+			if tt.name == "DescribeLaunchTemplateVersions" {
+				all, err := f.c.DescribeLaunchTemplateVersions(f.ctx, &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{"$Latest"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range all.LaunchTemplateVersions {
+					if aws.ToString(v.LaunchTemplateId) == id && time.Since(start) < window {
+						t.Errorf("listing within the window shows %s", id)
+					}
+				}
+			}
+			simtest.Eventually(f.ctx, t, tt.name+" on "+id, func(ctx context.Context) (bool, error) {
+				err := tt.call(ctx, id)
+				if apiCode(err) == "InvalidLaunchTemplateId.NotFound" {
+					return false, nil
+				}
+				return err == nil, err
+			})
+		})
+	}
+}

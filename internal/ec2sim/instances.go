@@ -150,7 +150,7 @@ func runInstances(c *call) error {
 	var fromTemplate *launchTemplate
 	fromVersion := 0
 	if lt := q.Struct("LaunchTemplate"); len(lt.Params) > 0 {
-		t, err := c.template(lt.Str("LaunchTemplateId"), lt.Str("LaunchTemplateName"))
+		t, err := c.visibleTemplate(lt.Str("LaunchTemplateId"), lt.Str("LaunchTemplateName"))
 		if err != nil {
 			return err
 		}

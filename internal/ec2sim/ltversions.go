@@ -84,7 +84,7 @@ func versionNotFound() *APIError {
 func createLaunchTemplateVersion(c *call) error {
 	defer c.lock()()
 	q := c.q
-	t, err := c.template(q.Str("LaunchTemplateId"), q.Str("LaunchTemplateName"))
+	t, err := c.visibleTemplate(q.Str("LaunchTemplateId"), q.Str("LaunchTemplateName"))
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func createLaunchTemplateVersion(c *call) error {
 func modifyLaunchTemplate(c *call) error {
 	defer c.lock()()
 	q := c.q
-	t, err := c.template(q.Str("LaunchTemplateId"), q.Str("LaunchTemplateName"))
+	t, err := c.visibleTemplate(q.Str("LaunchTemplateId"), q.Str("LaunchTemplateName"))
 	if err != nil {
 		return err
 	}
@@ -154,11 +154,13 @@ func describeLaunchTemplateVersions(c *call) error {
 			}
 		}
 		for _, t := range c.r.templates {
-			templates = append(templates, t)
+			if c.visible(t.ID) {
+				templates = append(templates, t)
+			}
 		}
 		sort.Slice(templates, func(i, j int) bool { return templates[i].ID < templates[j].ID })
 	} else {
-		t, err := c.template(id, name)
+		t, err := c.visibleTemplate(id, name)
 		if err != nil {
 			return err
 		}
