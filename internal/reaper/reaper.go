@@ -47,7 +47,8 @@ type Options struct {
 	// Settle is how long a resource may stay invisible after its create
 	// call (EC2's eventual consistency): a ledger entry younger than this
 	// that is not found yet is looked for again before it counts as never
-	// created or already gone. Default 20 s.
+	// created or already gone. A call that names a resource made less than
+	// Settle ago retries NotFound as long. Default 20 s.
 	Settle time.Duration
 }
 
@@ -655,6 +656,25 @@ func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Repo
 	return ctx.Err()
 }
 
+// settleMaxDelay caps the delay between looks for a resource EC2 may not
+// list yet, and between retries of a call EC2 answered NotFound about one.
+const settleMaxDelay = 5 * time.Second
+
+// settleSchedule returns how the cleanup looks again for ledger entries it
+// has not found yet: first delay (Poll, at most 0.5 s), doubling up to
+// maxDelay (a quarter of Settle, at most settleMaxDelay), and passes, the
+// most discover passes that schedule takes to cover Settle, and one more.
+func (r *Reaper) settleSchedule() (first, maxDelay time.Duration, passes int) {
+	first = min(r.opt.Poll, 500*time.Millisecond)
+	maxDelay = max(first, min(settleMaxDelay, r.opt.Settle/4))
+	passes = 2
+	for d, total := first, time.Duration(0); total < r.opt.Settle; d = min(d*2, maxDelay) {
+		total += d
+		passes++
+	}
+	return first, maxDelay, passes
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -685,6 +705,37 @@ func (r *Reaper) retryBusy(ctx context.Context, what string, f func(context.Cont
 			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
 		}
 		delay = min(delay*2, 15*time.Second)
+	}
+}
+
+// retryNotFound calls f, which names a resource made at created (zero:
+// unknown, taken as now), until it succeeds, fails with something other
+// than NotFound, or Settle has passed since created. EC2 may answer
+// NotFound about a resource created moments ago; its guide ("Eventual
+// consistency in the Amazon EC2 API") says to retry with exponential
+// backoff. An older resource that is not found is gone: f's error at once.
+func (r *Reaper) retryNotFound(ctx context.Context, what string, created time.Time, f func(context.Context) error) error {
+	if now := r.opt.Now(); created.IsZero() || created.After(now) {
+		created = now
+	}
+	deadline := created.Add(r.opt.Settle)
+	first, maxDelay, passes := r.settleSchedule()
+	delay := first
+	for try := 1; ; try++ {
+		err := f(ctx)
+		if err == nil || !isGone(err) {
+			return err
+		}
+		left := deadline.Sub(r.opt.Now())
+		if left <= 0 || try >= passes {
+			return err
+		}
+		wait := min(delay, left)
+		r.opt.Log.Debug("reaper: not found yet, retrying", "what", what, "in", wait, "err", err)
+		if serr := sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
+		}
+		delay = min(delay*2, maxDelay)
 	}
 }
 
