@@ -42,13 +42,15 @@ type Options struct {
 	// a resource still in use (DependencyViolation). Default 10 minutes.
 	WaitTimeout time.Duration
 	// Poll is the first delay between polls and retries; it doubles up to
-	// 15 s. Default 1 s.
+	// 15 s. Default 1 s. Looks for resources EC2 may not show yet (see
+	// Settle) start at Poll or 0.5 s, whichever is shorter.
 	Poll time.Duration
 	// Settle is how long a resource may stay invisible after its create
 	// call (EC2's eventual consistency): a ledger entry younger than this
-	// that is not found yet is looked for again before it counts as never
-	// created or already gone. A call that names a resource made less than
-	// Settle ago retries NotFound as long. Default 20 s.
+	// that is not found yet is looked for again, with backoff, until it
+	// is found or Settle has passed, before it counts as never created or
+	// already gone; a call that names a resource made less than Settle ago
+	// retries NotFound as long. Default 20 s.
 	Settle time.Duration
 }
 
@@ -625,26 +627,35 @@ func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Repo
 	s := &sweep{r: r, c: client, region: region, sc: sc, rep: rep}
 
 	// Discover; while a ledger entry is unaccounted for and young enough
-	// to be hidden by eventual consistency, look again.
-	for pass := 0; ; pass++ {
+	// to be hidden by eventual consistency, look again soon: most new
+	// resources show up within a second or two, so the cleanup polls with
+	// backoff rather than sleeping out Settle, and stops as soon as every
+	// entry is found or the youngest one's Settle has passed.
+	first, maxDelay, maxPasses := r.settleSchedule()
+	delay := first
+	for pass := 1; ; pass++ {
 		if err := s.discover(ctx); err != nil {
 			return err
 		}
 		young := s.youngestUnaccounted()
-		if young.IsZero() || r.opt.DryRun || pass >= 3 {
+		// maxPasses only matters to a clock that stands still (Options.Now).
+		if young.IsZero() || r.opt.DryRun || pass >= maxPasses {
 			break
 		}
-		wait := young.Add(r.opt.Settle).Sub(r.opt.Now())
-		if wait <= 0 {
-			if pass > 0 {
-				break
-			}
-			continue
+		left := young.Add(r.opt.Settle).Sub(r.opt.Now())
+		if left <= 0 {
+			break
 		}
-		r.opt.Log.Debug("reaper: waiting for eventual consistency", "region", region, "wait", wait)
-		if err := sleep(ctx, min(wait, r.opt.Settle)); err != nil {
-			return err
+		if pass == 1 {
+			r.opt.Progress(fmt.Sprintf("waiting up to %s for %s in %s to show up (EC2 is eventually consistent)",
+				left.Round(100*time.Millisecond), s.unaccountedList(), region))
 		}
+		wait := min(delay, left)
+		r.opt.Log.Debug("reaper: waiting for eventual consistency", "region", region, "pass", pass, "wait", wait, "left", left)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("clean up %s: wait for %s to show up: %w", region, s.unaccountedList(), err)
+		}
+		delay = min(delay*2, maxDelay)
 	}
 	s.accountUnmatched()
 	s.removeInstances(ctx)

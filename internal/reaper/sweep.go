@@ -201,6 +201,27 @@ func (s *sweep) youngestUnaccounted() time.Time {
 	return young
 }
 
+// unaccountedList names the ledger entries not found yet that eventual
+// consistency may still be hiding, for a progress message.
+func (s *sweep) unaccountedList() string {
+	horizon := s.r.opt.Now().Add(-s.r.opt.Settle)
+	var names []string
+	for _, res := range s.unmatched {
+		if !res.Intended.After(horizon) {
+			continue
+		}
+		name := res.ID
+		if name == "" {
+			name = res.Token
+		}
+		names = append(names, string(res.Kind)+" "+name)
+	}
+	if len(names) > 3 {
+		names = append(names[:3], fmt.Sprintf("%d more", len(names)-3))
+	}
+	return strings.Join(names, ", ")
+}
+
 // accountUnmatched settles the ledger entries nothing was found for: an
 // id that is gone, or a create call that never created anything.
 func (s *sweep) accountUnmatched() {
