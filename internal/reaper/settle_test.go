@@ -164,6 +164,7 @@ func TestSettleWaitPolls(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each row has its own simulator, and mostly waits
 			var lags []string
 			if tt.lag != "" {
 				lags = append(lags, tt.lag)
@@ -252,6 +253,7 @@ func TestSnapshotTaggedOnceEC2KnowsIt(t *testing.T) {
 		{"whole cleanup", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := lagSim(t, ec2sim.ZeroLatency(), "snapshot:all%1@1500ms-2s")
 			ctx := testCtx(t)
 			f := fixture{t, ctx, simClient(srv.URL(), region)}
