@@ -42,12 +42,15 @@ type Options struct {
 	// a resource still in use (DependencyViolation). Default 10 minutes.
 	WaitTimeout time.Duration
 	// Poll is the first delay between polls and retries; it doubles up to
-	// 15 s. Default 1 s.
+	// 15 s. Default 1 s. Looks for resources EC2 may not show yet (see
+	// Settle) start at Poll or 0.5 s, whichever is shorter.
 	Poll time.Duration
 	// Settle is how long a resource may stay invisible after its create
 	// call (EC2's eventual consistency): a ledger entry younger than this
-	// that is not found yet is looked for again before it counts as never
-	// created or already gone. Default 20 s.
+	// that is not found yet is looked for again, with backoff, until it
+	// is found or Settle has passed, before it counts as never created or
+	// already gone; a call that names a resource made less than Settle ago
+	// retries NotFound as long. Default 20 s.
 	Settle time.Duration
 }
 
@@ -624,26 +627,35 @@ func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Repo
 	s := &sweep{r: r, c: client, region: region, sc: sc, rep: rep}
 
 	// Discover; while a ledger entry is unaccounted for and young enough
-	// to be hidden by eventual consistency, look again.
-	for pass := 0; ; pass++ {
+	// to be hidden by eventual consistency, look again soon: most new
+	// resources show up within a second or two, so the cleanup polls with
+	// backoff rather than sleeping out Settle, and stops as soon as every
+	// entry is found or the youngest one's Settle has passed.
+	first, maxDelay, maxPasses := r.settleSchedule()
+	delay := first
+	for pass := 1; ; pass++ {
 		if err := s.discover(ctx); err != nil {
 			return err
 		}
 		young := s.youngestUnaccounted()
-		if young.IsZero() || r.opt.DryRun || pass >= 3 {
+		// maxPasses only matters to a clock that stands still (Options.Now).
+		if young.IsZero() || r.opt.DryRun || pass >= maxPasses {
 			break
 		}
-		wait := young.Add(r.opt.Settle).Sub(r.opt.Now())
-		if wait <= 0 {
-			if pass > 0 {
-				break
-			}
-			continue
+		left := young.Add(r.opt.Settle).Sub(r.opt.Now())
+		if left <= 0 {
+			break
 		}
-		r.opt.Log.Debug("reaper: waiting for eventual consistency", "region", region, "wait", wait)
-		if err := sleep(ctx, min(wait, r.opt.Settle)); err != nil {
-			return err
+		if pass == 1 {
+			r.opt.Progress(fmt.Sprintf("waiting up to %s for %s in %s to show up (EC2 is eventually consistent)",
+				left.Round(100*time.Millisecond), s.unaccountedList(), region))
 		}
+		wait := min(delay, left)
+		r.opt.Log.Debug("reaper: waiting for eventual consistency", "region", region, "pass", pass, "wait", wait, "left", left)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("clean up %s: wait for %s to show up: %w", region, s.unaccountedList(), err)
+		}
+		delay = min(delay*2, maxDelay)
 	}
 	s.accountUnmatched()
 	s.removeInstances(ctx)
@@ -653,6 +665,25 @@ func (r *Reaper) region(ctx context.Context, region string, sc *scope, rep *Repo
 	s.removeLaunchTemplates(ctx)
 	s.removeImages(ctx)
 	return ctx.Err()
+}
+
+// settleMaxDelay caps the delay between looks for a resource EC2 may not
+// list yet, and between retries of a call EC2 answered NotFound about one.
+const settleMaxDelay = 5 * time.Second
+
+// settleSchedule returns how the cleanup looks again for ledger entries it
+// has not found yet: first delay (Poll, at most 0.5 s), doubling up to
+// maxDelay (a quarter of Settle, at most settleMaxDelay), and passes, the
+// most discover passes that schedule takes to cover Settle, and one more.
+func (r *Reaper) settleSchedule() (first, maxDelay time.Duration, passes int) {
+	first = min(r.opt.Poll, 500*time.Millisecond)
+	maxDelay = max(first, min(settleMaxDelay, r.opt.Settle/4))
+	passes = 2
+	for d, total := first, time.Duration(0); total < r.opt.Settle; d = min(d*2, maxDelay) {
+		total += d
+		passes++
+	}
+	return first, maxDelay, passes
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -685,6 +716,37 @@ func (r *Reaper) retryBusy(ctx context.Context, what string, f func(context.Cont
 			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
 		}
 		delay = min(delay*2, 15*time.Second)
+	}
+}
+
+// retryNotFound calls f, which names a resource made at created (zero:
+// unknown, taken as now), until it succeeds, fails with something other
+// than NotFound, or Settle has passed since created. EC2 may answer
+// NotFound about a resource created moments ago; its guide ("Eventual
+// consistency in the Amazon EC2 API") says to retry with exponential
+// backoff. An older resource that is not found is gone: f's error at once.
+func (r *Reaper) retryNotFound(ctx context.Context, what string, created time.Time, f func(context.Context) error) error {
+	if now := r.opt.Now(); created.IsZero() || created.After(now) {
+		created = now
+	}
+	deadline := created.Add(r.opt.Settle)
+	first, maxDelay, passes := r.settleSchedule()
+	delay := first
+	for try := 1; ; try++ {
+		err := f(ctx)
+		if err == nil || !isGone(err) {
+			return err
+		}
+		left := deadline.Sub(r.opt.Now())
+		if left <= 0 || try >= passes {
+			return err
+		}
+		wait := min(delay, left)
+		r.opt.Log.Debug("reaper: not found yet, retrying", "what", what, "in", wait, "err", err)
+		if serr := sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", what, serr, err)
+		}
+		delay = min(delay*2, maxDelay)
 	}
 }
 

@@ -272,7 +272,7 @@ func TestSnapshotsOfADeregisteredImageStayFindable(t *testing.T) {
 			if r.Swept || !slices.ContainsFunc(r.Left(), func(res ledger.Resource) bool { return res.ID == before[0] }) {
 				t.Errorf("the journal does not list snapshot %s: swept %v, left %+v", before[0], r.Swept, r.Left())
 			}
-			sn, err := f.c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: before})
+			sn, err := f.c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: before}, simtest.RetryNotFound)
 			if err != nil || len(sn.Snapshots) != 1 || tagMap(sn.Snapshots[0].Tags, func(t types.Tag) (*string, *string) { return t.Key, t.Value })[ledger.TagRunID] != tt.run {
 				t.Errorf("snapshot %s not tagged with its run: %v %+v", before[0], err, sn)
 			}

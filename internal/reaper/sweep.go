@@ -201,6 +201,27 @@ func (s *sweep) youngestUnaccounted() time.Time {
 	return young
 }
 
+// unaccountedList names the ledger entries not found yet that eventual
+// consistency may still be hiding, for a progress message.
+func (s *sweep) unaccountedList() string {
+	horizon := s.r.opt.Now().Add(-s.r.opt.Settle)
+	var names []string
+	for _, res := range s.unmatched {
+		if !res.Intended.After(horizon) {
+			continue
+		}
+		name := res.ID
+		if name == "" {
+			name = res.Token
+		}
+		names = append(names, string(res.Kind)+" "+name)
+	}
+	if len(names) > 3 {
+		names = append(names[:3], fmt.Sprintf("%d more", len(names)-3))
+	}
+	return strings.Join(names, ", ")
+}
+
 // accountUnmatched settles the ledger entries nothing was found for: an
 // id that is gone, or a create call that never created anything.
 func (s *sweep) accountUnmatched() {
@@ -571,12 +592,14 @@ func (s *sweep) adoptSnapshots(ctx context.Context, image *found) {
 			untagged = append(untagged, id)
 		}
 	}
-	s.adopt(ctx, image.snapshots, untagged, image.tags)
+	// CreateImage made them with the image.
+	s.adopt(ctx, image.snapshots, untagged, image.tags, image.created)
 }
 
 // adopt journals snapshots (ledger mode) and gives the untagged ones
-// amibake's tags from tags (their image's, or the run's).
-func (s *sweep) adopt(ctx context.Context, ids, untagged []string, tags map[string]string) {
+// amibake's tags from tags (their image's, or the run's); created is when
+// they were made, as far as the caller knows (zero: not known).
+func (s *sweep) adopt(ctx context.Context, ids, untagged []string, tags map[string]string, created time.Time) {
 	for _, id := range ids {
 		if s.sc.j != nil && !s.inLedger[id] && !s.adopted[id] {
 			rec := s.sc.j.ForBuildAt(tags[ledger.TagBuild], s.sc.recorded)
@@ -598,7 +621,13 @@ func (s *sweep) adopt(ctx context.Context, ids, untagged []string, tags map[stri
 	if len(untagged) == 0 || len(ts) == 0 {
 		return
 	}
-	if _, err := s.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: untagged, Tags: ts}); err != nil {
+	// A snapshot made moments ago (an image found as soon as it showed
+	// up) may not be known to CreateTags yet: InvalidSnapshot.NotFound.
+	what := "tag snapshots " + strings.Join(untagged, ", ") + " in " + s.region
+	if err := s.r.retryNotFound(ctx, what, created, func(ctx context.Context) error {
+		_, err := s.c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: untagged, Tags: ts})
+		return err
+	}); err != nil {
 		s.r.opt.Log.Debug("reaper: tag snapshots that only their image tied to the run", "snapshots", untagged, "err", err)
 	}
 }
@@ -638,7 +667,7 @@ func (s *sweep) orphanSnapshots(ctx context.Context) ([]*found, error) {
 		if f.tags[ledger.TagRunID] == "" {
 			f.tags = map[string]string{ledger.TagRunID: s.sc.runID, ledger.TagBuild: build}
 			if !s.r.opt.DryRun {
-				s.adopt(ctx, []string{f.id}, []string{f.id}, f.tags)
+				s.adopt(ctx, []string{f.id}, []string{f.id}, f.tags, f.created)
 			}
 		}
 		out = append(out, f)
