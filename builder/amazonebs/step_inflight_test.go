@@ -20,7 +20,10 @@ import (
 
 // cutShort lets a call of one action reach EC2, then cancels the build
 // and drops the answer: the resource exists but the build never learns
-// its id, as when SIGINT arrives while the create call is in flight.
+// its id, as when SIGINT arrives while the create call is in flight. An
+// answer that created nothing (an error, or a fleet that launched no
+// instance, as when what the call names is not visible yet) goes through:
+// it is the call that creates that is cut short.
 type cutShort struct {
 	action string
 	cancel context.CancelFunc
@@ -34,7 +37,15 @@ func (c *cutShort) Do(r *http.Request) (*http.Response, error) {
 	if err != nil || form.Get("Action") != c.action {
 		return resp, err
 	}
+	answer, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || c.action == "CreateFleet" && !bytes.Contains(answer, []byte("<instanceIds>")) {
+		resp.Body = io.NopCloser(bytes.NewReader(answer))
+		return resp, nil
+	}
 	c.cancel()
 	return nil, context.Canceled
 }
