@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/amibake/amibake/internal/ec2sim"
 	"github.com/amibake/amibake/internal/ec2sim/simtest"
 	"github.com/amibake/amibake/internal/ledger"
 )
@@ -255,5 +256,29 @@ ami_regions = ["xx-nowhere-1"]`))
 	}
 	if inv := srv.Inventory().Regions["eu-west-1"]; len(inv.Images)+len(inv.Snapshots) != 0 {
 		t.Errorf("left: %+v", inv)
+	}
+}
+
+// TestLaunchRefusedJournaled: a RunInstances EC2 refuses for capacity
+// (HTTP 500, retried by the SDK with the same ClientToken, refused each
+// time) launched nothing, and the journal says so: a later cleanup has no
+// intent to wait for.
+func TestLaunchRefusedJournaled(t *testing.T) {
+	srv := apiSim(t)
+	if err := srv.SetFaults(ec2sim.FaultSettings{Rules: []ec2sim.FaultRule{{Action: "RunInstances", Fault: ec2sim.FaultInsufficientCap, Probability: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, u := testState(t, srv, mustConfig(t, noComm+`ami_name = "refused"`))
+	read := journaled(t, st)
+	err := runSteps(t, st)
+	if err == nil || !strings.Contains(err.Error(), "EC2 has no capacity for this instance type") {
+		t.Fatalf("err = %v\n%s", err, u)
+	}
+	if n := srv.Calls()["RunInstances"]; n < 2 {
+		t.Errorf("RunInstances called %d times, want the SDK's retries of a 500", n)
+	}
+	insts := resourcesOf(read(), ledger.KindInstance)
+	if len(insts) != 1 || !insts[0].Resolved || insts[0].ID != "" {
+		t.Errorf("the journal holds %+v, want one instance intent resolved as created nothing", insts)
 	}
 }

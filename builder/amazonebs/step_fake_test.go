@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
@@ -162,11 +164,13 @@ func TestStepLaunchFake(t *testing.T) {
 		wantJournal string // what the run journal got, Run's and Cleanup's
 	}{
 		{
+			// EC2 sends it as a server error (HTTP 500), yet it is an answer.
 			name: "refused for capacity: nothing to clean up, and a hint",
 			fake: &fakeEC2{runInstances: func(*ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
-				return nil, apiError("InsufficientInstanceCapacity")
+				return nil, &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 500}},
+					Err: apiError("InsufficientInstanceCapacity")}
 			}},
-			wantErr:   "launch source instance: api error InsufficientInstanceCapacity: InsufficientInstanceCapacity (fake); EC2 has no capacity",
+			wantErr:   "api error InsufficientInstanceCapacity: InsufficientInstanceCapacity (fake); EC2 has no capacity",
 			wantCalls: "RunInstances token-1\n--",
 			// EC2 answered: the intent is settled, not left for a cleanup.
 			wantJournal: "intend instance token-1\nresolved e-token-1",

@@ -19,13 +19,20 @@ import (
 // maybeCreated reports whether a create call that failed may have created
 // its resource all the same: the build was cancelled while the call was in
 // flight, the connection failed before an answer came, or EC2 answered
-// with a server error. A client error (4xx) means nothing was created.
+// with a server error. A client error (4xx) means nothing was created, and
+// so does a launch refused for capacity: EC2 sends InsufficientInstanceCapacity
+// as a server error (HTTP 500), but it is a decision, and the retries the
+// SDK made with the same ClientToken would have returned an instance an
+// earlier attempt had launched.
 func maybeCreated(ctx context.Context, err error) bool {
 	if err == nil {
 		return false
 	}
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
+	}
+	if launchRefused(err) {
+		return false
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {

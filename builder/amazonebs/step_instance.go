@@ -340,3 +340,7 @@ func launchHint(err error) string {
 	}
 	return ""
 }
+
+// launchRefused reports whether EC2 refused a launch for want of capacity
+// or quota: nothing was launched.
+func launchRefused(err error) bool { return launchHint(err) != "" }
