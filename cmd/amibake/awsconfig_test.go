@@ -11,12 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amibake/amibake/internal/awsclient"
 	"github.com/amibake/amibake/internal/ec2sim"
-	"github.com/amibake/amibake/internal/ec2sim/simtest"
-	"github.com/amibake/amibake/internal/ledger"
 	"github.com/amibake/amibake/internal/ui"
 )
 
@@ -41,17 +38,7 @@ func TestCommandsTakeAWSConfigFromFactory(t *testing.T) {
 	creds := credentials.NewStaticCredentialsProvider("AKIAFACTORY000000001", "factory-secret", "")
 	ctx := context.Background()
 	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil), Credentials: creds})
-	var ts []types.Tag
-	for k, v := range ledger.Tags("run-old", "amazon-ebs.x", time.Now().Add(-3*time.Hour)) {
-		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-	}
-	kp, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("old"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// It stands for a key pair left hours ago: listed by now.
-	simtest.Visible(ctx, t, c, aws.ToString(kp.KeyPairId))
+	runKeyPair(ctx, t, c, "old", "run-old", time.Now().Add(-3*time.Hour))
 
 	loads := 0
 	for _, tc := range []struct {

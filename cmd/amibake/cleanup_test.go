@@ -69,21 +69,8 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 	ctx := context.Background()
 	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), HTTPClient: awsclient.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIASIMULATOR000001", "x", "")})
-	key := func(name string, created time.Time, run string) {
-		var ts []types.Tag
-		for k, v := range ledger.Tags(run, "amazon-ebs.x", created) {
-			ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-		out, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name),
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// It stands for a key pair a build left earlier: listed by now.
-		simtest.Visible(ctx, t, c, aws.ToString(out.KeyPairId))
-	}
-	key("old", time.Now().Add(-3*time.Hour), "run-old")
-	key("young", time.Now(), "run-young")
+	runKeyPair(ctx, t, c, "old", "run-old", time.Now().Add(-3*time.Hour))
+	runKeyPair(ctx, t, c, "young", "run-young", time.Now())
 	if _, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("users-own")}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +101,7 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := j.ForBuild("amazon-ebs.x").Intend(ledger.KindKeyPair, "us-east-1", "dead")
-	key("dead", time.Now(), "run-dead")
+	runKeyPair(ctx, t, c, "dead", "run-dead", time.Now())
 	j.ForBuild("amazon-ebs.x").Created(e, "dead")
 	j.Close()
 	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--run-id", "run-dead", "--ledger-dir", dir)
@@ -122,7 +109,7 @@ func TestCleanupAgainstSimulator(t *testing.T) {
 		t.Fatalf("cleanup --run-id: exit %d\n%s", code, out)
 	}
 	// --run-id with --region: a run whose ledger is elsewhere, by its tags.
-	key("remote", time.Now(), "run-remote")
+	runKeyPair(ctx, t, c, "remote", "run-remote", time.Now())
 	code, out, _ = runTemplateCmd(t, nil, "cleanup", "--run-id", "run-remote", "--region", "us-east-1", "--ledger-dir", dir)
 	if code != 0 || !strings.Contains(out, "1 removed") {
 		t.Fatalf("cleanup --run-id --region: exit %d\n%s", code, out)
@@ -164,16 +151,7 @@ func TestCleanupUsesTheRecordedLocation(t *testing.T) {
 	j.Start("t")
 	rec := j.ForBuildAt("amazon-ebs.x", ledger.Location{Account: "111111111111", Endpoint: right.URL(), STSEndpoint: right.URL()})
 	e, _ := rec.Intend(ledger.KindKeyPair, "us-east-1", "far")
-	var ts []types.Tag
-	for k, v := range ledger.Tags("run-far", "amazon-ebs.x", time.Now()) {
-		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-	}
-	far, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String("far"),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.Visible(ctx, t, c, aws.ToString(far.KeyPairId))
+	runKeyPair(ctx, t, c, "far", "run-far", time.Now())
 	rec.Created(e, "far")
 	j.Close()
 
@@ -414,4 +392,21 @@ func TestCleanupFindsTheSnapshotOfADeregisteredAMI(t *testing.T) {
 	if after := srv.Inventory().Regions["ap-northeast-1"].Snapshots; !slices.Equal(after, base) {
 		t.Errorf("snapshots after cleanup: %v, before the build: %v", after, base)
 	}
+}
+
+// runKeyPair creates key pair name with the tags a build of run made at
+// created gives it, and waits until EC2 lists it: it stands for a key
+// pair a build left earlier.
+func runKeyPair(ctx context.Context, t *testing.T, c *ec2.Client, name, run string, created time.Time) {
+	t.Helper()
+	var ts []types.Tag
+	for k, v := range ledger.Tags(run, "amazon-ebs.x", created) {
+		ts = append(ts, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	out, err := c.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{KeyName: aws.String(name),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeKeyPair, Tags: ts}}})
+	if err != nil {
+		t.Fatalf("create key pair %s: %v", name, err)
+	}
+	simtest.Visible(ctx, t, c, aws.ToString(out.KeyPairId))
 }
