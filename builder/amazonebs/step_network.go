@@ -226,8 +226,6 @@ func ConnectsPublicly(c *Config, subnetID string, mapPublicIP *bool) bool {
 	return subnetID == "" // default subnets map public IPs
 }
 
-func connectsPublicly(s *State) bool { return ConnectsPublicly(s.Config, s.SubnetID, s.MapPublicIP) }
-
 // CheckIPURL is the what-is-my-IP service a build asks for this machine's
 // public address: temporary_security_group_source_public_ip_url, else
 // $AMIBAKE_CHECKIP_URL, else DefaultCheckIPURL.

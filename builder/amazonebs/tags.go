@@ -104,9 +104,6 @@ func ec2Filters(m map[string]string) []types.Filter {
 	return out
 }
 
-// TagMap turns EC2 tags into a map.
-func TagMap(tags []types.Tag) map[string]string { return tagMap(tags) }
-
 func tagMap(tags []types.Tag) map[string]string {
 	m := make(map[string]string, len(tags))
 	for _, t := range tags {

@@ -46,21 +46,6 @@ func ProtectIDs(amis map[string]string, why string) func(Image) string {
 	}
 }
 
-// AnyOf combines protections: the first reason wins.
-func AnyOf(ps ...func(Image) string) func(Image) string {
-	return func(im Image) string {
-		for _, p := range ps {
-			if p == nil {
-				continue
-			}
-			if why := p(im); why != "" {
-				return why
-			}
-		}
-		return ""
-	}
-}
-
 // LedgerRegions are the regions where the local ledger's runs made AMIs:
 // where copies of a team's builds live, when --region is not given.
 func LedgerRegions(runs []*ledger.Run) []string {

@@ -217,12 +217,3 @@ func (b *buildUI) Machine(kind string, data ...string) { b.root.machine(b.name, 
 func (b *buildUI) Ask(ctx context.Context, q string) (string, error) {
 	return b.root.doAsk(ctx, "==> "+b.name+": "+q)
 }
-
-// Discard is a UI that drops everything; for code paths with no user.
-type Discard struct{}
-
-func (Discard) Say(string)                                  {}
-func (Discard) Message(string)                              {}
-func (Discard) Error(string)                                {}
-func (Discard) Machine(string, ...string)                   {}
-func (Discard) Ask(context.Context, string) (string, error) { return "", ErrNoPrompt }

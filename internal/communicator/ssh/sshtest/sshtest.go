@@ -335,17 +335,6 @@ func (s *Server) signalSessions(sig syscall.Signal) {
 	}
 }
 
-// Sessions returns the number of processes sshd has started.
-func (s *Server) Sessions() int {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil {
-		return 0
-	}
-	return len(Descendants(cmd.Process.Pid))
-}
-
 // Log returns what sshd has logged so far.
 func (s *Server) Log() string { return s.log.String() }
 
